@@ -1,0 +1,43 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "swift-slm",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "SLMTensor", targets: ["SLMTensor"]),
+        .library(name: "SLMModels", targets: ["SLMModels"]),
+        .library(name: "SLMTrain", targets: ["SLMTrain"]),
+        .executable(name: "slm", targets: ["slm"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // CPU kernels in C: scalar reference versions plus AVX2 / AVX-512 versions
+        // chosen at run time, and the matrix-multiply backends (oneDNN, CBLAS,
+        // Accelerate) loaded at run time. No compiler flags: the ISA lives in
+        // target attributes, so the package stays usable as a dependency.
+        .target(
+            name: "CSLMKernels",
+            linkerSettings: [
+                .linkedLibrary("dl", .when(platforms: [.linux])),
+                .linkedLibrary("m", .when(platforms: [.linux])),
+                .linkedFramework("Accelerate", .when(platforms: [.macOS])),
+            ]
+        ),
+        .target(name: "SLMTensor", dependencies: ["CSLMKernels"]),
+        .target(name: "SLMModels", dependencies: ["SLMTensor"]),
+        .target(name: "SLMTrain", dependencies: ["SLMTensor", "SLMModels"]),
+        .executableTarget(
+            name: "slm",
+            dependencies: [
+                "SLMTensor", "SLMModels", "SLMTrain",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "SLMTensorTests", dependencies: ["SLMTensor", "CSLMKernels"]),
+        .testTarget(name: "SLMTrainTests", dependencies: ["SLMTrain", "SLMModels", "SLMTensor"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,178 @@
+// Picks the kernel table for this CPU once, and forwards every public entry point to it.
+#include "internal.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const slm_kernel_table slm_kernels_scalar = {
+    .add = slm_add_ref,
+    .sub = slm_sub_ref,
+    .mul = slm_mul_ref,
+    .scale = slm_scale_ref,
+    .axpy = slm_axpy_ref,
+    .add_rowvec = slm_add_rowvec_ref,
+    .colsum_acc = slm_colsum_acc_ref,
+    .sum = slm_sum_ref,
+    .gelu_fwd = slm_gelu_fwd_ref,
+    .gelu_bwd = slm_gelu_bwd_ref,
+    .silu_fwd = slm_silu_fwd_ref,
+    .silu_bwd = slm_silu_bwd_ref,
+    .swiglu_fwd = slm_swiglu_fwd_ref,
+    .swiglu_bwd = slm_swiglu_bwd_ref,
+    .softmax_fwd = slm_softmax_fwd_ref,
+    .softmax_bwd = slm_softmax_bwd_ref,
+    .layernorm_fwd = slm_layernorm_fwd_ref,
+    .layernorm_bwd = slm_layernorm_bwd_ref,
+    .rmsnorm_fwd = slm_rmsnorm_fwd_ref,
+    .rmsnorm_bwd = slm_rmsnorm_bwd_ref,
+    .xent_fwd = slm_xent_fwd_ref,
+    .xent_bwd = slm_xent_bwd_ref,
+    .attention_fwd = slm_attention_fwd_ref,
+    .attention_bwd = slm_attention_bwd_ref,
+};
+
+slm_isa slm_isa_detected(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return SLM_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SLM_ISA_AVX2;
+#endif
+    return SLM_ISA_SCALAR;
+}
+
+int slm_cpu_has_avx512bf16(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+static const slm_kernel_table *table_for(slm_isa isa) {
+#if defined(__x86_64__)
+    if (isa == SLM_ISA_AVX512) return &slm_kernels_avx512;
+    if (isa == SLM_ISA_AVX2) return &slm_kernels_avx2;
+#endif
+    return &slm_kernels_scalar;
+}
+
+// -1 until first use. SLM_ISA=scalar|avx2|avx512 caps the level (for testing the
+// slower paths on a fast machine).
+static _Atomic int active_isa = -1;
+
+static slm_isa initial_isa(void) {
+    slm_isa best = slm_isa_detected();
+    const char *env = getenv("SLM_ISA");
+    if (env) {
+        slm_isa want = best;
+        if (strcmp(env, "scalar") == 0) want = SLM_ISA_SCALAR;
+        else if (strcmp(env, "avx2") == 0) want = SLM_ISA_AVX2;
+        else if (strcmp(env, "avx512") == 0) want = SLM_ISA_AVX512;
+        if (want < best) best = want;
+    }
+    return best;
+}
+
+slm_isa slm_isa_active(void) {
+    int isa = atomic_load_explicit(&active_isa, memory_order_relaxed);
+    if (isa < 0) {
+        isa = (int)initial_isa();
+        atomic_store(&active_isa, isa);
+    }
+    return (slm_isa)isa;
+}
+
+slm_isa slm_isa_set(slm_isa isa) {
+    slm_isa best = slm_isa_detected();
+    if (isa > best) isa = best;
+    atomic_store(&active_isa, (int)isa);
+    return isa;
+}
+
+const char *slm_isa_name(slm_isa isa) {
+    switch (isa) {
+    case SLM_ISA_AVX512: return "avx512";
+    case SLM_ISA_AVX2: return "avx2";
+    default: return "scalar";
+    }
+}
+
+const slm_kernel_table *slm_kernel_table_for(slm_isa isa) {
+    slm_isa best = slm_isa_detected();
+    return table_for(isa > best ? best : isa);
+}
+
+#define K (table_for(slm_isa_active()))
+
+void slm_add(int64_t n, const float *a, const float *b, float *y) { K->add(n, a, b, y); }
+void slm_sub(int64_t n, const float *a, const float *b, float *y) { K->sub(n, a, b, y); }
+void slm_mul(int64_t n, const float *a, const float *b, float *y) { K->mul(n, a, b, y); }
+void slm_scale(int64_t n, float alpha, const float *x, float *y) { K->scale(n, alpha, x, y); }
+void slm_axpy(int64_t n, float alpha, const float *x, float *y) { K->axpy(n, alpha, x, y); }
+void slm_add_rowvec(int64_t rows, int64_t cols, const float *x, const float *b, float *y) {
+    K->add_rowvec(rows, cols, x, b, y);
+}
+void slm_colsum_acc(int64_t rows, int64_t cols, const float *dy, float *db) {
+    K->colsum_acc(rows, cols, dy, db);
+}
+double slm_sum(int64_t n, const float *x) { return K->sum(n, x); }
+void slm_gelu_fwd(int64_t n, const float *x, float *y) { K->gelu_fwd(n, x, y); }
+void slm_gelu_bwd(int64_t n, const float *x, const float *dy, float *dx) { K->gelu_bwd(n, x, dy, dx); }
+void slm_silu_fwd(int64_t n, const float *x, float *y) { K->silu_fwd(n, x, y); }
+void slm_silu_bwd(int64_t n, const float *x, const float *dy, float *dx) { K->silu_bwd(n, x, dy, dx); }
+void slm_swiglu_fwd(int64_t n, const float *g, const float *u, float *y) { K->swiglu_fwd(n, g, u, y); }
+void slm_swiglu_bwd(int64_t n, const float *g, const float *u, const float *dy, float *dg, float *du) {
+    K->swiglu_bwd(n, g, u, dy, dg, du);
+}
+void slm_softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
+    K->softmax_fwd(rows, cols, x, y);
+}
+void slm_softmax_bwd(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx) {
+    K->softmax_bwd(rows, cols, y, dy, dx);
+}
+void slm_layernorm_fwd(int64_t rows, int64_t cols, const float *x, const float *w, const float *b,
+                       float eps, float *y, float *mean, float *rstd) {
+    K->layernorm_fwd(rows, cols, x, w, b, eps, y, mean, rstd);
+}
+void slm_layernorm_bwd(int64_t rows, int64_t cols, const float *x, const float *w,
+                       const float *mean, const float *rstd, const float *dy, float *dx,
+                       float *dw, float *db) {
+    K->layernorm_bwd(rows, cols, x, w, mean, rstd, dy, dx, dw, db);
+}
+void slm_rmsnorm_fwd(int64_t rows, int64_t cols, const float *x, const float *w, float eps,
+                     float *y, float *rstd) {
+    K->rmsnorm_fwd(rows, cols, x, w, eps, y, rstd);
+}
+void slm_rmsnorm_bwd(int64_t rows, int64_t cols, const float *x, const float *w,
+                     const float *rstd, const float *dy, float *dx, float *dw) {
+    K->rmsnorm_bwd(rows, cols, x, w, rstd, dy, dx, dw);
+}
+void slm_xent_fwd(int64_t rows, int64_t cols, const float *logits, const int32_t *targets,
+                  int32_t ignore_index, float *loss, float *lse) {
+    K->xent_fwd(rows, cols, logits, targets, ignore_index, loss, lse);
+}
+void slm_xent_bwd(int64_t rows, int64_t cols, const float *logits, const int32_t *targets,
+                  int32_t ignore_index, const float *lse, float scale, float *dlogits) {
+    K->xent_bwd(rows, cols, logits, targets, ignore_index, lse, scale, dlogits);
+}
+void slm_attention_fwd(const slm_attention_args *a, int64_t task_begin, int64_t task_end) {
+    K->attention_fwd(a, task_begin, task_end);
+}
+void slm_attention_bwd(const slm_attention_args *a, const float *dout, float *dq, float *dk,
+                       float *dv, int64_t task_begin, int64_t task_end) {
+    K->attention_bwd(a, dout, dq, dk, dv, task_begin, task_end);
+}
+
+void slm_f32_to_bf16(int64_t n, const float *x, uint16_t *y) {
+#if defined(__x86_64__)
+    if (slm_cpu_has_avx512bf16() && slm_isa_active() == SLM_ISA_AVX512) {
+        slm_f32_to_bf16_avx512bf16(n, x, y);
+        return;
+    }
+#endif
+    slm_f32_to_bf16_ref(n, x, y);
+}

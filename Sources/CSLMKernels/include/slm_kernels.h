@@ -1,0 +1,247 @@
+// swift-slm CPU kernels.
+//
+// Every kernel works on raw row-major float buffers; the tensor layer above decides
+// shapes and threads. Each kernel exists as a plain scalar reference (`*_ref`) and as
+// SIMD versions (AVX2, AVX-512) compiled with function target attributes; the
+// un-suffixed entry point dispatches to the best version this CPU supports.
+//
+// Conventions: counts are int64_t; "backward" kernels ADD into their gradient
+// outputs (dx += ...), so gradients of a tensor used twice accumulate naturally.
+#ifndef SLM_KERNELS_H
+#define SLM_KERNELS_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: - CPU features and dispatch
+
+typedef enum {
+    SLM_ISA_SCALAR = 0,
+    SLM_ISA_AVX2 = 1,
+    SLM_ISA_AVX512 = 2,
+} slm_isa;
+
+/// Best instruction set this CPU supports for the elementwise/row kernels.
+slm_isa slm_isa_detected(void);
+/// The instruction set the dispatching entry points use now.
+slm_isa slm_isa_active(void);
+/// Forces a (supported) level; returns the level actually set. For benchmarks.
+slm_isa slm_isa_set(slm_isa isa);
+const char *slm_isa_name(slm_isa isa);
+/// 1 if the CPU executes AVX-512 BF16 instructions (vdpbf16ps, vcvtneps2bf16).
+int slm_cpu_has_avx512bf16(void);
+
+// MARK: - Elementwise (y may alias an input)
+
+void slm_add(int64_t n, const float *a, const float *b, float *y);
+void slm_sub(int64_t n, const float *a, const float *b, float *y);
+void slm_mul(int64_t n, const float *a, const float *b, float *y);
+/// y = alpha * x
+void slm_scale(int64_t n, float alpha, const float *x, float *y);
+/// y += alpha * x
+void slm_axpy(int64_t n, float alpha, const float *x, float *y);
+/// y[r, :] = x[r, :] + b  (b has `cols` entries)
+void slm_add_rowvec(int64_t rows, int64_t cols, const float *x, const float *b, float *y);
+/// db += sum over rows of dy[r, :]
+void slm_colsum_acc(int64_t rows, int64_t cols, const float *dy, float *db);
+/// Sum of x, accumulated in double.
+double slm_sum(int64_t n, const float *x);
+
+/// GELU, tanh approximation (GPT-2).
+void slm_gelu_fwd(int64_t n, const float *x, float *y);
+void slm_gelu_bwd(int64_t n, const float *x, const float *dy, float *dx);
+/// SiLU: x * sigmoid(x).
+void slm_silu_fwd(int64_t n, const float *x, float *y);
+void slm_silu_bwd(int64_t n, const float *x, const float *dy, float *dx);
+/// SwiGLU: y = silu(g) * u.
+void slm_swiglu_fwd(int64_t n, const float *g, const float *u, float *y);
+void slm_swiglu_bwd(int64_t n, const float *g, const float *u, const float *dy,
+                    float *dg, float *du);
+
+// MARK: - Row kernels (rows of `cols` contiguous floats)
+
+void slm_softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y);
+void slm_softmax_bwd(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx);
+
+/// w and b may be NULL (no affine). mean and rstd receive one value per row.
+void slm_layernorm_fwd(int64_t rows, int64_t cols, const float *x, const float *w,
+                       const float *b, float eps, float *y, float *mean, float *rstd);
+/// dw and db may be NULL.
+void slm_layernorm_bwd(int64_t rows, int64_t cols, const float *x, const float *w,
+                       const float *mean, const float *rstd, const float *dy,
+                       float *dx, float *dw, float *db);
+
+void slm_rmsnorm_fwd(int64_t rows, int64_t cols, const float *x, const float *w,
+                     float eps, float *y, float *rstd);
+void slm_rmsnorm_bwd(int64_t rows, int64_t cols, const float *x, const float *w,
+                     const float *rstd, const float *dy, float *dx, float *dw);
+
+/// Cross-entropy of logits against targets; rows whose target equals `ignore_index`
+/// get loss 0. Writes the per-row loss and log-sum-exp.
+void slm_xent_fwd(int64_t rows, int64_t cols, const float *logits, const int32_t *targets,
+                  int32_t ignore_index, float *loss, float *lse);
+/// dlogits += scale * (softmax(logits) - onehot(target)) on rows that are not ignored.
+void slm_xent_bwd(int64_t rows, int64_t cols, const float *logits, const int32_t *targets,
+                  int32_t ignore_index, const float *lse, float scale, float *dlogits);
+
+// MARK: - Rotary position embedding ("rotate half" pairing, as Hugging Face Llama)
+
+/// x: [B, T, H, D]; cos/sin: tables [T_max, D/2]; positions start at `pos0`.
+/// inverse != 0 rotates by the negative angle (the backward pass).
+void slm_rope(int64_t B, int64_t T, int64_t H, int64_t D, int64_t pos0,
+              const float *cos_table, const float *sin_table, const float *x, float *y,
+              int inverse);
+
+// MARK: - Fused causal attention
+
+/// q: [B, Tq, Hq, D]; k, v: [B, Tk, Hkv, D]; out: [B, Tq, Hq, D];
+/// lse (optional): [B, Hq, Tq]. Query i sees keys j <= i + (Tk - Tq).
+/// Hq must be a multiple of Hkv (grouped-query attention).
+typedef struct {
+    int64_t B, Tq, Tk, Hq, Hkv, D;
+    float scale;
+    const float *q, *k, *v;
+    float *out;
+    float *lse;
+} slm_attention_args;
+
+/// Processes the (batch, kv-head) tasks [task_begin, task_end) of B*Hkv tasks.
+void slm_attention_fwd(const slm_attention_args *a, int64_t task_begin, int64_t task_end);
+/// Gradients are added into dq [B,Tq,Hq,D], dk and dv [B,Tk,Hkv,D]. Needs out and lse
+/// from the forward pass; recomputes the probabilities instead of storing them.
+void slm_attention_bwd(const slm_attention_args *a, const float *dout, float *dq, float *dk,
+                       float *dv, int64_t task_begin, int64_t task_end);
+
+// MARK: - bfloat16
+
+void slm_f32_to_bf16(int64_t n, const float *x, uint16_t *y);
+void slm_bf16_to_f32(int64_t n, const uint16_t *x, float *y);
+
+// MARK: - Per-ISA kernel tables (for tests and benchmarks that compare versions)
+
+typedef struct {
+    void (*add)(int64_t, const float *, const float *, float *);
+    void (*sub)(int64_t, const float *, const float *, float *);
+    void (*mul)(int64_t, const float *, const float *, float *);
+    void (*scale)(int64_t, float, const float *, float *);
+    void (*axpy)(int64_t, float, const float *, float *);
+    void (*add_rowvec)(int64_t, int64_t, const float *, const float *, float *);
+    void (*colsum_acc)(int64_t, int64_t, const float *, float *);
+    double (*sum)(int64_t, const float *);
+    void (*gelu_fwd)(int64_t, const float *, float *);
+    void (*gelu_bwd)(int64_t, const float *, const float *, float *);
+    void (*silu_fwd)(int64_t, const float *, float *);
+    void (*silu_bwd)(int64_t, const float *, const float *, float *);
+    void (*swiglu_fwd)(int64_t, const float *, const float *, float *);
+    void (*swiglu_bwd)(int64_t, const float *, const float *, const float *, float *, float *);
+    void (*softmax_fwd)(int64_t, int64_t, const float *, float *);
+    void (*softmax_bwd)(int64_t, int64_t, const float *, const float *, float *);
+    void (*layernorm_fwd)(int64_t, int64_t, const float *, const float *, const float *, float,
+                          float *, float *, float *);
+    void (*layernorm_bwd)(int64_t, int64_t, const float *, const float *, const float *,
+                          const float *, const float *, float *, float *, float *);
+    void (*rmsnorm_fwd)(int64_t, int64_t, const float *, const float *, float, float *, float *);
+    void (*rmsnorm_bwd)(int64_t, int64_t, const float *, const float *, const float *,
+                        const float *, float *, float *);
+    void (*xent_fwd)(int64_t, int64_t, const float *, const int32_t *, int32_t, float *, float *);
+    void (*xent_bwd)(int64_t, int64_t, const float *, const int32_t *, int32_t, const float *,
+                     float, float *);
+    void (*attention_fwd)(const slm_attention_args *, int64_t, int64_t);
+    void (*attention_bwd)(const slm_attention_args *, const float *, float *, float *, float *,
+                          int64_t, int64_t);
+} slm_kernel_table;
+
+/// The kernels built for `isa` (the scalar table when this CPU or build lacks it).
+const slm_kernel_table *slm_kernel_table_for(slm_isa isa);
+
+// MARK: - Scalar reference versions (tests compare the fast kernels against these)
+
+void slm_add_ref(int64_t n, const float *a, const float *b, float *y);
+void slm_sub_ref(int64_t n, const float *a, const float *b, float *y);
+void slm_mul_ref(int64_t n, const float *a, const float *b, float *y);
+void slm_scale_ref(int64_t n, float alpha, const float *x, float *y);
+double slm_sum_ref(int64_t n, const float *x);
+void slm_axpy_ref(int64_t n, float alpha, const float *x, float *y);
+void slm_add_rowvec_ref(int64_t rows, int64_t cols, const float *x, const float *b, float *y);
+void slm_colsum_acc_ref(int64_t rows, int64_t cols, const float *dy, float *db);
+void slm_gelu_fwd_ref(int64_t n, const float *x, float *y);
+void slm_gelu_bwd_ref(int64_t n, const float *x, const float *dy, float *dx);
+void slm_silu_fwd_ref(int64_t n, const float *x, float *y);
+void slm_silu_bwd_ref(int64_t n, const float *x, const float *dy, float *dx);
+void slm_swiglu_fwd_ref(int64_t n, const float *g, const float *u, float *y);
+void slm_swiglu_bwd_ref(int64_t n, const float *g, const float *u, const float *dy,
+                        float *dg, float *du);
+void slm_softmax_fwd_ref(int64_t rows, int64_t cols, const float *x, float *y);
+void slm_softmax_bwd_ref(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx);
+void slm_layernorm_fwd_ref(int64_t rows, int64_t cols, const float *x, const float *w,
+                           const float *b, float eps, float *y, float *mean, float *rstd);
+void slm_layernorm_bwd_ref(int64_t rows, int64_t cols, const float *x, const float *w,
+                           const float *mean, const float *rstd, const float *dy,
+                           float *dx, float *dw, float *db);
+void slm_rmsnorm_fwd_ref(int64_t rows, int64_t cols, const float *x, const float *w,
+                         float eps, float *y, float *rstd);
+void slm_rmsnorm_bwd_ref(int64_t rows, int64_t cols, const float *x, const float *w,
+                         const float *rstd, const float *dy, float *dx, float *dw);
+void slm_xent_fwd_ref(int64_t rows, int64_t cols, const float *logits, const int32_t *targets,
+                      int32_t ignore_index, float *loss, float *lse);
+void slm_xent_bwd_ref(int64_t rows, int64_t cols, const float *logits, const int32_t *targets,
+                      int32_t ignore_index, const float *lse, float scale, float *dlogits);
+void slm_attention_fwd_ref(const slm_attention_args *a, int64_t task_begin, int64_t task_end);
+void slm_attention_bwd_ref(const slm_attention_args *a, const float *dout, float *dq, float *dk,
+                           float *dv, int64_t task_begin, int64_t task_end);
+void slm_f32_to_bf16_ref(int64_t n, const float *x, uint16_t *y);
+
+// MARK: - Matrix multiply (row-major): C = alpha * op(A) op(B) + beta * C
+
+typedef enum {
+    SLM_GEMM_REFERENCE = 0,  ///< the plain loops below, always available
+    SLM_GEMM_CBLAS = 1,      ///< OpenBLAS (or another CBLAS) loaded at run time
+    SLM_GEMM_ONEDNN = 2,     ///< oneDNN matmul primitives, loaded at run time
+    SLM_GEMM_ACCELERATE = 3, ///< Apple Accelerate
+} slm_gemm_backend;
+
+/// Loads the fastest backend available (once; later calls return it). The order is
+/// oneDNN, Accelerate, CBLAS, reference; SLM_GEMM_BACKEND=onednn|cblas|reference
+/// overrides it. Safe to call from any thread.
+slm_gemm_backend slm_gemm_init(void);
+slm_gemm_backend slm_gemm_backend_active(void);
+const char *slm_gemm_backend_name(slm_gemm_backend b);
+/// Why a preferred backend could not be loaded (empty when nothing failed).
+const char *slm_gemm_load_notes(void);
+/// Threads the BLAS library may use.
+void slm_gemm_set_threads(int n);
+
+/// Batched: for i in [0, batch): C_i = alpha*op(A_i)op(B_i) + beta*C_i with
+/// A_i = A + i*stride_a (stride 0 broadcasts one matrix), likewise B and C.
+/// op(A) is M x K, op(B) is K x N, C is M x N. Returns 0 on success.
+int slm_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+              float *C, int64_t ldc, int64_t batch, int64_t stride_a, int64_t stride_b,
+              int64_t stride_c);
+/// Same with bfloat16 operands and float32 accumulation and output.
+int slm_gemm_bf16(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  const uint16_t *A, int64_t lda, const uint16_t *B, int64_t ldb, float beta,
+                  float *C, int64_t ldc, int64_t batch, int64_t stride_a, int64_t stride_b,
+                  int64_t stride_c);
+/// The plain triple loop, for tests.
+void slm_sgemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                   float *C, int64_t ldc);
+
+// MARK: - Machine peaks (for benchmark shares of peak)
+
+/// FLOP/s one thread reaches with independent fused multiply-adds at the widest
+/// vector width (bf16 != 0: vdpbf16ps, counted as 2 FLOP per bf16 pair), over about
+/// `seconds`. Returns 0 when the CPU lacks the instructions.
+double slm_measure_fma_flops(int bf16, double seconds);
+/// Bytes/s one thread streams through a read+write triad over `bytes` of memory.
+double slm_measure_triad_bandwidth(int64_t bytes, int repeats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,566 @@
+// SIMD kernels written once against a handful of vector macros, then compiled for each
+// instruction set by simd_avx512.c and simd_avx2.c (which define the macros and wrap
+// this file in a target attribute). Vector bodies run over whole vectors; tails fall
+// back to scalar code. Not a public header: include only from those two files.
+//
+// Required macros: VW (lanes), vf / vi (float / int32 vectors), V_LOAD, V_STORE, V_SET1,
+// V_ZERO, V_ADD, V_SUB, V_MUL, V_DIV, V_MAX, V_MIN, V_FMA(a,b,c) = a*b+c, V_ROUND,
+// V_CVTI, V_IADD, V_ISET1, V_ISLLI, V_ICAST, V_HSUM, V_HMAX, FN(name).
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+// e^x for x in roughly [-87, 88]: range reduction by ln 2, degree-6 polynomial
+// (Cephes' expf coefficients), exponent rebuilt with integer arithmetic.
+static inline vf FN(vexp)(vf x) {
+    x = V_MIN(V_MAX(x, V_SET1(-87.3f)), V_SET1(88.3f));
+    vf n = V_ROUND(V_MUL(x, V_SET1(1.44269504088896341f)));
+    vf r = V_FMA(n, V_SET1(-0.693359375f), x);
+    r = V_FMA(n, V_SET1(2.12194440e-4f), r);
+    vf p = V_SET1(1.9875691500e-4f);
+    p = V_FMA(p, r, V_SET1(1.3981999507e-3f));
+    p = V_FMA(p, r, V_SET1(8.3334519073e-3f));
+    p = V_FMA(p, r, V_SET1(4.1665795894e-2f));
+    p = V_FMA(p, r, V_SET1(1.6666665459e-1f));
+    p = V_FMA(p, r, V_SET1(5.0000001201e-1f));
+    p = V_FMA(p, V_MUL(r, r), V_ADD(r, V_SET1(1.0f)));
+    vi e = V_ISLLI(V_IADD(V_CVTI(n), V_ISET1(127)), 23);
+    return V_MUL(p, V_ICAST(e));
+}
+
+static inline vf FN(vsigmoid)(vf x) {
+    vf one = V_SET1(1.0f);
+    return V_DIV(one, V_ADD(one, FN(vexp)(V_SUB(V_ZERO(), x))));
+}
+
+// tanh(u) = 1 - 2 / (1 + e^{2u}); saturates correctly at both ends.
+static inline vf FN(vtanh)(vf u) {
+    vf one = V_SET1(1.0f);
+    vf e = FN(vexp)(V_ADD(u, u));
+    return V_SUB(one, V_DIV(V_SET1(2.0f), V_ADD(one, e)));
+}
+
+static inline float FN(sigmoid1)(float v) { return 1.0f / (1.0f + expf(-v)); }
+
+#define SLM_BINARY(name, VOP, EXPR)                                                        \
+    static void FN(name)(int64_t n, const float *a, const float *b, float *y) {            \
+        int64_t i = 0;                                                                     \
+        for (; i + VW <= n; i += VW) V_STORE(y + i, VOP(V_LOAD(a + i), V_LOAD(b + i)));    \
+        for (; i < n; i++) y[i] = EXPR;                                                    \
+    }
+SLM_BINARY(add, V_ADD, a[i] + b[i])
+SLM_BINARY(sub, V_SUB, a[i] - b[i])
+SLM_BINARY(mul, V_MUL, a[i] * b[i])
+#undef SLM_BINARY
+
+static void FN(scale)(int64_t n, float alpha, const float *x, float *y) {
+    vf va = V_SET1(alpha);
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) V_STORE(y + i, V_MUL(va, V_LOAD(x + i)));
+    for (; i < n; i++) y[i] = alpha * x[i];
+}
+
+static void FN(axpy)(int64_t n, float alpha, const float *x, float *y) {
+    vf va = V_SET1(alpha);
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) V_STORE(y + i, V_FMA(va, V_LOAD(x + i), V_LOAD(y + i)));
+    for (; i < n; i++) y[i] += alpha * x[i];
+}
+
+static void FN(add_rowvec)(int64_t rows, int64_t cols, const float *x, const float *b, float *y) {
+    for (int64_t r = 0; r < rows; r++) FN(add)(cols, x + r * cols, b, y + r * cols);
+}
+
+static void FN(colsum_acc)(int64_t rows, int64_t cols, const float *dy, float *db) {
+    for (int64_t r = 0; r < rows; r++) FN(add)(cols, db, dy + r * cols, db);
+}
+
+static double FN(sum)(int64_t n, const float *x) {
+    // Float lanes over blocks of 4096, blocks summed in double: fast and accurate enough.
+    double total = 0;
+    for (int64_t start = 0; start < n; start += 4096) {
+        int64_t end = start + 4096 < n ? start + 4096 : n, i = start;
+        vf acc = V_ZERO();
+        for (; i + VW <= end; i += VW) acc = V_ADD(acc, V_LOAD(x + i));
+        double part = V_HSUM(acc);
+        for (; i < end; i++) part += x[i];
+        total += part;
+    }
+    return total;
+}
+
+#define GELU_K 0.7978845608028654f
+#define GELU_C 0.044715f
+
+static void FN(gelu_fwd)(int64_t n, const float *x, float *y) {
+    const vf k = V_SET1(GELU_K), c = V_SET1(GELU_C), half = V_SET1(0.5f), one = V_SET1(1.0f);
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        vf v = V_LOAD(x + i);
+        vf t = FN(vtanh)(V_MUL(V_MUL(k, v), V_FMA(c, V_MUL(v, v), one)));
+        V_STORE(y + i, V_MUL(V_MUL(half, v), V_ADD(one, t)));
+    }
+    for (; i < n; i++) {
+        float v = x[i], t = tanhf(GELU_K * (v + GELU_C * v * v * v));
+        y[i] = 0.5f * v * (1.0f + t);
+    }
+}
+
+static void FN(gelu_bwd)(int64_t n, const float *x, const float *dy, float *dx) {
+    const vf k = V_SET1(GELU_K), c = V_SET1(GELU_C), c3 = V_SET1(3.0f * GELU_C);
+    const vf half = V_SET1(0.5f), one = V_SET1(1.0f);
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        vf v = V_LOAD(x + i), v2 = V_MUL(v, v);
+        vf t = FN(vtanh)(V_MUL(V_MUL(k, v), V_FMA(c, v2, one)));
+        vf dt = V_MUL(k, V_FMA(c3, v2, one));
+        vf sech2 = V_SUB(one, V_MUL(t, t));
+        vf d = V_FMA(V_MUL(half, v), V_MUL(sech2, dt), V_MUL(half, V_ADD(one, t)));
+        V_STORE(dx + i, V_FMA(V_LOAD(dy + i), d, V_LOAD(dx + i)));
+    }
+    for (; i < n; i++) {
+        float v = x[i], t = tanhf(GELU_K * (v + GELU_C * v * v * v));
+        float dt = GELU_K * (1.0f + 3.0f * GELU_C * v * v);
+        dx[i] += dy[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * dt);
+    }
+}
+
+static void FN(silu_fwd)(int64_t n, const float *x, float *y) {
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        vf v = V_LOAD(x + i);
+        V_STORE(y + i, V_MUL(v, FN(vsigmoid)(v)));
+    }
+    for (; i < n; i++) y[i] = x[i] * FN(sigmoid1)(x[i]);
+}
+
+// d silu / dx = s (1 + x (1 - s))
+static inline vf FN(vsilu_grad)(vf v, vf s) {
+    vf one = V_SET1(1.0f);
+    return V_MUL(s, V_FMA(v, V_SUB(one, s), one));
+}
+
+static void FN(silu_bwd)(int64_t n, const float *x, const float *dy, float *dx) {
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        vf v = V_LOAD(x + i);
+        vf d = FN(vsilu_grad)(v, FN(vsigmoid)(v));
+        V_STORE(dx + i, V_FMA(V_LOAD(dy + i), d, V_LOAD(dx + i)));
+    }
+    for (; i < n; i++) {
+        float s = FN(sigmoid1)(x[i]);
+        dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
+static void FN(swiglu_fwd)(int64_t n, const float *g, const float *u, float *y) {
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        vf v = V_LOAD(g + i);
+        V_STORE(y + i, V_MUL(V_MUL(v, FN(vsigmoid)(v)), V_LOAD(u + i)));
+    }
+    for (; i < n; i++) y[i] = g[i] * FN(sigmoid1)(g[i]) * u[i];
+}
+
+static void FN(swiglu_bwd)(int64_t n, const float *g, const float *u, const float *dy,
+                           float *dg, float *du) {
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        vf v = V_LOAD(g + i), s = FN(vsigmoid)(v), d = V_LOAD(dy + i);
+        V_STORE(dg + i, V_FMA(V_MUL(d, V_LOAD(u + i)), FN(vsilu_grad)(v, s), V_LOAD(dg + i)));
+        V_STORE(du + i, V_FMA(d, V_MUL(v, s), V_LOAD(du + i)));
+    }
+    for (; i < n; i++) {
+        float s = FN(sigmoid1)(g[i]);
+        dg[i] += dy[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+        du[i] += dy[i] * g[i] * s;
+    }
+}
+
+static inline float FN(row_max)(int64_t n, const float *x) {
+    int64_t i = 0;
+    float m = -INFINITY;
+    if (n >= VW) {
+        vf vm = V_LOAD(x);
+        for (i = VW; i + VW <= n; i += VW) vm = V_MAX(vm, V_LOAD(x + i));
+        m = V_HMAX(vm);
+    }
+    for (; i < n; i++) m = fmaxf(m, x[i]);
+    return m;
+}
+
+static inline float FN(row_dot)(int64_t n, const float *a, const float *b) {
+    vf acc = V_ZERO();
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) acc = V_FMA(V_LOAD(a + i), V_LOAD(b + i), acc);
+    float s = V_HSUM(acc);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+// y = exp(x * scale - shift), returns the sum of y.
+static inline float FN(row_exp)(int64_t n, const float *x, float scale, float shift, float *y) {
+    vf vs = V_SET1(scale), vsh = V_SET1(shift), acc = V_ZERO();
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        vf e = FN(vexp)(V_SUB(V_MUL(V_LOAD(x + i), vs), vsh));
+        V_STORE(y + i, e);
+        acc = V_ADD(acc, e);
+    }
+    float s = V_HSUM(acc);
+    for (; i < n; i++) {
+        y[i] = expf(x[i] * scale - shift);
+        s += y[i];
+    }
+    return s;
+}
+
+static void FN(softmax_fwd)(int64_t rows, int64_t cols, const float *x, float *y) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        float s = FN(row_exp)(cols, xr, 1.0f, FN(row_max)(cols, xr), yr);
+        FN(scale)(cols, 1.0f / s, yr, yr);
+    }
+}
+
+static void FN(softmax_bwd)(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *yr = y + r * cols, *dyr = dy + r * cols;
+        float *dxr = dx + r * cols;
+        const float d = FN(row_dot)(cols, yr, dyr);
+        const vf dot = V_SET1(d);
+        int64_t i = 0;
+        for (; i + VW <= cols; i += VW)
+            V_STORE(dxr + i, V_FMA(V_LOAD(yr + i), V_SUB(V_LOAD(dyr + i), dot), V_LOAD(dxr + i)));
+        for (; i < cols; i++) dxr[i] += yr[i] * (dyr[i] - d);
+    }
+}
+
+static void FN(layernorm_fwd)(int64_t rows, int64_t cols, const float *x, const float *w,
+                              const float *b, float eps, float *y, float *mean, float *rstd) {
+    const vf one = V_SET1(1.0f), zero = V_ZERO();
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        float mu = (float)(FN(sum)(cols, xr) / (double)cols);
+        vf vmu = V_SET1(mu), acc = V_ZERO();
+        int64_t i = 0;
+        for (; i + VW <= cols; i += VW) {
+            vf d = V_SUB(V_LOAD(xr + i), vmu);
+            acc = V_FMA(d, d, acc);
+        }
+        float var = V_HSUM(acc);
+        for (; i < cols; i++) var += (xr[i] - mu) * (xr[i] - mu);
+        float rs = 1.0f / sqrtf(var / (float)cols + eps);
+        vf vrs = V_SET1(rs);
+        for (i = 0; i + VW <= cols; i += VW) {
+            vf h = V_MUL(V_SUB(V_LOAD(xr + i), vmu), vrs);
+            vf vw = w ? V_LOAD(w + i) : one, vb = b ? V_LOAD(b + i) : zero;
+            V_STORE(yr + i, V_FMA(h, vw, vb));
+        }
+        for (; i < cols; i++) yr[i] = (xr[i] - mu) * rs * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
+        mean[r] = mu;
+        rstd[r] = rs;
+    }
+}
+
+static void FN(layernorm_bwd)(int64_t rows, int64_t cols, const float *x, const float *w,
+                              const float *mean, const float *rstd, const float *dy,
+                              float *dx, float *dw, float *db) {
+    const vf one = V_SET1(1.0f);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols, *dyr = dy + r * cols;
+        float *dxr = dx + r * cols;
+        const vf vmu = V_SET1(mean[r]), vrs = V_SET1(rstd[r]);
+        vf va = V_ZERO(), vc = V_ZERO();
+        int64_t i = 0;
+        for (; i + VW <= cols; i += VW) {
+            vf h = V_MUL(V_SUB(V_LOAD(xr + i), vmu), vrs);
+            vf g = V_MUL(V_LOAD(dyr + i), w ? V_LOAD(w + i) : one);
+            va = V_ADD(va, g);
+            vc = V_FMA(g, h, vc);
+        }
+        float a = V_HSUM(va), c = V_HSUM(vc);
+        for (; i < cols; i++) {
+            float h = (xr[i] - mean[r]) * rstd[r], g = dyr[i] * (w ? w[i] : 1.0f);
+            a += g;
+            c += g * h;
+        }
+        a /= (float)cols;
+        c /= (float)cols;
+        const vf vam = V_SET1(a), vcm = V_SET1(c);
+        for (i = 0; i + VW <= cols; i += VW) {
+            vf d = V_LOAD(dyr + i);
+            vf h = V_MUL(V_SUB(V_LOAD(xr + i), vmu), vrs);
+            vf g = V_MUL(d, w ? V_LOAD(w + i) : one);
+            vf t = V_SUB(V_SUB(g, vam), V_MUL(h, vcm));
+            V_STORE(dxr + i, V_FMA(vrs, t, V_LOAD(dxr + i)));
+            if (dw) V_STORE(dw + i, V_FMA(d, h, V_LOAD(dw + i)));
+            if (db) V_STORE(db + i, V_ADD(d, V_LOAD(db + i)));
+        }
+        for (; i < cols; i++) {
+            float h = (xr[i] - mean[r]) * rstd[r], g = dyr[i] * (w ? w[i] : 1.0f);
+            dxr[i] += rstd[r] * (g - a - h * c);
+            if (dw) dw[i] += dyr[i] * h;
+            if (db) db[i] += dyr[i];
+        }
+    }
+}
+
+static void FN(rmsnorm_fwd)(int64_t rows, int64_t cols, const float *x, const float *w,
+                            float eps, float *y, float *rstd) {
+    const vf one = V_SET1(1.0f);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        float rs = 1.0f / sqrtf(FN(row_dot)(cols, xr, xr) / (float)cols + eps);
+        vf vrs = V_SET1(rs);
+        int64_t i = 0;
+        for (; i + VW <= cols; i += VW)
+            V_STORE(yr + i, V_MUL(V_MUL(V_LOAD(xr + i), vrs), w ? V_LOAD(w + i) : one));
+        for (; i < cols; i++) yr[i] = xr[i] * rs * (w ? w[i] : 1.0f);
+        rstd[r] = rs;
+    }
+}
+
+static void FN(rmsnorm_bwd)(int64_t rows, int64_t cols, const float *x, const float *w,
+                            const float *rstd, const float *dy, float *dx, float *dw) {
+    const vf one = V_SET1(1.0f);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols, *dyr = dy + r * cols;
+        float *dxr = dx + r * cols;
+        const float rs = rstd[r];
+        const vf vrs = V_SET1(rs);
+        vf vc = V_ZERO();
+        int64_t i = 0;
+        for (; i + VW <= cols; i += VW) {
+            vf g = V_MUL(V_LOAD(dyr + i), w ? V_LOAD(w + i) : one);
+            vc = V_FMA(g, V_LOAD(xr + i), vc);
+        }
+        float c = V_HSUM(vc);
+        for (; i < cols; i++) c += dyr[i] * (w ? w[i] : 1.0f) * xr[i];
+        c = c * rs / (float)cols;
+        const vf vcm = V_SET1(c);
+        for (i = 0; i + VW <= cols; i += VW) {
+            vf d = V_LOAD(dyr + i), h = V_MUL(V_LOAD(xr + i), vrs);
+            vf g = V_MUL(d, w ? V_LOAD(w + i) : one);
+            V_STORE(dxr + i, V_FMA(vrs, V_SUB(g, V_MUL(h, vcm)), V_LOAD(dxr + i)));
+            if (dw) V_STORE(dw + i, V_FMA(d, h, V_LOAD(dw + i)));
+        }
+        for (; i < cols; i++) {
+            float h = xr[i] * rs, g = dyr[i] * (w ? w[i] : 1.0f);
+            dxr[i] += rs * (g - h * c);
+            if (dw) dw[i] += dyr[i] * h;
+        }
+    }
+}
+
+static void FN(xent_fwd)(int64_t rows, int64_t cols, const float *logits, const int32_t *targets,
+                         int32_t ignore_index, float *loss, float *lse) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = logits + r * cols;
+        float m = FN(row_max)(cols, xr);
+        // Sum of exponentials without storing them: same loop as row_exp, no output.
+        vf vm = V_SET1(m), acc = V_ZERO();
+        int64_t i = 0;
+        for (; i + VW <= cols; i += VW) acc = V_ADD(acc, FN(vexp)(V_SUB(V_LOAD(xr + i), vm)));
+        float s = V_HSUM(acc);
+        for (; i < cols; i++) s += expf(xr[i] - m);
+        lse[r] = m + logf(s);
+        loss[r] = targets[r] == ignore_index ? 0.0f : lse[r] - xr[targets[r]];
+    }
+}
+
+static void FN(xent_bwd)(int64_t rows, int64_t cols, const float *logits, const int32_t *targets,
+                         int32_t ignore_index, const float *lse, float scale, float *dlogits) {
+    const vf vs = V_SET1(scale);
+    for (int64_t r = 0; r < rows; r++) {
+        if (targets[r] == ignore_index) continue;
+        const float *xr = logits + r * cols;
+        float *dr = dlogits + r * cols;
+        vf vl = V_SET1(lse[r]);
+        int64_t i = 0;
+        for (; i + VW <= cols; i += VW)
+            V_STORE(dr + i, V_FMA(vs, FN(vexp)(V_SUB(V_LOAD(xr + i), vl)), V_LOAD(dr + i)));
+        for (; i < cols; i++) dr[i] += scale * expf(xr[i] - lse[r]);
+        dr[targets[r]] -= scale;
+    }
+}
+
+// MARK: attention
+
+#define ATT_BLOCK (4 * VW)
+
+static float *FN(scratch)(int64_t floats) {
+    void *p = NULL;
+    size_t bytes = ((size_t)floats * sizeof(float) + 63) & ~(size_t)63;
+    if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) abort();
+    return (float *)p;
+}
+
+// dst[d * ldt + j] = src[j * stride + d] for j < T, zero for T <= j < ldt.
+static void FN(transpose_rows)(const float *src, int64_t stride, int64_t T, int64_t D,
+                               int64_t ldt, float *dst) {
+    for (int64_t j = 0; j < T; j++)
+        for (int64_t d = 0; d < D; d++) dst[d * ldt + j] = src[j * stride + d];
+    for (int64_t d = 0; d < D; d++) memset(dst + d * ldt + T, 0, sizeof(float) * (size_t)(ldt - T));
+}
+
+// s[j] = sum_d x[d] * t[d * ldt + j] for j < n (rounded up to ATT_BLOCK; t is padded).
+static inline void FN(dots_transposed)(const float *x, const float *t, int64_t D, int64_t ldt,
+                                       int64_t n, float *s) {
+    for (int64_t j = 0; j < n; j += ATT_BLOCK) {
+        vf a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
+        const float *col = t + j;
+        for (int64_t d = 0; d < D; d++, col += ldt) {
+            vf xd = V_SET1(x[d]);
+            a0 = V_FMA(xd, V_LOAD(col), a0);
+            a1 = V_FMA(xd, V_LOAD(col + VW), a1);
+            a2 = V_FMA(xd, V_LOAD(col + 2 * VW), a2);
+            a3 = V_FMA(xd, V_LOAD(col + 3 * VW), a3);
+        }
+        V_STORE(s + j, a0);
+        V_STORE(s + j + VW, a1);
+        V_STORE(s + j + 2 * VW, a2);
+        V_STORE(s + j + 3 * VW, a3);
+    }
+}
+
+// o[d] = sum_{j<n} p[j] * rows[j * stride + d]
+static inline void FN(weighted_rows)(const float *p, int64_t n, const float *rows, int64_t stride,
+                                     int64_t D, float *o) {
+    int64_t d = 0;
+    for (; d + 2 * VW <= D; d += 2 * VW) {
+        vf a0 = V_ZERO(), a1 = V_ZERO();
+        const float *r = rows + d;
+        for (int64_t j = 0; j < n; j++, r += stride) {
+            vf pj = V_SET1(p[j]);
+            a0 = V_FMA(pj, V_LOAD(r), a0);
+            a1 = V_FMA(pj, V_LOAD(r + VW), a1);
+        }
+        V_STORE(o + d, a0);
+        V_STORE(o + d + VW, a1);
+    }
+    for (; d + VW <= D; d += VW) {
+        vf a0 = V_ZERO();
+        const float *r = rows + d;
+        for (int64_t j = 0; j < n; j++, r += stride) a0 = V_FMA(V_SET1(p[j]), V_LOAD(r), a0);
+        V_STORE(o + d, a0);
+    }
+    for (; d < D; d++) {
+        float acc = 0;
+        for (int64_t j = 0; j < n; j++) acc += p[j] * rows[j * stride + d];
+        o[d] = acc;
+    }
+}
+
+static void FN(attention_fwd)(const slm_attention_args *a, int64_t task_begin, int64_t task_end) {
+    const int64_t D = a->D, G = a->Hq / a->Hkv, Tk = a->Tk, Tq = a->Tq, off = Tk - Tq;
+    const int64_t ldt = (Tk + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK;
+    const int64_t kvstride = a->Hkv * D;
+    float *kt = FN(scratch)(D * ldt), *s = FN(scratch)(ldt), *o = FN(scratch)(D);
+    for (int64_t task = task_begin; task < task_end; task++) {
+        const int64_t b = task / a->Hkv, kvh = task % a->Hkv;
+        const float *kb = a->k + (b * Tk * a->Hkv + kvh) * D;
+        const float *vb = a->v + (b * Tk * a->Hkv + kvh) * D;
+        FN(transpose_rows)(kb, kvstride, Tk, D, ldt, kt);
+        for (int64_t g = 0; g < G; g++) {
+            const int64_t h = kvh * G + g;
+            for (int64_t i = 0; i < Tq; i++) {
+                const int64_t n = i + off + 1, row = (b * Tq + i) * a->Hq + h;
+                FN(dots_transposed)(a->q + row * D, kt, D, ldt, n, s);
+                float m = FN(row_max)(n, s) * a->scale;
+                float l = FN(row_exp)(n, s, a->scale, m, s);
+                FN(weighted_rows)(s, n, vb, kvstride, D, o);
+                FN(scale)(D, 1.0f / l, o, a->out + row * D);
+                if (a->lse) a->lse[(b * a->Hq + h) * Tq + i] = m + logf(l);
+            }
+        }
+    }
+    free(kt);
+    free(s);
+    free(o);
+}
+
+static void FN(attention_bwd)(const slm_attention_args *a, const float *dout, float *dq, float *dk,
+                              float *dv, int64_t task_begin, int64_t task_end) {
+    const int64_t D = a->D, G = a->Hq / a->Hkv, Tk = a->Tk, Tq = a->Tq, off = Tk - Tq;
+    const int64_t ldt = (Tk + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK;
+    const int64_t kvstride = a->Hkv * D;
+    float *kt = FN(scratch)(D * ldt), *vt = FN(scratch)(D * ldt);
+    float *p = FN(scratch)(ldt), *ds = FN(scratch)(ldt), *tmp = FN(scratch)(D);
+    float *dk_acc = FN(scratch)(Tk * D), *dv_acc = FN(scratch)(Tk * D);
+    for (int64_t task = task_begin; task < task_end; task++) {
+        const int64_t b = task / a->Hkv, kvh = task % a->Hkv;
+        const int64_t kvoff = (b * Tk * a->Hkv + kvh) * D;
+        const float *kb = a->k + kvoff, *vb = a->v + kvoff;
+        FN(transpose_rows)(kb, kvstride, Tk, D, ldt, kt);
+        FN(transpose_rows)(vb, kvstride, Tk, D, ldt, vt);
+        memset(dk_acc, 0, sizeof(float) * (size_t)(Tk * D));
+        memset(dv_acc, 0, sizeof(float) * (size_t)(Tk * D));
+        for (int64_t g = 0; g < G; g++) {
+            const int64_t h = kvh * G + g;
+            for (int64_t i = 0; i < Tq; i++) {
+                const int64_t n = i + off + 1, row = (b * Tq + i) * a->Hq + h;
+                const float *q = a->q + row * D, *dO = dout + row * D;
+                const float lse = a->lse[(b * a->Hq + h) * Tq + i];
+                FN(dots_transposed)(q, kt, D, ldt, n, p);
+                FN(row_exp)(n, p, a->scale, lse, p);
+                FN(dots_transposed)(dO, vt, D, ldt, n, ds);
+                const float Di = FN(row_dot)(D, dO, a->out + row * D);
+                // ds = p * (dp - Di) * scale
+                const vf vdi = V_SET1(Di), vsc = V_SET1(a->scale);
+                int64_t j = 0;
+                for (; j + VW <= n; j += VW)
+                    V_STORE(ds + j, V_MUL(V_MUL(V_LOAD(p + j), V_SUB(V_LOAD(ds + j), vdi)), vsc));
+                for (; j < n; j++) ds[j] = p[j] * (ds[j] - Di) * a->scale;
+                FN(weighted_rows)(ds, n, kb, kvstride, D, tmp);
+                FN(axpy)(D, 1.0f, tmp, dq + row * D);
+                for (j = 0; j < n; j++) {
+                    FN(axpy)(D, ds[j], q, dk_acc + j * D);
+                    FN(axpy)(D, p[j], dO, dv_acc + j * D);
+                }
+            }
+        }
+        for (int64_t j = 0; j < Tk; j++) {
+            FN(axpy)(D, 1.0f, dk_acc + j * D, dk + kvoff + j * kvstride);
+            FN(axpy)(D, 1.0f, dv_acc + j * D, dv + kvoff + j * kvstride);
+        }
+    }
+    free(kt);
+    free(vt);
+    free(p);
+    free(ds);
+    free(tmp);
+    free(dk_acc);
+    free(dv_acc);
+}
+
+const slm_kernel_table FN(slm_kernels) = {
+    .add = FN(add),
+    .sub = FN(sub),
+    .mul = FN(mul),
+    .scale = FN(scale),
+    .axpy = FN(axpy),
+    .add_rowvec = FN(add_rowvec),
+    .colsum_acc = FN(colsum_acc),
+    .sum = FN(sum),
+    .gelu_fwd = FN(gelu_fwd),
+    .gelu_bwd = FN(gelu_bwd),
+    .silu_fwd = FN(silu_fwd),
+    .silu_bwd = FN(silu_bwd),
+    .swiglu_fwd = FN(swiglu_fwd),
+    .swiglu_bwd = FN(swiglu_bwd),
+    .softmax_fwd = FN(softmax_fwd),
+    .softmax_bwd = FN(softmax_bwd),
+    .layernorm_fwd = FN(layernorm_fwd),
+    .layernorm_bwd = FN(layernorm_bwd),
+    .rmsnorm_fwd = FN(rmsnorm_fwd),
+    .rmsnorm_bwd = FN(rmsnorm_bwd),
+    .xent_fwd = FN(xent_fwd),
+    .xent_bwd = FN(xent_bwd),
+    .attention_fwd = FN(attention_fwd),
+    .attention_bwd = FN(attention_bwd),
+};

@@ -1,0 +1,93 @@
+/// One recorded op: its inputs and how to send the output's gradient back to them.
+final class Node {
+    let op: String
+    var inputs: [Tensor]
+    var backward: ((Tensor) -> Void)?
+
+    init(op: String, inputs: [Tensor], backward: @escaping (Tensor) -> Void) {
+        self.op = op
+        self.inputs = inputs
+        self.backward = backward
+    }
+}
+
+/// Reverse-mode automatic differentiation.
+///
+/// Ops record a node on their output while recording is on and an input requires a
+/// gradient. `backward()` walks the recorded graph from the loss in reverse topological
+/// order, adds each gradient into the inputs' `.grad`, and frees the graph as it goes.
+public enum Autograd {
+    @TaskLocal static var recording = true
+
+    /// Whether ops currently record the graph.
+    public static var isRecording: Bool { recording }
+
+    /// Runs `body` without recording: for inference and for updates to parameters.
+    public static func noGrad<T>(_ body: () throws -> T) rethrows -> T {
+        try $recording.withValue(false) { try body() }
+    }
+
+    /// Attaches a backward function to `output` if any input needs a gradient.
+    static func record(_ output: Tensor, op: String, inputs: [Tensor],
+                       backward: @escaping (Tensor) -> Void) {
+        guard recording, inputs.contains(where: { $0.requiresGrad }) else { return }
+        output.requiresGrad = true
+        output.isLeaf = false
+        output.node = Node(op: op, inputs: inputs, backward: backward)
+    }
+}
+
+extension Tensor {
+    /// The gradient buffer, created as zeros on first use. Backward kernels add into it.
+    func gradBuffer() -> Tensor {
+        if let g = grad { return g }
+        let g = Tensor(zeros: shape)
+        grad = g
+        return g
+    }
+
+    /// Back-propagates from this tensor. A one-element tensor seeds with 1; any other
+    /// needs an explicit `gradient` of the same shape. Leaves keep their `.grad`
+    /// (accumulating across calls until zeroed); the graph is freed.
+    public func backward(gradient: Tensor? = nil) {
+        precondition(requiresGrad, "backward: tensor of shape \(shape) does not require grad")
+        precondition(isLeaf || node != nil,
+                     "backward: the graph behind this tensor was already freed by an earlier backward()")
+        let seed: Tensor
+        if let gradient {
+            precondition(gradient.shape == shape,
+                         "backward: gradient shape \(gradient.shape) does not match tensor shape \(shape)")
+            seed = gradient
+        } else {
+            precondition(count == 1, "backward: tensor of shape \(shape) is not a scalar; pass gradient:")
+            seed = Tensor.ones(shape)
+        }
+        Kernels.accumulate(seed, into: gradBuffer())
+
+        for t in topologicalOrder().reversed() {
+            guard let node = t.node else { continue }
+            if let g = t.grad, let step = node.backward { step(g) }
+            t.node = nil
+            if !t.isLeaf { t.grad = nil }
+        }
+    }
+
+    /// Tensors reachable through recorded nodes, inputs before the ops that use them.
+    private func topologicalOrder() -> [Tensor] {
+        var order: [Tensor] = []
+        var seen = Set<ObjectIdentifier>()
+        var stack: [(Tensor, Bool)] = [(self, false)]
+        while let (t, expanded) = stack.popLast() {
+            if expanded {
+                order.append(t)
+                continue
+            }
+            guard seen.insert(ObjectIdentifier(t)).inserted else { continue }
+            stack.append((t, true))
+            for input in t.node?.inputs ?? [] where input.requiresGrad && !seen.contains(ObjectIdentifier(input)) {
+                stack.append((input, false))
+            }
+        }
+        return order
+    }
+}

@@ -1,0 +1,47 @@
+import CSLMKernels
+
+/// Small Swift conveniences over the C kernels, shared by the ops.
+enum Kernels {
+    /// into += source (same element count).
+    static func accumulate(_ source: Tensor, into target: Tensor) {
+        precondition(source.count == target.count,
+                     "accumulate: gradient of \(source.count) elements for tensor of \(target.count)")
+        axpy(count: source.count, alpha: 1, source.data, target.data)
+    }
+
+    /// y += alpha * x, split across threads for large arrays.
+    static func axpy(count: Int, alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        Parallel.forRanges(count, grain: 1 << 16) { r in
+            slm_axpy(Int64(r.count), alpha, x + r.lowerBound, y + r.lowerBound)
+        }
+    }
+
+    static func floatToBFloat16(count: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt16>) {
+        Parallel.forRanges(count, grain: 1 << 16) { r in
+            slm_f32_to_bf16(Int64(r.count), x + r.lowerBound, y + r.lowerBound)
+        }
+    }
+
+    static func bfloat16ToFloat(count: Int, _ x: UnsafePointer<UInt16>, _ y: UnsafeMutablePointer<Float>) {
+        slm_bf16_to_f32(Int64(count), x, y)
+    }
+
+    /// Runs a kernel over rows in parallel; `body(firstRow, rowCount)`.
+    static func rows(_ rows: Int, cols: Int, _ body: (_ first: Int, _ count: Int) -> Void) {
+        Parallel.forRanges(rows, grain: max(1, 16_384 / max(cols, 1))) { r in
+            body(r.lowerBound, r.count)
+        }
+    }
+
+    /// Runs an elementwise kernel over [0, count) in parallel; `body(start, length)`.
+    static func elements(_ count: Int, _ body: (_ start: Int, _ length: Int) -> Void) {
+        Parallel.forRanges(count, grain: 1 << 15) { r in body(r.lowerBound, r.count) }
+    }
+}
+
+/// Which kernel implementations run on this machine (for benchmarks and diagnostics).
+public enum CPUKernels {
+    public static var detectedISA: String { String(cString: slm_isa_name(slm_isa_detected())) }
+    public static var activeISA: String { String(cString: slm_isa_name(slm_isa_active())) }
+    public static var hasAVX512BF16: Bool { slm_cpu_has_avx512bf16() != 0 }
+}

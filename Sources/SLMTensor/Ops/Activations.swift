@@ -1,0 +1,69 @@
+import CSLMKernels
+
+/// Applies an elementwise kernel in parallel and records its backward kernel.
+private func unary(_ x: Tensor, op: String,
+                   forward: @escaping (Int64, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void,
+                   backward: @escaping (Int64, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> Tensor {
+    let out = Tensor(zeros: x.shape)
+    let px = x.data, py = out.data
+    Kernels.elements(x.count) { s, n in forward(Int64(n), px + s, py + s) }
+    Autograd.record(out, op: op, inputs: [x]) { g in
+        let pg = g.data, dx = x.gradBuffer().data
+        Kernels.elements(x.count) { s, n in backward(Int64(n), px + s, pg + s, dx + s) }
+    }
+    return out
+}
+
+/// GELU with the tanh approximation, as GPT-2.
+public func gelu(_ x: Tensor) -> Tensor {
+    unary(x, op: "gelu", forward: { slm_gelu_fwd($0, $1, $2) }, backward: { slm_gelu_bwd($0, $1, $2, $3) })
+}
+
+/// SiLU (swish): x · sigmoid(x).
+public func silu(_ x: Tensor) -> Tensor {
+    unary(x, op: "silu", forward: { slm_silu_fwd($0, $1, $2) }, backward: { slm_silu_bwd($0, $1, $2, $3) })
+}
+
+/// SwiGLU: silu(gate) · up, fused in one pass.
+public func swiglu(gate: Tensor, up: Tensor) -> Tensor {
+    checked { () throws(ShapeError) in
+        guard gate.shape == up.shape else {
+            throw ShapeError("swiglu: gate \(gate.shape) and up \(up.shape) differ")
+        }
+    }
+    let out = Tensor(zeros: gate.shape)
+    let pg = gate.data, pu = up.data, py = out.data
+    Kernels.elements(out.count) { s, n in slm_swiglu_fwd(Int64(n), pg + s, pu + s, py + s) }
+    Autograd.record(out, op: "swiglu", inputs: [gate, up]) { g in
+        let scratch = gate.requiresGrad && up.requiresGrad ? nil : Tensor(zeros: gate.shape)
+        let dg = gate.requiresGrad ? gate.gradBuffer().data : scratch!.data
+        let du = up.requiresGrad ? up.gradBuffer().data : scratch!.data
+        let pd = g.data
+        Kernels.elements(out.count) { s, n in
+            slm_swiglu_bwd(Int64(n), pg + s, pu + s, pd + s, dg + s, du + s)
+        }
+    }
+    return out
+}
+
+/// Softmax over the last axis.
+public func softmax(_ x: Tensor) -> Tensor {
+    checked { () throws(ShapeError) in
+        guard x.rank >= 1 else { throw ShapeError("softmax: input must have rank >= 1") }
+    }
+    let cols = x.shape.last, rows = x.count / max(cols, 1)
+    let out = Tensor(zeros: x.shape)
+    let px = x.data, py = out.data
+    Kernels.rows(rows, cols: cols) { r0, n in
+        slm_softmax_fwd(Int64(n), Int64(cols), px + r0 * cols, py + r0 * cols)
+    }
+    let y = out.detached()
+    Autograd.record(out, op: "softmax", inputs: [x]) { g in
+        let pg = g.data, dx = x.gradBuffer().data, py = y.data
+        Kernels.rows(rows, cols: cols) { r0, n in
+            let o = r0 * cols
+            slm_softmax_bwd(Int64(n), Int64(cols), py + o, pg + o, dx + o)
+        }
+    }
+    return out
+}

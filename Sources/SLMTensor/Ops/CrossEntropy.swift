@@ -1,0 +1,43 @@
+import CSLMKernels
+
+/// Mean cross-entropy of logits [..., V] against one target class per row, fused with
+/// the log-softmax. Rows whose target is `ignoreIndex` do not count; if every row is
+/// ignored the loss is 0. Keeps one log-sum-exp per row for the backward pass.
+public func crossEntropy(_ logits: Tensor, targets: [Int32], ignoreIndex: Int32 = -100) -> Tensor {
+    let (rows, vocab) = checked { () throws(ShapeError) -> (Int, Int) in
+        guard logits.rank >= 1, logits.shape.last > 0 else {
+            throw ShapeError("crossEntropy: logits must be [..., V], got \(logits.shape)")
+        }
+        let v = logits.shape.last
+        guard targets.count * v == logits.count else {
+            throw ShapeError("crossEntropy: \(targets.count) targets for logits \(logits.shape) (\(logits.count / v) rows)")
+        }
+        return (targets.count, v)
+    }
+    if let bad = targets.firstIndex(where: { $0 != ignoreIndex && ($0 < 0 || Int($0) >= vocab) }) {
+        fatalError("crossEntropy: target \(targets[bad]) at row \(bad) is outside 0..<\(vocab)")
+    }
+    let counted = targets.reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }
+    let losses = Tensor(zeros: [rows]), lse = Tensor(zeros: [rows])
+    let px = logits.data, pl = losses.data, pe = lse.data
+    targets.withUnsafeBufferPointer { t in
+        let pt = t.baseAddress!
+        Kernels.rows(rows, cols: vocab) { r0, n in
+            slm_xent_fwd(Int64(n), Int64(vocab), px + r0 * vocab, pt + r0, ignoreIndex, pl + r0, pe + r0)
+        }
+    }
+    let total = slm_sum(Int64(rows), pl)
+    let out = Tensor(scalar: counted == 0 ? 0 : Float(total / Double(counted)))
+    Autograd.record(out, op: "crossEntropy", inputs: [logits]) { [lse] g in
+        guard counted > 0 else { return }
+        let scale = g.item() / Float(counted), dx = logits.gradBuffer().data, pe = lse.data
+        targets.withUnsafeBufferPointer { t in
+            let pt = t.baseAddress!
+            Kernels.rows(rows, cols: vocab) { r0, n in
+                slm_xent_bwd(Int64(n), Int64(vocab), px + r0 * vocab, pt + r0, ignoreIndex, pe + r0, scale,
+                             dx + r0 * vocab)
+            }
+        }
+    }
+    return out
+}

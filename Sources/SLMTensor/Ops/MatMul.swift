@@ -1,0 +1,166 @@
+import CSLMKernels
+
+/// Shapes and leading dimensions of one (batched) matrix multiply, with its forward and
+/// both backward products. Transposes are BLAS flags, never copies.
+struct MatmulPlan {
+    let batch, m, n, k: Int
+    let transA, transB: Bool
+    /// B is one matrix shared by every batch entry (a weight).
+    let sharedB: Bool
+    let outShape: Shape
+
+    init(_ a: Shape, _ b: Shape, transA: Bool, transB: Bool) throws(ShapeError) {
+        let op = "matmul"
+        guard a.rank >= 2, b.rank >= 2 else {
+            throw ShapeError("\(op): operands need rank >= 2, got \(a) and \(b)")
+        }
+        let batchDims = Array(a.dims.dropLast(2))
+        m = transA ? a[-1] : a[-2]
+        k = transA ? a[-2] : a[-1]
+        let kb = transB ? b[-1] : b[-2]
+        n = transB ? b[-2] : b[-1]
+        guard k == kb else {
+            throw ShapeError("\(op): inner dimensions differ (\(k) vs \(kb)) for \(a)\(transA ? "ᵀ" : "") × \(b)\(transB ? "ᵀ" : "")")
+        }
+        sharedB = b.rank == 2
+        guard sharedB || Array(b.dims.dropLast(2)) == batchDims else {
+            throw ShapeError("\(op): batch dimensions differ for \(a) and \(b)")
+        }
+        batch = batchDims.reduce(1, *)
+        self.transA = transA
+        self.transB = transB
+        outShape = Shape(batchDims + [m, n])
+    }
+
+    private var lda: Int { transA ? m : k }
+    private var ldb: Int { transB ? k : n }
+    /// With a shared B and a plain A, the batch folds into the rows of one GEMM.
+    private var foldsBatch: Bool { sharedB && !transA }
+
+    func forward(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>) {
+        if foldsBatch {
+            Gemm.sgemm(transA: false, transB: transB, m: batch * m, n: n, k: k,
+                       a: a, lda: k, b: b, ldb: ldb, c: c, ldc: n)
+        } else {
+            Gemm.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                       c: c, ldc: n, batch: batch, strideA: m * k, strideB: sharedB ? 0 : k * n,
+                       strideC: m * n)
+        }
+    }
+
+    /// dA += gradient w.r.t. A, given dC.
+    func backwardA(_ dc: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ da: UnsafeMutablePointer<Float>) {
+        if !transA {
+            // dA[m,k] = dC[m,n] · op(B)ᵀ
+            Gemm.sgemm(transA: false, transB: !transB, m: foldsBatch ? batch * m : m, n: k, k: n,
+                       a: dc, lda: n, b: b, ldb: ldb, beta: 1, c: da, ldc: k,
+                       batch: foldsBatch ? 1 : batch, strideA: m * n, strideB: sharedB ? 0 : k * n,
+                       strideC: m * k)
+        } else {
+            // A is stored [k,m]: dA = op(B) · dCᵀ
+            Gemm.sgemm(transA: transB, transB: true, m: k, n: m, k: n, a: b, lda: ldb, b: dc, ldb: n,
+                       beta: 1, c: da, ldc: m, batch: batch, strideA: sharedB ? 0 : k * n,
+                       strideB: m * n, strideC: m * k)
+        }
+    }
+
+    /// dB += gradient w.r.t. B, given dC.
+    func backwardB(_ dc: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ db: UnsafeMutablePointer<Float>) {
+        if foldsBatch {
+            if !transB {  // dB[k,n] = Aᵀ · dC over all rows
+                Gemm.sgemm(transA: true, transB: false, m: k, n: n, k: batch * m,
+                           a: a, lda: k, b: dc, ldb: n, beta: 1, c: db, ldc: n)
+            } else {      // dB[n,k] = dCᵀ · A over all rows
+                Gemm.sgemm(transA: true, transB: false, m: n, n: k, k: batch * m,
+                           a: dc, lda: n, b: a, ldb: k, beta: 1, c: db, ldc: k)
+            }
+            return
+        }
+        // A shared B with a transposed A accumulates batch by batch into one matrix.
+        let calls = sharedB ? batch : 1
+        let perCall = sharedB ? 1 : batch
+        for i in 0..<calls {
+            let ai = a + i * m * k, dci = dc + i * m * n
+            if !transB {  // dB[k,n] = op(A)ᵀ · dC
+                Gemm.sgemm(transA: !transA, transB: false, m: k, n: n, k: m, a: ai, lda: lda, b: dci, ldb: n,
+                           beta: 1, c: db, ldc: n, batch: perCall, strideA: m * k, strideB: m * n,
+                           strideC: k * n)
+            } else {      // dB[n,k] = dCᵀ · op(A)
+                Gemm.sgemm(transA: true, transB: transA, m: n, n: k, k: m, a: dci, lda: n, b: ai, ldb: lda,
+                           beta: 1, c: db, ldc: k, batch: perCall, strideA: m * n, strideB: m * k,
+                           strideC: k * n)
+            }
+        }
+    }
+}
+
+/// Matrix product of the last two axes: a [..., M, K] × b [..., K, N] (or b [K, N] shared
+/// across the batch) → [..., M, N]. `transposeA`/`transposeB` read the operand's last two
+/// axes swapped, without copying.
+public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+    let plan = checked { () throws(ShapeError) in
+        try MatmulPlan(a.shape, b.shape, transA: transposeA, transB: transposeB)
+    }
+    let out = Tensor(zeros: plan.outShape)
+    plan.forward(a.data, b.data, out.data)
+    Autograd.record(out, op: "matmul", inputs: [a, b]) { g in
+        if a.requiresGrad { plan.backwardA(g.data, b.data, a.gradBuffer().data) }
+        if b.requiresGrad { plan.backwardB(g.data, a.data, b.gradBuffer().data) }
+    }
+    return out
+}
+
+/// x [..., in] · weightᵀ + bias, with weight [out, in] (PyTorch's layout) and bias [out].
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+    let (inF, outF) = checked { () throws(ShapeError) -> (Int, Int) in
+        guard weight.rank == 2, x.rank >= 1, x.shape.last == weight.shape[1] else {
+            throw ShapeError("linear: input \(x.shape) does not match weight \(weight.shape) (expects [..., \(weight.rank == 2 ? weight.shape[1] : -1)])")
+        }
+        if let bias, bias.shape != [weight.shape[0]] {
+            throw ShapeError("linear: bias \(bias.shape) does not match weight \(weight.shape)")
+        }
+        return (weight.shape[1], weight.shape[0])
+    }
+    let rows = x.count / max(inF, 1)
+    let out = Tensor(zeros: Shape(Array(x.shape.dims.dropLast()) + [outF]))
+    let px = x.data, pw = weight.data, py = out.data
+    Gemm.sgemm(transA: false, transB: true, m: rows, n: outF, k: inF, a: px, lda: inF, b: pw, ldb: inF,
+               c: py, ldc: outF)
+    if let bias {
+        let pb = bias.data
+        Kernels.rows(rows, cols: outF) { r0, n in
+            slm_add_rowvec(Int64(n), Int64(outF), py + r0 * outF, pb, py + r0 * outF)
+        }
+    }
+    Autograd.record(out, op: "linear", inputs: [x, weight] + (bias.map { [$0] } ?? [])) { g in
+        let pg = g.data
+        if x.requiresGrad {
+            Gemm.sgemm(transA: false, transB: false, m: rows, n: inF, k: outF, a: pg, lda: outF, b: pw,
+                       ldb: inF, beta: 1, c: x.gradBuffer().data, ldc: inF)
+        }
+        if weight.requiresGrad {
+            Gemm.sgemm(transA: true, transB: false, m: outF, n: inF, k: rows, a: pg, lda: outF, b: px,
+                       ldb: inF, beta: 1, c: weight.gradBuffer().data, ldc: inF)
+        }
+        if let bias, bias.requiresGrad {
+            columnSums(pg, rows: rows, cols: outF, into: bias.gradBuffer().data)
+        }
+    }
+    return out
+}
+
+/// into[c] += Σ_r x[r, c], with per-thread partial sums.
+func columnSums(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into: UnsafeMutablePointer<Float>) {
+    let grain = max(1, 16_384 / max(cols, 1))
+    let chunks = Parallel.chunkCount(rows, grain: grain)
+    guard chunks > 1 else {
+        slm_colsum_acc(Int64(rows), Int64(cols), x, into)
+        return
+    }
+    let partial = Tensor(zeros: [chunks, cols])
+    let pp = partial.data
+    _ = Parallel.forChunks(rows, grain: grain) { c, r in
+        slm_colsum_acc(Int64(r.count), Int64(cols), x + r.lowerBound * cols, pp + c * cols)
+    }
+    slm_colsum_acc(Int64(chunks), Int64(cols), pp, into)
+}

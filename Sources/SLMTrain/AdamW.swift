@@ -1,0 +1,51 @@
+import Foundation
+import SLMTensor
+
+/// AdamW (Loshchilov & Hutter): Adam moments with bias correction and weight decay
+/// applied directly to the weights, decoupled from the gradient.
+public final class AdamW {
+    public var learningRate: Float
+    public let beta1: Float
+    public let beta2: Float
+    public let eps: Float
+    public let weightDecay: Float
+    public private(set) var step = 0
+
+    private let parameters: [Tensor]
+    private let decays: [Bool]
+    private var m: [Tensor]
+    private var v: [Tensor]
+
+    /// `decay(i)` says whether parameter i gets weight decay (typically matrices only).
+    public init(parameters: [Tensor], learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.95,
+                eps: Float = 1e-8, weightDecay: Float = 0, decay: (Tensor) -> Bool = { $0.rank >= 2 }) {
+        self.parameters = parameters
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.weightDecay = weightDecay
+        decays = parameters.map(decay)
+        m = parameters.map { Tensor.zeros($0.shape) }
+        v = parameters.map { Tensor.zeros($0.shape) }
+    }
+
+    /// One update from the parameters' current gradients (parameters without one are skipped).
+    public func update() {
+        step += 1
+        let c1 = 1 - Float(pow(Double(beta1), Double(step))), c2 = 1 - Float(pow(Double(beta2), Double(step)))
+        for (i, w) in parameters.enumerated() {
+            guard let g = w.grad else { continue }
+            let pw = w.data, pg = g.data, pm = m[i].data, pv = v[i].data
+            let decay = decays[i] ? learningRate * weightDecay : 0
+            for j in 0..<w.count {
+                pm[j] = beta1 * pm[j] + (1 - beta1) * pg[j]
+                pv[j] = beta2 * pv[j] + (1 - beta2) * pg[j] * pg[j]
+                let update = (pm[j] / c1) / ((pv[j] / c2).squareRoot() + eps)
+                pw[j] = pw[j] - decay * pw[j] - learningRate * update
+            }
+        }
+    }
+
+    public func zeroGrad() { parameters.forEach { $0.zeroGrad() } }
+}
