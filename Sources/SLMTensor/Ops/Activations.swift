@@ -39,8 +39,10 @@ public func swiglu(gate: Tensor, up: Tensor) -> Tensor {
         let dg = gate.requiresGrad ? gate.gradBuffer().data : scratch!.data
         let du = up.requiresGrad ? up.gradBuffer().data : scratch!.data
         let pd = g.data
-        Kernels.elements(out.count) { s, n in
-            slm_swiglu_bwd(Int64(n), pg + s, pu + s, pd + s, dg + s, du + s)
+        withExtendedLifetime(scratch) {
+            Kernels.elements(out.count) { s, n in
+                slm_swiglu_bwd(Int64(n), pg + s, pu + s, pd + s, dg + s, du + s)
+            }
         }
     }
     return out

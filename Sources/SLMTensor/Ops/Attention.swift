@@ -33,8 +33,10 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float? = nil
         D: Int64(dims.d), scale: scale ?? 1 / Float(dims.d).squareRoot(),
         q: q.data, k: k.data, v: v.data, out: out.data, lse: lse.data)
     let tasks = dims.b * dims.hkv
-    withUnsafePointer(to: args) { a in
-        Parallel.forRanges(tasks) { r in slm_attention_fwd(a, Int64(r.lowerBound), Int64(r.upperBound)) }
+    withExtendedLifetime(lse) {
+        withUnsafePointer(to: args) { a in
+            Parallel.forRanges(tasks) { r in slm_attention_fwd(a, Int64(r.lowerBound), Int64(r.upperBound)) }
+        }
     }
     // args points into out (alive while its node runs) and lse (captured).
     Autograd.record(out, op: "attention", inputs: [q, k, v]) { [lse] g in

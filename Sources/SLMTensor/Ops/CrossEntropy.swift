@@ -19,14 +19,17 @@ public func crossEntropy(_ logits: Tensor, targets: [Int32], ignoreIndex: Int32 
     }
     let counted = targets.reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }
     let losses = Tensor(zeros: [rows]), lse = Tensor(zeros: [rows])
-    let px = logits.data, pl = losses.data, pe = lse.data
-    targets.withUnsafeBufferPointer { t in
-        let pt = t.baseAddress!
-        Kernels.rows(rows, cols: vocab) { r0, n in
-            slm_xent_fwd(Int64(n), Int64(vocab), px + r0 * vocab, pt + r0, ignoreIndex, pl + r0, pe + r0)
+    let px = logits.data
+    let total = withExtendedLifetime((losses, lse)) {
+        let pl = losses.data, pe = lse.data
+        targets.withUnsafeBufferPointer { t in
+            let pt = t.baseAddress!
+            Kernels.rows(rows, cols: vocab) { r0, n in
+                slm_xent_fwd(Int64(n), Int64(vocab), px + r0 * vocab, pt + r0, ignoreIndex, pl + r0, pe + r0)
+            }
         }
+        return slm_sum(Int64(rows), pl)
     }
-    let total = slm_sum(Int64(rows), pl)
     let out = Tensor(scalar: counted == 0 ? 0 : Float(total / Double(counted)))
     Autograd.record(out, op: "crossEntropy", inputs: [logits]) { [lse] g in
         guard counted > 0 else { return }

@@ -10,7 +10,9 @@ public func dropout(_ x: Tensor, p: Float, rng: inout RNG) -> Tensor {
     for i in 0..<x.count { pm[i] = rng.nextFloat() < p ? 0 : keep }
     let out = Tensor(zeros: x.shape)
     let px = x.data, py = out.data
-    Kernels.elements(x.count) { s, n in slm_mul(Int64(n), px + s, pm + s, py + s) }
+    withExtendedLifetime(mask) {
+        Kernels.elements(x.count) { s, n in slm_mul(Int64(n), px + s, pm + s, py + s) }
+    }
     Autograd.record(out, op: "dropout", inputs: [x]) { [mask] g in
         let masked = Tensor(zeros: x.shape), pg = g.data, pd = masked.data, pm = mask.data
         Kernels.elements(x.count) { s, n in slm_mul(Int64(n), pg + s, pm + s, pd + s) }

@@ -158,9 +158,11 @@ func columnSums(_ x: UnsafePointer<Float>, rows: Int, cols: Int, into: UnsafeMut
         return
     }
     let partial = Tensor(zeros: [chunks, cols])
-    let pp = partial.data
-    _ = Parallel.forChunks(rows, grain: grain) { c, r in
-        slm_colsum_acc(Int64(r.count), Int64(cols), x + r.lowerBound * cols, pp + c * cols)
+    withExtendedLifetime(partial) {
+        let pp = partial.data
+        _ = Parallel.forChunks(rows, grain: grain) { c, r in
+            slm_colsum_acc(Int64(r.count), Int64(cols), x + r.lowerBound * cols, pp + c * cols)
+        }
+        slm_colsum_acc(Int64(chunks), Int64(cols), pp, into)
     }
-    slm_colsum_acc(Int64(chunks), Int64(cols), pp, into)
 }

@@ -33,6 +33,10 @@ private struct NormGrads {
         partial.data + (which * chunks + chunk) * cols
     }
 
+    /// Marks the end of the buffers' use: `dx` may point into `scratch`, which must live
+    /// until the kernels are done.
+    func release() { withExtendedLifetime(scratch) {} }
+
     func reduce(_ which: Int, cols: Int, into t: Tensor?) {
         guard let t, t.requiresGrad else { return }
         slm_colsum_acc(Int64(chunks), Int64(cols), partialPointer(which, 0, cols: cols), t.gradBuffer().data)
@@ -44,12 +48,15 @@ public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float = 
     let (rows, cols) = normRows(x, weight, bias, op: "layerNorm")
     let out = Tensor(zeros: x.shape), mean = Tensor(zeros: [rows]), rstd = Tensor(zeros: [rows])
     let px = x.data, pw = weight?.data, pb = bias?.data
-    let py = out.data, pm = mean.data, pr = rstd.data
+    let py = out.data
     let grain = max(1, 16_384 / max(cols, 1))
-    Parallel.forRanges(rows, grain: grain) { r in
-        let o = r.lowerBound * cols
-        slm_layernorm_fwd(Int64(r.count), Int64(cols), px + o, pw, pb, eps, py + o,
-                          pm + r.lowerBound, pr + r.lowerBound)
+    withExtendedLifetime((mean, rstd)) {
+        let pm = mean.data, pr = rstd.data
+        Parallel.forRanges(rows, grain: grain) { r in
+            let o = r.lowerBound * cols
+            slm_layernorm_fwd(Int64(r.count), Int64(cols), px + o, pw, pb, eps, py + o,
+                              pm + r.lowerBound, pr + r.lowerBound)
+        }
     }
     let inputs = [x] + [weight, bias].compactMap { $0 }
     Autograd.record(out, op: "layerNorm", inputs: inputs) { [mean, rstd] g in
@@ -64,6 +71,7 @@ public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float = 
         }
         grads.reduce(0, cols: cols, into: weight)
         grads.reduce(1, cols: cols, into: bias)
+        grads.release()
     }
     return out
 }
@@ -72,11 +80,14 @@ public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float = 
 public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float = 1e-5) -> Tensor {
     let (rows, cols) = normRows(x, weight, nil, op: "rmsNorm")
     let out = Tensor(zeros: x.shape), rstd = Tensor(zeros: [rows])
-    let px = x.data, pw = weight?.data, py = out.data, pr = rstd.data
+    let px = x.data, pw = weight?.data, py = out.data
     let grain = max(1, 16_384 / max(cols, 1))
-    Parallel.forRanges(rows, grain: grain) { r in
-        let o = r.lowerBound * cols
-        slm_rmsnorm_fwd(Int64(r.count), Int64(cols), px + o, pw, eps, py + o, pr + r.lowerBound)
+    withExtendedLifetime(rstd) {
+        let pr = rstd.data
+        Parallel.forRanges(rows, grain: grain) { r in
+            let o = r.lowerBound * cols
+            slm_rmsnorm_fwd(Int64(r.count), Int64(cols), px + o, pw, eps, py + o, pr + r.lowerBound)
+        }
     }
     Autograd.record(out, op: "rmsNorm", inputs: [x] + [weight].compactMap { $0 }) { [rstd] g in
         let grads = NormGrads(x, rows: rows, cols: cols, grain: grain, parameterCount: 1)
@@ -87,6 +98,7 @@ public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float = 1e-5) -> Tensor {
                             weight?.requiresGrad == true ? grads.partialPointer(0, c, cols: cols) : nil)
         }
         grads.reduce(0, cols: cols, into: weight)
+        grads.release()
     }
     return out
 }
