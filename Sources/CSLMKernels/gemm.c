@@ -95,6 +95,7 @@ DNNL_FN(dnnl_stream_wait);
 DNNL_FN(dnnl_memory_desc_init_by_strides);
 DNNL_FN(dnnl_memory_create);
 DNNL_FN(dnnl_memory_set_data_handle);
+DNNL_FN(dnnl_memory_destroy);
 DNNL_FN(dnnl_matmul_desc_init);
 DNNL_FN(dnnl_primitive_attr_create);
 DNNL_FN(dnnl_primitive_attr_destroy);
@@ -107,6 +108,7 @@ DNNL_FN(dnnl_primitive_desc_create);
 DNNL_FN(dnnl_primitive_desc_destroy);
 DNNL_FN(dnnl_primitive_create);
 DNNL_FN(dnnl_primitive_execute);
+DNNL_FN(dnnl_primitive_destroy);
 static void (*p_omp_set_num_threads)(int);
 
 static dnnl_engine_t engine;
@@ -133,6 +135,7 @@ static int load_dnnl(void) {
     LOAD(dnnl_memory_desc_init_by_strides);
     LOAD(dnnl_memory_create);
     LOAD(dnnl_memory_set_data_handle);
+    LOAD(dnnl_memory_destroy);
     LOAD(dnnl_matmul_desc_init);
     LOAD(dnnl_primitive_attr_create);
     LOAD(dnnl_primitive_attr_destroy);
@@ -145,6 +148,7 @@ static int load_dnnl(void) {
     LOAD(dnnl_primitive_desc_destroy);
     LOAD(dnnl_primitive_create);
     LOAD(dnnl_primitive_execute);
+    LOAD(dnnl_primitive_destroy);
 #undef LOAD
     p_omp_set_num_threads = (void (*)(int))dlsym(h, "omp_set_num_threads");
     if (p_dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success ||
@@ -167,8 +171,19 @@ typedef struct {
     dnnl_memory_t a, b, c;
 } gemm_entry;
 
-static gemm_entry *cache;
-static int64_t cache_len, cache_cap;
+// Bounded, so a long-running process that meets many shapes (prompt lengths in a server)
+// does not grow without limit: past the bound, entries are replaced round-robin.
+#define CACHE_MAX 256
+static gemm_entry cache[CACHE_MAX];
+static int64_t cache_len, cache_victim;
+
+static void entry_destroy(gemm_entry *e) {
+    if (e->prim) p_dnnl_primitive_destroy(e->prim);
+    if (e->a) p_dnnl_memory_destroy(e->a);
+    if (e->b) p_dnnl_memory_destroy(e->b);
+    if (e->c) p_dnnl_memory_destroy(e->c);
+    memset(e, 0, sizeof *e);
+}
 
 // dims/strides of a (possibly batched, possibly transposed) rows x cols operand.
 static int operand_md(dnnl_memory_desc_t *md, dnnl_data_type_t dt, int64_t batch, int64_t stride,
@@ -217,17 +232,20 @@ static gemm_entry *dnnl_entry(const gemm_key *k) {
     if (st != dnnl_success) return NULL;
     if (p_dnnl_memory_create(&e.a, &amd, engine, DNNL_MEMORY_NONE) != dnnl_success ||
         p_dnnl_memory_create(&e.b, &bmd, engine, DNNL_MEMORY_NONE) != dnnl_success ||
-        p_dnnl_memory_create(&e.c, &cmd, engine, DNNL_MEMORY_NONE) != dnnl_success)
+        p_dnnl_memory_create(&e.c, &cmd, engine, DNNL_MEMORY_NONE) != dnnl_success) {
+        entry_destroy(&e);
         return NULL;
-    if (cache_len == cache_cap) {
-        int64_t cap = cache_cap ? cache_cap * 2 : 64;
-        gemm_entry *grown = realloc(cache, sizeof(gemm_entry) * (size_t)cap);
-        if (!grown) return NULL;
-        cache = grown;
-        cache_cap = cap;
     }
-    cache[cache_len] = e;
-    return &cache[cache_len++];
+    gemm_entry *slot;
+    if (cache_len < CACHE_MAX) {
+        slot = &cache[cache_len++];
+    } else {
+        slot = &cache[cache_victim];
+        cache_victim = (cache_victim + 1) % CACHE_MAX;
+        entry_destroy(slot);
+    }
+    *slot = e;
+    return slot;
 }
 
 static int onednn_matmul(int dtype, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,

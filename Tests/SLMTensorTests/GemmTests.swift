@@ -63,6 +63,28 @@ import Testing
         expectClose(got, want, tolerance: 1e-3)
     }
 
+    /// More distinct shapes than the primitive cache holds: entries get replaced and every
+    /// result must still be right.
+    @Test func manyShapesStayCorrect() {
+        let n = 8, k = 12
+        let b = randomArray(k * n, seed: 8)
+        for m in 1...300 {
+            let a = randomArray(m * k, seed: UInt64(m))
+            var got = [Float](repeating: 0, count: m * n), want = got
+            a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in
+                    Gemm.sgemm(transA: false, transB: false, m: m, n: n, k: k, a: pa.baseAddress!, lda: k,
+                               b: pb.baseAddress!, ldb: n, c: &got, ldc: n)
+                }
+            }
+            slm_sgemm_ref(0, 0, Int64(m), Int64(n), Int64(k), 1, a, Int64(k), b, Int64(n), 0, &want, Int64(n))
+            if maxAbsDifference(got, want) > 1e-4 {
+                Issue.record("m = \(m): max difference \(maxAbsDifference(got, want))")
+                return
+            }
+        }
+    }
+
     @Test func backendIsReported() {
         #expect(["onednn", "cblas", "accelerate", "reference"].contains(Gemm.backendName))
     }
