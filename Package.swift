@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "SLMTensor", targets: ["SLMTensor"]),
+        .library(name: "SLMText", targets: ["SLMText"]),
         .library(name: "SLMModels", targets: ["SLMModels"]),
         .library(name: "SLMTrain", targets: ["SLMTrain"]),
         .executable(name: "slm", targets: ["slm"]),
@@ -27,16 +28,18 @@ let package = Package(
             ]
         ),
         .target(name: "SLMTensor", dependencies: ["CSLMKernels"]),
+        .target(name: "SLMText"),
         .target(name: "SLMModels", dependencies: ["SLMTensor"]),
         .target(name: "SLMTrain", dependencies: ["SLMTensor", "SLMModels"]),
         .executableTarget(
             name: "slm",
             dependencies: [
-                "SLMTensor", "SLMModels", "SLMTrain",
+                "SLMTensor", "SLMText", "SLMModels", "SLMTrain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "SLMTensorTests", dependencies: ["SLMTensor", "CSLMKernels"]),
+        .testTarget(name: "SLMTextTests", dependencies: ["SLMText"]),
         .testTarget(name: "SLMTrainTests", dependencies: ["SLMTrain", "SLMModels", "SLMTensor"]),
     ],
     swiftLanguageModes: [.v6]

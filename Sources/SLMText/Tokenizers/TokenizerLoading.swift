@@ -1,0 +1,16 @@
+import Foundation
+
+/// Finds a tokenizer from a command-line spec:
+/// - `char` (the ascii charset) or `char:NAME` (a named charset);
+/// - a directory holding a character `vocab.json`.
+public func loadTokenizer(_ spec: String) throws -> any Tokenizer {
+    if spec == "char" { return CharTokenizer(charset: .ascii) }
+    if spec.hasPrefix("char:") { return CharTokenizer(charset: try Charset.named(String(spec.dropFirst(5)))) }
+    let dir = URL(fileURLWithPath: spec)
+    let fm = FileManager.default
+    var isDir: ObjCBool = false
+    guard fm.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else { throw TokenizerError.notFound(spec) }
+    let vocab = dir.appendingPathComponent("vocab.json")
+    if fm.fileExists(atPath: vocab.path) { return try CharTokenizer(contentsOf: vocab) }
+    throw TokenizerError.notFound(spec)
+}
