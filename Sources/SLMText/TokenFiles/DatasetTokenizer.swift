@@ -1,0 +1,99 @@
+import Dispatch
+import Foundation
+
+/// meta.json: how a data directory's token files were made.
+public struct DatasetMeta: Codable, Sendable, Equatable {
+    public var tokenizer: String          // "char" or "byte-bpe"
+    public var charset: String?           // for character tokenizers
+    public var vocabularySize: Int
+    public var width: TokenWidth
+    public var separator: Int32           // id placed between chunks
+    public var trainTokens, validationTokens: Int
+    public var trainCharacters, validationCharacters: Int
+
+    enum CodingKeys: String, CodingKey {
+        case tokenizer, charset, separator
+        case vocabularySize = "vocab_size", width = "dtype"
+        case trainTokens = "train_tokens", validationTokens = "val_tokens"
+        case trainCharacters = "train_chars", validationCharacters = "val_chars"
+    }
+
+    public static func read(from directory: URL) throws -> DatasetMeta {
+        let url = directory.appendingPathComponent("meta.json")
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw PipelineError.notFound("\(url.path) (run `slm data tokenize` first)")
+        }
+        return try JSONDecoder().decode(DatasetMeta.self, from: data)
+    }
+}
+
+/// `slm data tokenize`: train.txt and val.txt of a prepared directory → train.bin,
+/// val.bin and meta.json, with the tokenizer's files copied beside them.
+public enum DatasetTokenizer {
+    /// `spec` is "char" (the charset the data was prepared with), "char:NAME", or a
+    /// tokenizer directory.
+    public static func run(data: URL, tokenizer spec: String, threads: Int,
+                           progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> DatasetMeta {
+        let trainURL = data.appendingPathComponent("train.txt"), valURL = data.appendingPathComponent("val.txt")
+        for url in [trainURL, valURL] where !FileManager.default.fileExists(atPath: url.path) {
+            throw PipelineError.notFound("\(url.path) (run `slm data prepare` first)")
+        }
+        let tokenizer: any Tokenizer
+        var charset: String? = nil
+        if spec == "char" {
+            let statsURL = data.appendingPathComponent("stats.json")
+            guard let statsData = FileManager.default.contents(atPath: statsURL.path),
+                  let stats = try? JSONDecoder().decode(DatasetStats.self, from: statsData) else {
+                throw PipelineError.notFound("\(statsURL.path), which names the charset (or pass --tokenizer char:NAME)")
+            }
+            let set = try Charset.named(stats.settings.charset)
+            tokenizer = CharTokenizer(charset: set)
+            charset = set.name
+        } else {
+            tokenizer = try loadTokenizer(spec)
+            if spec.hasPrefix("char:") { charset = String(spec.dropFirst(5)) }
+        }
+        let separator = separatorID(tokenizer)
+        let width = TokenWidth(vocabularySize: tokenizer.vocabularySize)
+        var counts: [(tokens: Int, characters: Int)] = []
+        for (name, url) in [("train", trainURL), ("val", valURL)] {
+            let text = try String(contentsOf: url, encoding: .utf8)
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+            let ids = encode(lines, with: tokenizer, separator: separator, threads: threads)
+            try TokenFileWriter.write(ids, width: width, to: data.appendingPathComponent("\(name).bin"))
+            counts.append((ids.count, lines.reduce(0) { $0 + $1.count + 1 }))
+            progress("\(name): \(lines.count) chunks → \(ids.count) tokens")
+        }
+        try tokenizer.save(to: data)
+        let meta = DatasetMeta(tokenizer: tokenizer.kind, charset: charset, vocabularySize: tokenizer.vocabularySize,
+                               width: width, separator: separator, trainTokens: counts[0].tokens,
+                               validationTokens: counts[1].tokens, trainCharacters: counts[0].characters,
+                               validationCharacters: counts[1].characters)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(meta), to: data.appendingPathComponent("meta.json"))
+        return meta
+    }
+
+    /// The id between chunks: the end-of-text token, else newline, else space.
+    static func separatorID(_ tokenizer: any Tokenizer) -> Int32 {
+        if let eot = tokenizer.specialTokens["<|endoftext|>"] { return eot }
+        let newline = tokenizer.encode("\n"), space = tokenizer.encode(" ")
+        return newline.count == 1 ? newline[0] : (space.first ?? 0)
+    }
+
+    /// Each chunk followed by the separator, encoded in parallel over contiguous ranges.
+    static func encode(_ lines: [String], with tokenizer: any Tokenizer, separator: Int32, threads: Int) -> [Int32] {
+        let parts = max(1, min(threads, lines.count))
+        let results = ResultsBox<[Int32]>(count: parts)
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            var ids: [Int32] = []
+            for line in lines[(lines.count * p / parts)..<(lines.count * (p + 1) / parts)] {
+                ids += tokenizer.encode(line)
+                ids.append(separator)
+            }
+            results.set(p, ids)
+        }
+        return (0..<parts).flatMap { results.get($0)! }
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+
+/// Width of the ids in a token file: uint16 while the vocabulary fits, else uint32.
+public enum TokenWidth: String, Codable, Sendable {
+    case uint16, uint32
+
+    public init(vocabularySize: Int) { self = vocabularySize <= 65_536 ? .uint16 : .uint32 }
+    public var bytes: Int { self == .uint16 ? 2 : 4 }
+}
+
+/// Little-endian token ids on disk, written atomically.
+public enum TokenFileWriter {
+    public static func write(_ ids: [Int32], width: TokenWidth, to url: URL) throws {
+        var data = Data(count: ids.count * width.bytes)
+        data.withUnsafeMutableBytes { raw in
+            switch width {
+            case .uint16:
+                let p = raw.bindMemory(to: UInt16.self)
+                for (i, id) in ids.enumerated() { p[i] = UInt16(truncatingIfNeeded: id).littleEndian }
+            case .uint32:
+                let p = raw.bindMemory(to: UInt32.self)
+                for (i, id) in ids.enumerated() { p[i] = UInt32(bitPattern: id).littleEndian }
+            }
+        }
+        try AtomicFile.write(data, to: url)
+    }
+}
+
+/// A token file mapped into memory: reading a window touches only its pages.
+public final class TokenFile: @unchecked Sendable {
+    public let url: URL
+    public let width: TokenWidth
+    public let count: Int
+    private let base: UnsafeRawPointer?
+    private let mappedLength: Int
+
+    public init(url: URL, width: TokenWidth) throws {
+        self.url = url
+        self.width = width
+        let fd = open(url.path, O_RDONLY)
+        guard fd >= 0 else { throw PipelineError.notFound(url.path) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw PipelineError.notFound(url.path) }
+        let length = Int(info.st_size)
+        guard length % width.bytes == 0 else {
+            throw PipelineError.invalidOption("\(url.path): \(length) bytes is not a whole number of \(width.rawValue) ids")
+        }
+        count = length / width.bytes
+        mappedLength = length
+        if length == 0 {
+            base = nil
+        } else {
+            guard let p = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+                throw PipelineError.invalidOption("\(url.path): cannot be memory-mapped")
+            }
+            base = UnsafeRawPointer(p)
+        }
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), mappedLength) }
+    }
+
+    public subscript(i: Int) -> Int32 {
+        precondition(i >= 0 && i < count, "TokenFile: index \(i) outside 0..<\(count)")
+        switch width {
+        case .uint16: return Int32(UInt16(littleEndian: base!.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+        case .uint32: return Int32(bitPattern: UInt32(littleEndian: base!.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+        }
+    }
+
+    /// Ids [start, start + length).
+    public func window(at start: Int, length: Int) -> [Int32] {
+        precondition(start >= 0 && length >= 0 && start + length <= count,
+                     "TokenFile: window \(start)..<\(start + length) outside 0..<\(count)")
+        return (start..<(start + length)).map { self[$0] }
+    }
+}
+
+/// Random windows of `context + 1` tokens, `batch` per step, from a seeded generator
+/// whose state can be saved and restored to resume exactly.
+public struct BatchSampler: Sendable {
+    public let file: TokenFile
+    public let batch: Int
+    public let context: Int
+    public var generator: SplitMix64
+
+    public init(file: TokenFile, batch: Int, context: Int, seed: UInt64) throws {
+        guard batch > 0, context > 0 else { throw PipelineError.invalidOption("batch and context must be positive") }
+        guard file.count > context else {
+            throw PipelineError.invalidOption("\(file.url.path) holds \(file.count) tokens; a window needs \(context + 1)")
+        }
+        self.file = file
+        self.batch = batch
+        self.context = context
+        generator = SplitMix64(seed: seed)
+    }
+
+    /// Inputs and next-token targets, each [batch × context], row-major.
+    public mutating func next() -> (inputs: [Int32], targets: [Int32]) {
+        var inputs: [Int32] = [], targets: [Int32] = []
+        inputs.reserveCapacity(batch * context)
+        targets.reserveCapacity(batch * context)
+        let starts = UInt64(file.count - context)
+        for _ in 0..<batch {
+            let start = Int(generator.next() % starts)
+            let w = file.window(at: start, length: context + 1)
+            inputs += w.dropLast()
+            targets += w.dropFirst()
+        }
+        return (inputs, targets)
+    }
+}

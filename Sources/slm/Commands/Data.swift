@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import SLMTensor
+import SLMText
+
+struct DataCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Turn raw books into training text and token files.",
+        subcommands: [Prepare.self, Tokenize.self])
+}
+
+/// Errors from the libraries become one clear line and a non-zero exit.
+func userFacing<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as PipelineError {
+        throw ValidationError(error.description)
+    } catch let error as TokenizerError {
+        throw ValidationError(error.description)
+    } catch let error as CocoaError {
+        throw ValidationError(error.localizedDescription)
+    }
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+extension DataCommand {
+    struct Prepare: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Strip boilerplate, normalise, chunk and split books into train.txt, val.txt, train_enriched.jsonl and stats.json.",
+            discussion: """
+            --corpus takes a folder with manifest.tsv (columns file, author, title, category), a bare \
+            folder of .txt files (author_title.txt names; sub-folders are categories), or one file. \
+            Project Gutenberg header, footer and licence and the markup of markdown transcriptions \
+            are removed. Outputs are written under temporary names and renamed at the end.
+            """)
+
+        @Option(help: "Folder with manifest.tsv, folder of .txt files, or one .txt file.")
+        var corpus: String
+
+        @Option(help: "Output folder (created if missing).")
+        var out: String
+
+        @Option(help: "Allowed characters: micro (a-z, space, period), classic (a-z, space, . , ; : ? ! ' \" - ( )), ascii (printable ASCII, case kept).")
+        var charset = "ascii"
+
+        @Flag(help: "Fold to lower case (micro and classic always do).")
+        var lowercase = false
+
+        @Flag(help: "Spell out numbers as words (\"42\" → \"forty-two\").")
+        var numeralsAsWords = false
+
+        @Option(help: "Shortest chunk kept, in characters.")
+        var minChunk = 40
+
+        @Option(help: "Longest chunk, in characters.")
+        var maxChunk = 256
+
+        @Option(help: "Share of chunks (or books, with --split-by-book) for validation; 0 puts everything in train.")
+        var valFraction = 0.1
+
+        @Flag(help: "Split by whole book so validation text is never seen in training.")
+        var splitByBook = false
+
+        @Option(help: "Seed of the train/validation split.")
+        var seed: UInt64 = 1337
+
+        @Option(help: "Invalid UTF-8: error (name file and byte offset) or replace (substitute U+FFFD and count).")
+        var invalidUTF8 = "error"
+
+        @OptionGroup var runtime: RuntimeOptions
+
+        func run() throws {
+            try runtime.apply()
+            let stats = try userFacing { () throws -> DatasetStats in
+                guard let policy = InvalidUTF8Policy(rawValue: invalidUTF8) else {
+                    throw PipelineError.invalidOption("--invalid-utf8 must be error or replace, not \(invalidUTF8)")
+                }
+                var options = PrepareOptions(normalization: .init(charset: try Charset.named(charset), lowercase: lowercase,
+                                                                  numeralsAsWords: numeralsAsWords))
+                options.chunker = Chunker(minLength: minChunk, maxLength: maxChunk)
+                options.validationFraction = valFraction
+                options.splitByBook = splitByBook
+                options.seed = seed
+                options.invalidUTF8 = policy
+                options.threads = Parallel.threadCount
+                return try DataPreparer.run(corpus: corpus, out: URL(fileURLWithPath: out), options: options) { printError($0) }
+            }
+            let dropped = stats.books.reduce(0) { $0 + $1.dropped.total }
+            print("\(stats.books.count) books → \(stats.trainChunks) train chunks (\(stats.trainCharacters) characters), "
+                + "\(stats.validationChunks) validation chunks (\(stats.validationCharacters) characters); "
+                + "\(dropped) characters outside the '\(charset)' charset dropped (see \(out)/stats.json)")
+        }
+    }
+
+    struct Tokenize: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Encode a prepared folder's train.txt and val.txt into train.bin, val.bin and meta.json.",
+            discussion: "Ids are little-endian uint16 (uint32 for vocabularies over 65,536); chunks are separated by <|endoftext|>, or by a newline or space for character tokenizers.")
+
+        @Option(help: "Folder written by `slm data prepare`.")
+        var data: String
+
+        @Option(help: "char (the charset the data was prepared with), char:NAME, or a tokenizer folder (tokenizer.json, or vocab.json + merges.txt).")
+        var tokenizer: String
+
+        @OptionGroup var runtime: RuntimeOptions
+
+        func run() throws {
+            try runtime.apply()
+            let meta = try userFacing {
+                try DatasetTokenizer.run(data: URL(fileURLWithPath: data), tokenizer: tokenizer,
+                                         threads: Parallel.threadCount) { printError($0) }
+            }
+            print("\(meta.tokenizer) tokenizer, vocabulary \(meta.vocabularySize): \(meta.trainTokens) train and "
+                + "\(meta.validationTokens) validation tokens (\(meta.width.rawValue)) in \(data)")
+        }
+    }
+}
