@@ -10,16 +10,22 @@ struct DataCommand: ParsableCommand {
         subcommands: [Prepare.self, Tokenize.self])
 }
 
+/// A failure at run time: ArgumentParser prints it as one "Error: …" line (without the
+/// usage text it adds for invalid arguments) and exits with status 1.
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+}
+
 /// Errors from the libraries become one clear line and a non-zero exit.
 func userFacing<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let error as PipelineError {
-        throw ValidationError(error.description)
+        throw CommandError(description: error.description)
     } catch let error as TokenizerError {
-        throw ValidationError(error.description)
+        throw CommandError(description: error.description)
     } catch let error as CocoaError {
-        throw ValidationError(error.localizedDescription)
+        throw CommandError(description: error.localizedDescription)
     }
 }
 
