@@ -38,9 +38,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "SLMTensorTests", dependencies: ["SLMTensor", "CSLMKernels"]),
+        .target(name: "SLMTestSupport", dependencies: ["SLMTensor"], path: "Tests/SLMTestSupport"),
+        .testTarget(name: "SLMTensorTests", dependencies: ["SLMTensor", "CSLMKernels", "SLMTestSupport"]),
+        .testTarget(name: "SLMModelsTests", dependencies: ["SLMModels", "SLMTensor", "SLMTestSupport"]),
         .testTarget(name: "SLMTextTests", dependencies: ["SLMText"]),
-        .testTarget(name: "SLMTrainTests", dependencies: ["SLMTrain", "SLMModels", "SLMTensor"]),
+        .testTarget(name: "SLMTrainTests", dependencies: ["SLMTrain", "SLMModels", "SLMTensor", "SLMText", "SLMTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

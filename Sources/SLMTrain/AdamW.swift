@@ -48,4 +48,23 @@ public final class AdamW {
     }
 
     public func zeroGrad() { parameters.forEach { $0.zeroGrad() } }
+
+    /// The moments, named after the parameters (PyTorch's exp_avg / exp_avg_sq).
+    public func state(names: [String]) -> [(name: String, tensor: Tensor)] {
+        precondition(names.count == parameters.count, "AdamW: \(names.count) names for \(parameters.count) parameters")
+        return zip(names, zip(m, v)).flatMap { [("exp_avg.\($0)", $1.0), ("exp_avg_sq.\($0)", $1.1)] }
+    }
+
+    /// Restores moments saved by `state(names:)` and the step count.
+    public func load(state tensors: [String: Tensor], names: [String], step: Int) throws {
+        for (i, name) in names.enumerated() {
+            guard let a = tensors["exp_avg.\(name)"], let b = tensors["exp_avg_sq.\(name)"],
+                  a.shape == parameters[i].shape, b.shape == parameters[i].shape else {
+                throw CheckpointError("optimizer state for \(name) is missing or has the wrong shape")
+            }
+            m[i].data.update(from: a.data, count: a.count)
+            v[i].data.update(from: b.data, count: b.count)
+        }
+        self.step = step
+    }
 }

@@ -1,3 +1,4 @@
+import SLMTestSupport
 import Testing
 @testable import SLMTensor
 
@@ -44,6 +45,11 @@ import Testing
         let x = randomTensor([2, 3, 6], seed: 9), w = randomTensor([4, 6], seed: 10), b = randomTensor([4], seed: 11)
         expectGradients([x, w, b]) { linear($0[0], weight: $0[1], bias: $0[2]) }
         expectGradients([x, w]) { linear($0[0], weight: $0[1]) }
+        // Input-major weights (GPT-2's Conv1D layout) give the same function of Wᵀ.
+        let wt = randomTensor([6, 4], seed: 12)
+        expectGradients([x, wt, b]) { linear($0[0], weight: $0[1], bias: $0[2], inputMajor: true) }
+        let viaTranspose = linear(x, weight: wt.transposed(0, 1), bias: b).toArray()
+        expectClose(linear(x, weight: wt, bias: b, inputMajor: true).toArray(), viaTranspose, tolerance: 1e-5)
     }
 
     @Test func embeddingScatterAddsRepeatedIndices() {

@@ -1,4 +1,5 @@
 import CSLMKernels
+import SLMTestSupport
 import Testing
 @testable import SLMTensor
 

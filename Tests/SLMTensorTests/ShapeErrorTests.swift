@@ -1,3 +1,4 @@
+import SLMTestSupport
 import Testing
 @testable import SLMTensor
 

@@ -25,9 +25,9 @@ import Testing
     /// A one-block transformer learns a task that needs attention and positions: after two
     /// random tokens, each token repeats the one two places back. Only the first target is
     /// unpredictable, so the loss can fall from ln 8 to about ln 8 / 16 ≈ 0.13.
-    @Test func tinyTransformerLearnsToCopy() {
+    @Test func tinyTransformerLearnsToCopy() throws {
         let vocab = 8, batch = 16, time = 16
-        let model = TinyGPT(.init(vocabSize: vocab, width: 32, heads: 2, context: time), seed: 1)
+        let model = try makeModel(ModelConfig(architecture: .gpt2, vocabSize: vocab, layers: 1, heads: 2, width: 32, context: time), seed: 1)
         let opt = AdamW(parameters: model.parameters.map(\.tensor), learningRate: 1e-2)
         var rng = RNG(seed: 2)
         func sampleBatch() -> (inputs: [Int32], targets: [Int32]) {

@@ -44,4 +44,16 @@ public enum CPUKernels {
     public static var detectedISA: String { String(cString: slm_isa_name(slm_isa_detected())) }
     public static var activeISA: String { String(cString: slm_isa_name(slm_isa_active())) }
     public static var hasAVX512BF16: Bool { slm_cpu_has_avx512bf16() != 0 }
+
+    /// FLOP/s that independent fp32 FMA chains reach on all threads at once over about
+    /// `seconds`: the measured peak that MFU figures are shares of.
+    public static func measurePeakFLOPs(seconds: Double = 0.2, bf16: Bool = false) -> Double {
+        let n = Parallel.threadCount
+        let results = UnsafeMutablePointer<Double>.allocate(capacity: n)
+        defer { results.deallocate() }
+        Parallel.forRanges(n) { r in
+            for t in r { results[t] = slm_measure_fma_flops(bf16 ? 1 : 0, seconds) }
+        }
+        return (0..<n).reduce(0) { $0 + results[$1] }
+    }
 }

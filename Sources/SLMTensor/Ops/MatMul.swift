@@ -111,20 +111,25 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
 }
 
 /// x [..., in] · weightᵀ + bias, with weight [out, in] (PyTorch's layout) and bias [out].
-public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+/// With `inputMajor`, weight is [in, out] and the product is x · weight (the layout of
+/// GPT-2's Conv1D checkpoints); the transpose is a BLAS flag either way.
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, inputMajor: Bool = false) -> Tensor {
     let (inF, outF) = checked { () throws(ShapeError) -> (Int, Int) in
-        guard weight.rank == 2, x.rank >= 1, x.shape.last == weight.shape[1] else {
-            throw ShapeError("linear: input \(x.shape) does not match weight \(weight.shape) (expects [..., \(weight.rank == 2 ? weight.shape[1] : -1)])")
+        let inAxis = inputMajor ? 0 : 1
+        guard weight.rank == 2, x.rank >= 1, x.shape.last == weight.shape[inAxis] else {
+            throw ShapeError("linear: input \(x.shape) does not match weight \(weight.shape) (expects [..., \(weight.rank == 2 ? weight.shape[inAxis] : -1)])")
         }
-        if let bias, bias.shape != [weight.shape[0]] {
+        let outF = weight.shape[1 - inAxis]
+        if let bias, bias.shape != [outF] {
             throw ShapeError("linear: bias \(bias.shape) does not match weight \(weight.shape)")
         }
-        return (weight.shape[1], weight.shape[0])
+        return (weight.shape[inAxis], outF)
     }
     let rows = x.count / max(inF, 1)
     let out = Tensor(zeros: Shape(Array(x.shape.dims.dropLast()) + [outF]))
     let px = x.data, pw = weight.data, py = out.data
-    Gemm.sgemm(transA: false, transB: true, m: rows, n: outF, k: inF, a: px, lda: inF, b: pw, ldb: inF,
+    let ldw = inputMajor ? outF : inF
+    Gemm.sgemm(transA: false, transB: !inputMajor, m: rows, n: outF, k: inF, a: px, lda: inF, b: pw, ldb: ldw,
                c: py, ldc: outF)
     if let bias {
         let pb = bias.data
@@ -134,13 +139,18 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     }
     Autograd.record(out, op: "linear", inputs: [x, weight] + (bias.map { [$0] } ?? [])) { g in
         let pg = g.data
-        if x.requiresGrad {
-            Gemm.sgemm(transA: false, transB: false, m: rows, n: inF, k: outF, a: pg, lda: outF, b: pw,
-                       ldb: inF, beta: 1, c: x.gradBuffer().data, ldc: inF)
+        if x.requiresGrad {  // dX[rows, in] = dY · W  (W read as [out, in])
+            Gemm.sgemm(transA: false, transB: inputMajor, m: rows, n: inF, k: outF, a: pg, lda: outF, b: pw,
+                       ldb: ldw, beta: 1, c: x.gradBuffer().data, ldc: inF)
         }
         if weight.requiresGrad {
-            Gemm.sgemm(transA: true, transB: false, m: outF, n: inF, k: rows, a: pg, lda: outF, b: px,
-                       ldb: inF, beta: 1, c: weight.gradBuffer().data, ldc: inF)
+            if inputMajor {  // dW[in, out] = Xᵀ · dY
+                Gemm.sgemm(transA: true, transB: false, m: inF, n: outF, k: rows, a: px, lda: inF, b: pg,
+                           ldb: outF, beta: 1, c: weight.gradBuffer().data, ldc: outF)
+            } else {         // dW[out, in] = dYᵀ · X
+                Gemm.sgemm(transA: true, transB: false, m: outF, n: inF, k: rows, a: pg, lda: outF, b: px,
+                           ldb: inF, beta: 1, c: weight.gradBuffer().data, ldc: inF)
+            }
         }
         if let bias, bias.requiresGrad {
             columnSums(pg, rows: rows, cols: outF, into: bias.gradBuffer().data)

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import SLMModels
 import SLMTensor
 import SLMText
+import SLMTrain
 
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,6 +28,14 @@ func userFacing<T>(_ body: () throws -> T) throws -> T {
         throw CommandError(description: error.description)
     } catch let error as CocoaError {
         throw CommandError(description: error.localizedDescription)
+    } catch let error as ConfigError {
+        throw CommandError(description: error.message)
+    } catch let error as TOMLError {
+        throw CommandError(description: error.message)
+    } catch let error as CheckpointError {
+        throw CommandError(description: error.message)
+    } catch let error as SafetensorsError {
+        throw CommandError(description: error.message)
     }
 }
 

@@ -43,7 +43,8 @@ struct Demo: ParsableCommand {
             throw CommandError(description: "the text has \(tokens.count) characters; it needs more than --context (\(context))")
         }
 
-        let model = TinyGPT(.init(vocabSize: vocabulary.count, width: 64, heads: 4, context: context), seed: seed)
+        let config = ModelConfig(architecture: .gpt2, vocabSize: vocabulary.count, layers: 1, heads: 4, width: 64, context: context)
+        let model = try makeModel(config, seed: seed)
         let optimizer = AdamW(parameters: model.parameters.map(\.tensor), learningRate: lr, weightDecay: 0.01)
         print("text: \(source), \(tokens.count) characters, \(vocabulary.count) distinct")
         print("model: one-block transformer, \(model.parameterCount) parameters; \(Parallel.threadCount) threads, matmul on \(Gemm.backendName), kernels \(CPUKernels.activeISA)")
@@ -94,23 +95,9 @@ struct Demo: ParsableCommand {
     }
 
     /// Continues `prompt` for 120 characters, sampling at temperature 0.8.
-    private func sample(_ model: TinyGPT, vocabulary: [Character], prompt: [Int32], rng: inout RNG) -> String {
-        var context = prompt
-        for _ in 0..<120 {
-            let window = Array(context.suffix(self.context))
-            let logits = Autograd.noGrad { model.logits(window, batch: 1, time: window.count) }
-            let v = vocabulary.count, row = logits.data + (window.count - 1) * v
-            let scaled = (0..<v).map { Double(row[$0]) / 0.8 }
-            let top = scaled.max()!
-            let weights = scaled.map { exp($0 - top) }
-            var pick = rng.nextDouble() * weights.reduce(0, +), choice = v - 1
-            for (i, w) in weights.enumerated() {
-                pick -= w
-                if pick < 0 { choice = i; break }
-            }
-            context.append(Int32(choice))
-        }
-        return String(context.map { vocabulary[Int($0)] }).replacingOccurrences(of: "\n", with: " ⏎ ")
+    private func sample(_ model: any LanguageModel, vocabulary: [Character], prompt: [Int32], rng: inout RNG) -> String {
+        let ids = sampleContinuation(model, prompt: prompt, count: 120, temperature: 0.8, rng: &rng)
+        return String(ids.map { vocabulary[Int($0)] }).replacingOccurrences(of: "\n", with: " ⏎ ")
     }
 
     private static let passage = """

@@ -1,18 +1,18 @@
+import SLMTensor
 import Testing
-@testable import SLMTensor
 
 /// Result of comparing analytic gradients with central finite differences.
-struct GradientCheck {
-    var worst: Float = 0      // largest |analytic - numeric| - tolerance (<= 0 passes)
-    var detail = ""
-    var compared = 0
-    var passed: Bool { worst <= 0 && compared > 0 }
+public struct GradientCheck {
+    public var worst: Float = 0      // largest |analytic - numeric| - tolerance (<= 0 passes)
+    public var detail = ""
+    public var compared = 0
+    public var passed: Bool { worst <= 0 && compared > 0 }
 }
 
 /// Checks the gradients of `f` with respect to every input. The scalar checked is
 /// sum(f(inputs) * R) for a fixed random R, accumulated in Double; up to `samples`
 /// elements per input are perturbed by ±eps.
-func gradientCheck(_ inputs: [Tensor], eps: Float = 5e-3, atol: Float = 2e-3, rtol: Float = 2e-2,
+public func gradientCheck(_ inputs: [Tensor], eps: Float = 5e-3, atol: Float = 2e-3, rtol: Float = 2e-2,
                    samples: Int = 48, _ f: ([Tensor]) -> Tensor) -> GradientCheck {
     for t in inputs {
         t.requiresGrad = true
@@ -60,27 +60,27 @@ func gradientCheck(_ inputs: [Tensor], eps: Float = 5e-3, atol: Float = 2e-3, rt
     return result
 }
 
-func expectGradients(_ inputs: [Tensor], eps: Float = 5e-3, atol: Float = 2e-3, rtol: Float = 2e-2,
+public func expectGradients(_ inputs: [Tensor], eps: Float = 5e-3, atol: Float = 2e-3, rtol: Float = 2e-2,
                      sourceLocation: SourceLocation = #_sourceLocation, _ f: ([Tensor]) -> Tensor) {
     let check = gradientCheck(inputs, eps: eps, atol: atol, rtol: rtol, f)
     #expect(check.passed, "\(check.detail)", sourceLocation: sourceLocation)
 }
 
-func randomTensor(_ shape: Shape, seed: UInt64, scale: Float = 1) -> Tensor {
+public func randomTensor(_ shape: Shape, seed: UInt64, scale: Float = 1) -> Tensor {
     var rng = RNG(seed: seed)
     return Tensor.randn(shape, std: scale, rng: &rng)
 }
 
-func randomArray(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
+public func randomArray(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
     randomTensor([count], seed: seed, scale: scale).toArray()
 }
 
-func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
+public func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
     precondition(a.count == b.count)
     return zip(a, b).map { abs($0 - $1) }.max() ?? 0
 }
 
-func expectClose(_ a: [Float], _ b: [Float], tolerance: Float, sourceLocation: SourceLocation = #_sourceLocation) {
+public func expectClose(_ a: [Float], _ b: [Float], tolerance: Float, sourceLocation: SourceLocation = #_sourceLocation) {
     #expect(a.count == b.count, sourceLocation: sourceLocation)
     guard a.count == b.count else { return }
     let worst = zip(a, b).enumerated().max { abs($0.1.0 - $0.1.1) < abs($1.1.0 - $1.1.1) }

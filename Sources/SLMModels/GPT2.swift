@@ -1,0 +1,71 @@
+import SLMTensor
+
+/// GPT-2: token and learned position embeddings; pre-norm blocks of LayerNorm → fused
+/// QKV → causal attention → projection and LayerNorm → GELU MLP; final LayerNorm; output
+/// head (tied to the token embedding if the config says so).
+///
+/// Weights are named and laid out as Hugging Face's GPT2LMHeadModel stores them: the
+/// projections are Conv1D weights [in, out], used through `linear(inputMajor: true)`.
+public final class GPT2: LanguageModel {
+    struct Block {
+        let ln1Weight, ln1Bias, attnWeight, attnProjWeight, ln2Weight, ln2Bias, fcWeight, fcProjWeight: Tensor
+        let attnBias, attnProjBias, fcBias, fcProjBias: Tensor?
+    }
+
+    public let config: ModelConfig
+    public let parameters: [(name: String, tensor: Tensor)]
+    let tokenEmbedding, positionEmbedding, finalNormWeight, finalNormBias: Tensor
+    let head: Tensor?
+    let blocks: [Block]
+
+    init(_ config: ModelConfig, _ p: ParameterSource) {
+        self.config = config
+        let d = config.width, f = config.ffnWidth
+        // GPT-2 initialisation: N(0, 0.02); projections into the residual stream scaled
+        // by 1/sqrt(2·layers) so the stream's variance does not grow with depth.
+        let std: Float = 0.02, residualStd = 0.02 / Float(2 * config.layers).squareRoot()
+        func bias(_ name: String, _ n: Int) -> Tensor? { config.bias ? p.make(name, [n], .constant(0)) : nil }
+        tokenEmbedding = p.make("transformer.wte.weight", [config.vocabSize, d], .normal(std: std))
+        positionEmbedding = p.make("transformer.wpe.weight", [config.context, d], .normal(std: 0.01))
+        blocks = (0..<config.layers).map { i in
+            let n = "transformer.h.\(i)."
+            return Block(
+                ln1Weight: p.make(n + "ln_1.weight", [d], .constant(1)),
+                ln1Bias: p.make(n + "ln_1.bias", [d], .constant(0)),
+                attnWeight: p.make(n + "attn.c_attn.weight", [d, 3 * d], .normal(std: std)),
+                attnProjWeight: p.make(n + "attn.c_proj.weight", [d, d], .normal(std: residualStd)),
+                ln2Weight: p.make(n + "ln_2.weight", [d], .constant(1)),
+                ln2Bias: p.make(n + "ln_2.bias", [d], .constant(0)),
+                fcWeight: p.make(n + "mlp.c_fc.weight", [d, f], .normal(std: std)),
+                fcProjWeight: p.make(n + "mlp.c_proj.weight", [f, d], .normal(std: residualStd)),
+                attnBias: bias(n + "attn.c_attn.bias", 3 * d),
+                attnProjBias: bias(n + "attn.c_proj.bias", d),
+                fcBias: bias(n + "mlp.c_fc.bias", f),
+                fcProjBias: bias(n + "mlp.c_proj.bias", d))
+        }
+        finalNormWeight = p.make("transformer.ln_f.weight", [d], .constant(1))
+        finalNormBias = p.make("transformer.ln_f.bias", [d], .constant(0))
+        head = config.tiedEmbeddings ? nil : p.make("lm_head.weight", [config.vocabSize, d], .normal(std: std))
+        parameters = p.made
+    }
+
+    public func logits(_ ids: [Int32], batch: Int, time: Int, dropoutRNG rng: inout RNG?) -> Tensor {
+        checkInput(ids, batch: batch, time: time)
+        let d = config.width, h = config.heads, eps = Float(config.normEps), p = config.dropout
+        var x = embedding(tokenEmbedding, indices: ids, shape: [batch, time]) + positionEmbedding.slice(axis: 0, 0..<time)
+        x = drop(x, p, &rng)
+        for b in blocks {
+            let qkv = linear(layerNorm(x, weight: b.ln1Weight, bias: b.ln1Bias, eps: eps), weight: b.attnWeight,
+                             bias: b.attnBias, inputMajor: true).split([d, d, d], axis: 2)
+            let (q, k, v) = (qkv[0].reshaped([batch, time, h, d / h]), qkv[1].reshaped([batch, time, h, d / h]),
+                             qkv[2].reshaped([batch, time, h, d / h]))
+            let attended = attention(q, k, v).reshaped([batch, time, d])
+            x = x + drop(linear(attended, weight: b.attnProjWeight, bias: b.attnProjBias, inputMajor: true), p, &rng)
+            let m = gelu(linear(layerNorm(x, weight: b.ln2Weight, bias: b.ln2Bias, eps: eps), weight: b.fcWeight,
+                                bias: b.fcBias, inputMajor: true))
+            x = x + drop(linear(m, weight: b.fcProjWeight, bias: b.fcProjBias, inputMajor: true), p, &rng)
+        }
+        x = layerNorm(x, weight: finalNormWeight, bias: finalNormBias, eps: eps)
+        return linear(x, weight: head ?? tokenEmbedding)
+    }
+}

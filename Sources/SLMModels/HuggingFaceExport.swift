@@ -1,0 +1,63 @@
+import Foundation
+
+/// Writes a model directory that Hugging Face `transformers` opens with
+/// `AutoModelForCausalLM.from_pretrained`: config.json in GPT2Config or LlamaConfig
+/// schema, model.safetensors (our names and layouts already are theirs), and the
+/// tokenizer's files.
+public enum HuggingFaceExport {
+    public static func export(from source: URL, to target: URL) throws {
+        let config = try ModelConfig.read(from: source.appendingPathComponent("config.json"))
+        let fm = FileManager.default
+        let temp = target.deletingLastPathComponent()
+            .appendingPathComponent(".\(target.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
+        try? fm.removeItem(at: temp)
+        try fm.createDirectory(at: temp, withIntermediateDirectories: true)
+        do {
+            let json = try JSONSerialization.data(withJSONObject: try huggingFaceConfig(config), options: [.prettyPrinted, .sortedKeys])
+            try json.write(to: temp.appendingPathComponent("config.json"))
+            // Re-read and re-write rather than copy: this validates the weights on the way.
+            let (tensors, _) = try Safetensors.read(source.appendingPathComponent("model.safetensors"))
+            let model = try makeModel(config, weights: tensors)
+            try Safetensors.write(model.parameters, metadata: ["format": "pt"], to: temp.appendingPathComponent("model.safetensors"))
+            for file in ["tokenizer.json", "vocab.json", "merges.txt"] where fm.fileExists(atPath: source.appendingPathComponent(file).path) {
+                try fm.copyItem(at: source.appendingPathComponent(file), to: temp.appendingPathComponent(file))
+            }
+            if fm.fileExists(atPath: source.appendingPathComponent("tokenizer.json").path) {
+                let tokenizerConfig: [String: Any] = ["tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>",
+                                                      "bos_token": "<|endoftext|>", "model_max_length": config.context]
+                try JSONSerialization.data(withJSONObject: tokenizerConfig, options: [.prettyPrinted, .sortedKeys])
+                    .write(to: temp.appendingPathComponent("tokenizer_config.json"))
+            }
+            if fm.fileExists(atPath: target.path) { try fm.removeItem(at: target) }
+            try fm.moveItem(at: temp, to: target)
+        } catch {
+            try? fm.removeItem(at: temp)
+            throw error
+        }
+    }
+
+    /// The config.json `transformers` expects for this model.
+    public static func huggingFaceConfig(_ c: ModelConfig) throws -> [String: Any] {
+        switch c.architecture {
+        case .gpt2:
+            guard c.bias else { throw ConfigError("GPT-2 checkpoints in Hugging Face's layout always have biases; this model has none") }
+            return [
+                "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": c.vocabSize,
+                "n_positions": c.context, "n_ctx": c.context, "n_embd": c.width, "n_layer": c.layers, "n_head": c.heads,
+                "n_inner": c.ffnWidth, "activation_function": "gelu_new", "layer_norm_epsilon": c.normEps,
+                "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": 0.0, "initializer_range": 0.02,
+                "tie_word_embeddings": c.tiedEmbeddings, "torch_dtype": "float32", "use_cache": true,
+            ]
+        case .llama:
+            return [
+                "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": c.vocabSize,
+                "hidden_size": c.width, "intermediate_size": c.ffnWidth, "num_hidden_layers": c.layers,
+                "num_attention_heads": c.heads, "num_key_value_heads": c.kvHeads, "head_dim": c.headSize,
+                "max_position_embeddings": c.context, "rms_norm_eps": c.normEps, "rope_theta": c.ropeTheta,
+                "hidden_act": "silu", "attention_bias": c.bias, "mlp_bias": false, "attention_dropout": 0.0,
+                "tie_word_embeddings": c.tiedEmbeddings, "torch_dtype": "float32", "use_cache": true,
+                "initializer_range": 0.02,
+            ]
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import SLMTensor
+
+/// LLaMA: token embedding; pre-norm blocks of RMSNorm → Q/K/V projections → RoPE →
+/// grouped-query causal attention → output projection and RMSNorm → SwiGLU (gate, up,
+/// down); final RMSNorm; output head tied to the embedding by default. No biases unless
+/// the config asks for them. Names follow Hugging Face's LlamaForCausalLM.
+public final class Llama: LanguageModel {
+    struct Layer {
+        let inputNorm, q, k, v, o, postNorm, gate, up, down: Tensor
+        let qBias, kBias, vBias, oBias: Tensor?
+    }
+
+    public let config: ModelConfig
+    public let parameters: [(name: String, tensor: Tensor)]
+    let tokenEmbedding, finalNorm: Tensor
+    let head: Tensor?
+    let layers: [Layer]
+    let rotary: RotaryEmbedding
+
+    init(_ config: ModelConfig, _ p: ParameterSource) {
+        self.config = config
+        let d = config.width, kv = config.kvHeads * config.headSize, f = config.ffnWidth
+        let std: Float = 0.02, residualStd = 0.02 / Float(2 * config.layers).squareRoot()
+        func bias(_ name: String, _ n: Int) -> Tensor? { config.bias ? p.make(name, [n], .constant(0)) : nil }
+        tokenEmbedding = p.make("model.embed_tokens.weight", [config.vocabSize, d], .normal(std: std))
+        layers = (0..<config.layers).map { i in
+            let n = "model.layers.\(i)."
+            return Layer(
+                inputNorm: p.make(n + "input_layernorm.weight", [d], .constant(1)),
+                q: p.make(n + "self_attn.q_proj.weight", [d, d], .normal(std: std)),
+                k: p.make(n + "self_attn.k_proj.weight", [kv, d], .normal(std: std)),
+                v: p.make(n + "self_attn.v_proj.weight", [kv, d], .normal(std: std)),
+                o: p.make(n + "self_attn.o_proj.weight", [d, d], .normal(std: residualStd)),
+                postNorm: p.make(n + "post_attention_layernorm.weight", [d], .constant(1)),
+                gate: p.make(n + "mlp.gate_proj.weight", [f, d], .normal(std: std)),
+                up: p.make(n + "mlp.up_proj.weight", [f, d], .normal(std: std)),
+                down: p.make(n + "mlp.down_proj.weight", [d, f], .normal(std: residualStd)),
+                qBias: bias(n + "self_attn.q_proj.bias", d), kBias: bias(n + "self_attn.k_proj.bias", kv),
+                vBias: bias(n + "self_attn.v_proj.bias", kv), oBias: bias(n + "self_attn.o_proj.bias", d))
+        }
+        finalNorm = p.make("model.norm.weight", [d], .constant(1))
+        head = config.tiedEmbeddings ? nil : p.make("lm_head.weight", [config.vocabSize, d], .normal(std: std))
+        parameters = p.made
+        rotary = RotaryEmbedding(headDim: config.headSize, maxPositions: config.context, theta: config.ropeTheta)
+    }
+
+    public func logits(_ ids: [Int32], batch: Int, time: Int, dropoutRNG rng: inout RNG?) -> Tensor {
+        checkInput(ids, batch: batch, time: time)
+        let d = config.width, hs = config.headSize, eps = Float(config.normEps), p = config.dropout
+        var x = drop(embedding(tokenEmbedding, indices: ids, shape: [batch, time]), p, &rng)
+        for l in layers {
+            let h = rmsNorm(x, weight: l.inputNorm, eps: eps)
+            let q = rope(linear(h, weight: l.q, bias: l.qBias).reshaped([batch, time, config.heads, hs]), rotary)
+            let k = rope(linear(h, weight: l.k, bias: l.kBias).reshaped([batch, time, config.kvHeads, hs]), rotary)
+            let v = linear(h, weight: l.v, bias: l.vBias).reshaped([batch, time, config.kvHeads, hs])
+            let attended = attention(q, k, v).reshaped([batch, time, d])
+            x = x + drop(linear(attended, weight: l.o, bias: l.oBias), p, &rng)
+            let m = rmsNorm(x, weight: l.postNorm, eps: eps)
+            x = x + drop(linear(swiglu(gate: linear(m, weight: l.gate), up: linear(m, weight: l.up)), weight: l.down), p, &rng)
+        }
+        return linear(rmsNorm(x, weight: finalNorm, eps: eps), weight: head ?? tokenEmbedding)
+    }
+}

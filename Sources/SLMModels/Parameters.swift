@@ -1,0 +1,121 @@
+import SLMTensor
+
+/// Where a model's parameters come from: fresh initialisation from a seed, or named
+/// tensors loaded from a checkpoint. Models call `make` once per parameter, so the same
+/// code both builds and loads them, and loading checks every name and shape.
+public final class ParameterSource {
+    public enum Initializer {
+        case normal(std: Float)
+        case constant(Float)
+    }
+
+    private enum Mode {
+        case initialize(RNG)
+        case load([String: Tensor])
+    }
+
+    private var mode: Mode
+    private(set) var made: [(name: String, tensor: Tensor)] = []
+    private var problems: [String] = []
+
+    public static func initialize(seed: UInt64) -> ParameterSource { ParameterSource(.initialize(RNG(seed: seed))) }
+    public static func load(_ tensors: [String: Tensor]) -> ParameterSource { ParameterSource(.load(tensors)) }
+
+    private init(_ mode: Mode) { self.mode = mode }
+
+    public func make(_ name: String, _ shape: Shape, _ initializer: Initializer) -> Tensor {
+        let t: Tensor
+        switch mode {
+        case .initialize(var rng):
+            switch initializer {
+            case .normal(let std): t = Tensor.randn(shape, std: std, rng: &rng)
+            case .constant(let v): t = Tensor.full(shape, v)
+            }
+            mode = .initialize(rng)
+        case .load(let tensors):
+            if let loaded = tensors[name], loaded.shape == shape {
+                t = loaded.detached()
+            } else {
+                problems.append(tensors[name].map { "\(name) has shape \($0.shape), expected \(shape)" } ?? "\(name) is missing")
+                t = Tensor.zeros(shape)
+            }
+        }
+        t.requiresGrad = true
+        made.append((name, t))
+        return t
+    }
+
+    /// Throws if loading met missing, misshapen or unexpected tensors.
+    public func finish() throws(ConfigError) {
+        if case .load(let tensors) = mode {
+            let expected = Set(made.map(\.name))
+            for name in tensors.keys.sorted() where !expected.contains(name) { problems.append("unexpected tensor \(name)") }
+        }
+        if !problems.isEmpty {
+            throw ConfigError("weights do not match the model: " + problems.prefix(5).joined(separator: "; ")
+                + (problems.count > 5 ? "; and \(problems.count - 5) more" : ""))
+        }
+    }
+}
+
+/// A causal language model over token ids.
+public protocol LanguageModel: AnyObject {
+    var config: ModelConfig { get }
+    /// Every parameter under its Hugging Face name, in a fixed order.
+    var parameters: [(name: String, tensor: Tensor)] { get }
+    /// Logits [batch, time, vocab] for ids laid out [batch, time]. Dropout applies only
+    /// when `rng` is given.
+    func logits(_ ids: [Int32], batch: Int, time: Int, dropoutRNG rng: inout RNG?) -> Tensor
+}
+
+extension LanguageModel {
+    public func logits(_ ids: [Int32], batch: Int, time: Int) -> Tensor {
+        var none: RNG? = nil
+        return logits(ids, batch: batch, time: time, dropoutRNG: &none)
+    }
+
+    /// Mean next-token cross-entropy of inputs predicting targets (both [batch, time]).
+    public func loss(inputs: [Int32], targets: [Int32], batch: Int, time: Int, dropoutRNG rng: inout RNG?) -> Tensor {
+        crossEntropy(logits(inputs, batch: batch, time: time, dropoutRNG: &rng), targets: targets)
+    }
+
+    public func loss(inputs: [Int32], targets: [Int32], batch: Int, time: Int) -> Tensor {
+        var none: RNG? = nil
+        return loss(inputs: inputs, targets: targets, batch: batch, time: time, dropoutRNG: &none)
+    }
+
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.tensor.count } }
+
+    func checkInput(_ ids: [Int32], batch: Int, time: Int) {
+        precondition(time >= 1 && time <= config.context, "model: \(time) tokens per sequence; the context is \(config.context)")
+        precondition(ids.count == batch * time, "model: \(ids.count) ids for batch \(batch) × time \(time)")
+    }
+}
+
+/// Builds the model a config describes, freshly initialised or from loaded tensors.
+public func makeModel(_ config: ModelConfig, seed: UInt64) throws -> any LanguageModel {
+    try config.validate()
+    return try buildModel(config, .initialize(seed: seed))
+}
+
+public func makeModel(_ config: ModelConfig, weights: [String: Tensor]) throws -> any LanguageModel {
+    try config.validate()
+    return try buildModel(config, .load(weights))
+}
+
+private func buildModel(_ config: ModelConfig, _ source: ParameterSource) throws -> any LanguageModel {
+    let model: any LanguageModel = switch config.architecture {
+    case .gpt2: GPT2(config, source)
+    case .llama: Llama(config, source)
+    }
+    try source.finish()
+    return model
+}
+
+/// Dropout when training (an RNG is given), the identity otherwise.
+func drop(_ x: Tensor, _ p: Double, _ rng: inout RNG?) -> Tensor {
+    guard p > 0, var r = rng else { return x }
+    let y = dropout(x, p: Float(p), rng: &r)
+    rng = r
+    return y
+}

@@ -1,0 +1,330 @@
+import Foundation
+import SLMModels
+import SLMTensor
+import SLMText
+
+/// A prepared, tokenized data directory (train.bin, val.bin, meta.json).
+public struct TrainingData {
+    public let directory: URL
+    public let meta: DatasetMeta
+    public let train: TokenFile
+    public let validation: TokenFile?
+    /// Changes when the tokens or the tokenizer change.
+    public let fingerprint: String
+
+    public init(directory: URL) throws {
+        self.directory = directory
+        meta = try DatasetMeta.read(from: directory)
+        train = try TokenFile(url: directory.appendingPathComponent("train.bin"), width: meta.width)
+        let val = try TokenFile(url: directory.appendingPathComponent("val.bin"), width: meta.width)
+        validation = val.count > 1 ? val : nil
+        let metaBytes = FileManager.default.contents(atPath: directory.appendingPathComponent("meta.json").path) ?? Data()
+        fingerprint = SLMTrain.fingerprint([metaBytes, Data(String(train.count).utf8), Data(String(val.count).utf8)])
+    }
+
+    /// "char tokenizer (micro), 28 ids, 16.5M train tokens" — for mismatch messages.
+    var summary: String {
+        "\(meta.tokenizer) tokenizer\(meta.charset.map { " (\($0))" } ?? ""), \(meta.vocabularySize) ids, \(meta.trainTokens) train tokens"
+    }
+}
+
+public struct TrainingSummary: Sendable {
+    public var steps: Int
+    public var tokensSeen: Int
+    public var seconds: Double
+    public var bestValidationLoss: Double?
+    public var lastCheckpoint: URL?
+    public var stoppedBy: String
+}
+
+/// The training loop: AdamW with warm-up and cosine decay, gradient accumulation and
+/// clipping, periodic evaluation, checkpoints (last K and best), progress lines and
+/// metrics.jsonl. Same seed and thread count give the same losses, also across a resume.
+public final class Trainer {
+    public let model: any LanguageModel
+    public let data: TrainingData
+    public let config: TrainingConfig
+    public let out: URL
+
+    let optimizer: AdamW
+    let schedule: LearningRateSchedule
+    var sampler: BatchSampler
+    var dropoutRNG: RNG
+    var step = 0
+    var tokensSeen = 0
+    var elapsedBefore = 0.0
+    var bestValidationLoss: Double?
+    var ema: [Tensor]?
+    /// Stops the loop after this step, as an interruption would (for tests of resuming).
+    var stopAfter: Int?
+    let configFingerprint: String
+    let peakFLOPs: Double
+    private let metrics: FileHandle
+
+    /// Starts a run in `out`, or continues the checkpoint `resume` exactly.
+    public init(model: any LanguageModel, data: TrainingData, config: TrainingConfig, out: URL, resume: URL? = nil,
+                note: (String) -> Void = { _ in }) throws {
+        try config.validate()
+        guard data.meta.vocabularySize == model.config.vocabSize else {
+            throw CheckpointError("the model's vocabulary (\(model.config.vocabSize)) differs from the data's (\(data.meta.vocabularySize))")
+        }
+        self.model = model
+        self.data = data
+        self.config = config
+        self.out = out
+        let params = model.parameters.map(\.tensor)
+        optimizer = AdamW(parameters: params, learningRate: Float(config.learningRate), beta1: Float(config.beta1),
+                          beta2: Float(config.beta2), weightDecay: Float(config.weightDecay))
+        schedule = LearningRateSchedule(peak: config.learningRate, floor: config.minLearningRate, warmup: config.warmup,
+                                        total: config.steps)
+        sampler = try BatchSampler(file: data.train, batch: config.batch, context: model.config.context, seed: config.seed)
+        dropoutRNG = RNG(seed: config.seed &+ 1)
+        configFingerprint = fingerprint([try model.config.jsonData()])
+        ema = config.emaDecay > 0 ? params.map { $0.copy() } : nil
+        peakFLOPs = CPUKernels.measurePeakFLOPs(seconds: 0.1)
+
+        let fm = FileManager.default
+        try fm.createDirectory(at: out, withIntermediateDirectories: true)
+        if resume == nil && !Checkpoint.steps(in: out).isEmpty {
+            throw CheckpointError("\(out.path) already holds checkpoints; pass --resume \(out.path) to continue, or choose another --out")
+        }
+        let metricsURL = out.appendingPathComponent("metrics.jsonl")
+        if !fm.fileExists(atPath: metricsURL.path) { _ = fm.createFile(atPath: metricsURL.path, contents: nil) }
+        metrics = try FileHandle(forWritingTo: metricsURL)
+        metrics.seekToEndOfFile()
+        if let resume { try restore(from: resume, note: note) }
+    }
+
+    deinit { try? metrics.close() }
+
+    private func restore(from resume: URL, note: (String) -> Void) throws {
+        let dir = try Checkpoint.resolve(resume.path)
+        let state = try Checkpoint.readState(dir)
+        let saved = try ModelConfig.read(from: dir.appendingPathComponent("config.json"))
+        guard saved == model.config else {
+            throw CheckpointError("cannot resume \(dir.path): the model config differs from the checkpoint's (\(differences(saved, model.config)))")
+        }
+        guard state.dataFingerprint == data.fingerprint else {
+            throw CheckpointError("cannot resume \(dir.path): the data differs from what it was trained on (now \(data.summary); see \(dir.path)/data_meta.json)")
+        }
+        let (weights, _) = try Safetensors.read(dir.appendingPathComponent("model.safetensors"))
+        for (name, t) in model.parameters {
+            guard let w = weights[name], w.shape == t.shape else { throw CheckpointError("\(dir.path): weights for \(name) are missing") }
+            t.data.update(from: w.data, count: t.count)
+        }
+        let (moments, _) = try Safetensors.read(dir.appendingPathComponent("optimizer.safetensors"))
+        try optimizer.load(state: moments, names: model.parameters.map(\.name), step: state.step)
+        if ema != nil {
+            let (averages, _) = try Safetensors.read(dir.appendingPathComponent("ema.safetensors"))
+            ema = model.parameters.map { averages[$0.name]?.copy() ?? $0.tensor.copy() }
+        }
+        sampler.generator = SplitMix64(seed: 0)
+        sampler.generator.state = state.samplerState
+        dropoutRNG = RNG(state: state.dropoutRNG)
+        step = state.step
+        tokensSeen = state.tokensSeen
+        elapsedBefore = state.elapsedSeconds
+        bestValidationLoss = state.bestValidationLoss
+        if state.training != config {
+            note("note: training settings differ from the checkpoint's; continuing with the new ones (\(differences(state.training, config)))")
+        }
+        note("resuming \(dir.path) at step \(step)")
+    }
+
+    public func run(report: (String) -> Void = { print($0) }) throws -> TrainingSummary {
+        let context = model.config.context
+        let tokensPerStep = config.batch * config.accumulation * context
+        let startStep = step, started = Date()
+        var lastCheckpoint: URL? = Checkpoint.steps(in: out).last?.url
+        var windowLoss = 0.0, windowSteps = 0, windowStart = Date()
+        var stoppedBy = "step budget"
+        func elapsed() -> Double { elapsedBefore + Date().timeIntervalSince(started) }
+
+        report("training \(model.config.architecture.rawValue) with \(model.parameterCount) parameters on \(data.summary); "
+            + "\(tokensPerStep) tokens per step, \(Parallel.threadCount) threads")
+        while step < config.steps {
+            if let budget = config.timeBudget, elapsed() >= budget {
+                stoppedBy = "time budget"
+                break
+            }
+            if let stopAfter, step >= stopAfter {
+                stoppedBy = "interruption"
+                break
+            }
+            let lr = schedule(step)
+            optimizer.learningRate = Float(lr)
+            optimizer.zeroGrad()
+            var loss = 0.0
+            for _ in 0..<config.accumulation {
+                let (inputs, targets) = sampler.next()
+                var rng: RNG? = model.config.dropout > 0 ? dropoutRNG : nil
+                let l = model.loss(inputs: inputs, targets: targets, batch: config.batch, time: context, dropoutRNG: &rng)
+                if let rng { dropoutRNG = rng }
+                let value = l.item()
+                guard value.isFinite else {
+                    throw CheckpointError("loss became \(value) at step \(step + 1) (learning rate \(String(format: "%.2e", lr))); "
+                        + "stopped without saving. The last good checkpoint is \(lastCheckpoint?.path ?? "none (no checkpoint yet)"). "
+                        + "Try a lower learning rate or a longer warm-up.")
+                }
+                l.backward(gradient: Tensor(scalar: 1 / Float(config.accumulation)))
+                loss += Double(value) / Double(config.accumulation)
+            }
+            let norm = clipGradients()
+            optimizer.update()
+            updateEMA()
+            step += 1
+            tokensSeen += tokensPerStep
+            windowLoss += loss
+            windowSteps += 1
+
+            if step % config.logInterval == 0 || step == config.steps {
+                let seconds = Date().timeIntervalSince(windowStart)
+                let rate = Double(windowSteps * tokensPerStep) / max(seconds, 1e-9)
+                let mfu = 3 * model.config.flopsPerToken * rate / max(peakFLOPs, 1)
+                let done = Double(step - startStep), remaining = Double(config.steps - step)
+                let eta = done > 0 ? Date().timeIntervalSince(started) / done * remaining : 0
+                let mean = windowLoss / Double(windowSteps)
+                report(progressLine(loss: mean, lr: lr, rate: rate, mfu: mfu, elapsed: elapsed(), eta: eta))
+                record(["step": step, "loss": mean, "lr": lr, "grad_norm": norm, "tokens_per_sec": rate, "mfu": mfu,
+                        "tokens": tokensSeen, "elapsed": elapsed()])
+                (windowLoss, windowSteps, windowStart) = (0, 0, Date())
+            }
+            if step % config.evalInterval == 0 || step == config.steps {
+                lastCheckpoint = try evaluateAndSave(elapsed: elapsed(), report: report)
+            }
+        }
+        if lastCheckpoint.map({ $0.lastPathComponent != checkpointName(step) }) ?? true, step > startStep {
+            lastCheckpoint = try evaluateAndSave(elapsed: elapsed(), report: report)
+        }
+        if let ema, let validation = data.validation {
+            let emaLoss = withWeights(ema) { evaluate(validation) }
+            report(String(format: "EMA weights: validation loss %.4f", emaLoss))
+            record(["step": step, "ema_val_loss": emaLoss])
+        }
+        let summary = TrainingSummary(steps: step, tokensSeen: tokensSeen, seconds: elapsed(),
+                                      bestValidationLoss: bestValidationLoss, lastCheckpoint: lastCheckpoint, stoppedBy: stoppedBy)
+        report("done (\(stoppedBy)): \(step) steps, \(tokensSeen) tokens in \(Duration.format(summary.seconds))"
+            + (bestValidationLoss.map { String(format: "; best validation loss %.4f (%@/best)", $0, out.path) } ?? "")
+            + "; last checkpoint \(lastCheckpoint?.path ?? "none")")
+        return summary
+    }
+
+    // MARK: - Steps
+
+    /// Scales gradients so their global norm is at most `gradClip`; returns the norm before.
+    func clipGradients() -> Double {
+        var sum = 0.0
+        for (_, t) in model.parameters {
+            guard let g = t.grad else { continue }
+            for i in 0..<g.count { sum += Double(g.data[i]) * Double(g.data[i]) }
+        }
+        let norm = sum.squareRoot()
+        if config.gradClip > 0, norm > config.gradClip {
+            let s = Float(config.gradClip / (norm + 1e-6))
+            for (_, t) in model.parameters {
+                guard let g = t.grad else { continue }
+                for i in 0..<g.count { g.data[i] *= s }
+            }
+        }
+        return norm
+    }
+
+    func updateEMA() {
+        guard let ema else { return }
+        let d = Float(config.emaDecay)
+        for (e, (_, p)) in zip(ema, model.parameters) {
+            for i in 0..<e.count { e.data[i] = d * e.data[i] + (1 - d) * p.data[i] }
+        }
+    }
+
+    /// Mean loss over `evalBatches` batches of a sampler seeded the same way every time,
+    /// so evaluations are comparable across steps and runs.
+    func evaluate(_ file: TokenFile) -> Double {
+        guard var s = try? BatchSampler(file: file, batch: config.batch, context: model.config.context, seed: config.seed ^ 0xE7A1) else {
+            return .nan
+        }
+        return Autograd.noGrad {
+            var total = 0.0
+            for _ in 0..<config.evalBatches {
+                let (x, y) = s.next()
+                total += Double(model.loss(inputs: x, targets: y, batch: config.batch, time: model.config.context).item())
+            }
+            return total / Double(config.evalBatches)
+        }
+    }
+
+    private func evaluateAndSave(elapsed: Double, report: (String) -> Void) throws -> URL {
+        var improved = false
+        if let validation = data.validation {
+            let loss = evaluate(validation)
+            improved = bestValidationLoss.map { loss < $0 } ?? true
+            if improved { bestValidationLoss = loss }
+            // Bits per character: the loss in bits, spread over the characters the tokens stand for.
+            let charsPerToken = Double(max(data.meta.validationCharacters, 1)) / Double(max(data.meta.validationTokens, 1))
+            let bpc = loss / log(2) / charsPerToken
+            report(String(format: "  eval at step %d: validation loss %.4f | perplexity %.2f | %.3f bits/char%@", step, loss,
+                          exp(loss), bpc, improved ? " | best so far" : ""))
+            record(["step": step, "val_loss": loss, "val_ppl": exp(loss), "val_bpc": bpc])
+        }
+        let target = out.appendingPathComponent(checkpointName(step))
+        let state = TrainerState(step: step, tokensSeen: tokensSeen, elapsedSeconds: elapsed, bestValidationLoss: bestValidationLoss,
+                                 samplerState: sampler.generator.state, dropoutRNG: dropoutRNG.state,
+                                 dataFingerprint: data.fingerprint, configFingerprint: configFingerprint, training: config)
+        try Checkpoint.write(to: target, model: model, optimizer: optimizer, state: state,
+                             ema: ema.map { e in zip(model.parameters, e).map { ($0.name, $1) } }, tokenizerFrom: data.directory)
+        for old in Checkpoint.steps(in: out).dropLast(config.keepLast) { try? FileManager.default.removeItem(at: old.url) }
+        if improved {
+            let temp = out.appendingPathComponent(".best.partial-\(ProcessInfo.processInfo.processIdentifier)")
+            try? FileManager.default.removeItem(at: temp)
+            try FileManager.default.copyItem(at: target, to: temp)
+            try Checkpoint.replaceDirectory(out.appendingPathComponent("best"), with: temp)
+        }
+        return target
+    }
+
+    func checkpointName(_ step: Int) -> String { String(format: "ckpt-%06d", step) }
+
+    /// Runs `body` with the model's weights temporarily replaced.
+    private func withWeights<T>(_ weights: [Tensor], _ body: () -> T) -> T {
+        let saved = model.parameters.map { $0.tensor.copy() }
+        for (w, (_, p)) in zip(weights, model.parameters) { p.data.update(from: w.data, count: p.count) }
+        defer { for (w, (_, p)) in zip(saved, model.parameters) { p.data.update(from: w.data, count: p.count) } }
+        return body()
+    }
+
+    // MARK: - Output
+
+    func progressLine(loss: Double, lr: Double, rate: Double, mfu: Double, elapsed: Double, eta: Double) -> String {
+        let fraction = Double(step) / Double(config.steps), width = 20
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+        let digits = String(config.steps).count
+        let stepText = String(repeating: " ", count: max(0, digits - String(step).count)) + String(step)
+        return String(format: "step %@/%d [%@] %5.1f%% | loss %.4f | lr %.2e | %@ tok/s | MFU %4.1f%% | %@ elapsed, ETA %@",
+                      stepText, config.steps, bar, fraction * 100, loss, lr, compact(rate), mfu * 100,
+                      Duration.format(elapsed), Duration.format(eta))
+    }
+
+    private func compact(_ x: Double) -> String {
+        x >= 1e6 ? String(format: "%.2fM", x / 1e6) : x >= 1e3 ? String(format: "%.1fk", x / 1e3) : String(format: "%.0f", x)
+    }
+
+    private func record(_ values: [String: Any]) {
+        guard let data = try? JSONSerialization.data(withJSONObject: values, options: [.sortedKeys]) else { return }
+        metrics.write(data + Data("\n".utf8))
+    }
+}
+
+/// "layers 6 → 4, width 384 → 256": the top-level JSON fields that differ.
+func differences<T: Encodable>(_ a: T, _ b: T) -> String {
+    let encoder = JSONEncoder()
+    guard let da = try? encoder.encode(a), let db = try? encoder.encode(b),
+          let ja = try? JSONSerialization.jsonObject(with: da) as? [String: Any],
+          let jb = try? JSONSerialization.jsonObject(with: db) as? [String: Any] else { return "unknown" }
+    let keys = Set(ja.keys).union(jb.keys).sorted()
+    let changed = keys.compactMap { k -> String? in
+        let x = ja[k].map { "\($0)" } ?? "none", y = jb[k].map { "\($0)" } ?? "none"
+        return x == y ? nil : "\(k) \(x) → \(y)"
+    }
+    return changed.joined(separator: ", ")
+}

@@ -1,0 +1,99 @@
+import Foundation
+import SLMModels
+
+/// How to train: batch, budget, optimizer, schedule, evaluation and checkpoints.
+public struct TrainingConfig: Codable, Sendable, Equatable {
+    public var batch = 16
+    /// Micro-batches summed per optimizer step.
+    public var accumulation = 1
+    public var steps = 1000
+    /// Stop after this many seconds even if steps remain (nil: no limit).
+    public var timeBudget: Double? = nil
+    public var learningRate = 1e-3
+    /// Where the cosine decay ends.
+    public var minLearningRate = 1e-4
+    public var warmup = 100
+    public var weightDecay = 0.1
+    public var beta1 = 0.9
+    public var beta2 = 0.95
+    /// Global gradient-norm limit (0: no clipping).
+    public var gradClip = 1.0
+    public var evalInterval = 250
+    public var evalBatches = 20
+    public var logInterval = 10
+    /// Checkpoint at every evaluation and at the end; keep this many besides `best`.
+    public var keepLast = 3
+    public var seed: UInt64 = 1337
+    /// Decay of an exponential moving average of the weights (0: off).
+    public var emaDecay = 0.0
+
+    enum CodingKeys: String, CodingKey {
+        case batch, accumulation, steps, warmup, beta1, beta2, seed
+        case timeBudget = "time_budget", learningRate = "learning_rate", minLearningRate = "min_learning_rate"
+        case weightDecay = "weight_decay", gradClip = "grad_clip", evalInterval = "eval_interval"
+        case evalBatches = "eval_batches", logInterval = "log_interval", keepLast = "keep_last", emaDecay = "ema_decay"
+    }
+
+    public init() {}
+
+    init(section: [String: TOMLValue]) throws(TOMLError) {
+        var r = SectionReader("training", section)
+        if let v = try r.int("batch") { batch = v }
+        if let v = try r.int("accumulation") { accumulation = v }
+        if let v = try r.int("steps") { steps = v }
+        if let v = try r.string("time") {
+            guard let s = Duration.seconds(v) else { throw TOMLError("[training] time must look like 90s, 10m or 1h30m, not \(v)") }
+            timeBudget = s
+        }
+        if let v = try r.double("learning_rate") { learningRate = v }
+        if let v = try r.double("min_learning_rate") { minLearningRate = v }
+        if let v = try r.int("warmup") { warmup = v }
+        if let v = try r.double("weight_decay") { weightDecay = v }
+        if let v = try r.double("beta1") { beta1 = v }
+        if let v = try r.double("beta2") { beta2 = v }
+        if let v = try r.double("grad_clip") { gradClip = v }
+        if let v = try r.int("eval_interval") { evalInterval = v }
+        if let v = try r.int("eval_batches") { evalBatches = v }
+        if let v = try r.int("log_interval") { logInterval = v }
+        if let v = try r.int("keep_last") { keepLast = v }
+        if let v = try r.int("seed") { seed = UInt64(v) }
+        if let v = try r.double("ema_decay") { emaDecay = v }
+        try r.finish()
+    }
+
+    public func validate() throws(ConfigError) {
+        var problems: [String] = []
+        if batch < 1 || accumulation < 1 || steps < 1 { problems.append("batch, accumulation and steps must be at least 1") }
+        if learningRate <= 0 || minLearningRate < 0 || minLearningRate > learningRate {
+            problems.append("need 0 <= min_learning_rate <= learning_rate and learning_rate > 0")
+        }
+        if warmup < 0 || evalInterval < 1 || evalBatches < 1 || logInterval < 1 || keepLast < 1 {
+            problems.append("warmup >= 0, and eval_interval, eval_batches, log_interval, keep_last >= 1")
+        }
+        if !(0..<1).contains(beta1) || !(0..<1).contains(beta2) { problems.append("betas must be in [0, 1)") }
+        if !(0..<1).contains(emaDecay) { problems.append("ema_decay must be in [0, 1)") }
+        if let t = timeBudget, t <= 0 { problems.append("time budget must be positive") }
+        if !problems.isEmpty { throw ConfigError(problems.joined(separator: "; ")) }
+    }
+}
+
+extension ModelConfig {
+    /// A model from a preset's [model] section; the vocabulary comes from the data.
+    init(section: [String: TOMLValue], vocabSize: Int) throws(TOMLError) {
+        var r = SectionReader("model", section)
+        let name = try r.string("architecture") ?? "gpt2"
+        guard let architecture = Architecture(rawValue: name) else {
+            throw TOMLError("[model] architecture must be gpt2 or llama, not \(name)")
+        }
+        guard let layers = try r.int("layers"), let heads = try r.int("heads"), let width = try r.int("width"),
+              let context = try r.int("context") else {
+            throw TOMLError("[model] needs layers, heads, width and context")
+        }
+        self.init(architecture: architecture, vocabSize: try r.int("vocab_size") ?? vocabSize, layers: layers, heads: heads,
+                  kvHeads: try r.int("kv_heads"), width: width, context: context, ffnWidth: try r.int("ffn_width"),
+                  normEps: try r.double("norm_eps"), ropeTheta: try r.double("rope_theta") ?? 10_000,
+                  bias: try r.bool("bias"), tiedEmbeddings: try r.bool("tied_embeddings"),
+                  dropout: try r.double("dropout") ?? 0)
+        try r.finish()
+    }
+}

@@ -1,0 +1,129 @@
+import ArgumentParser
+import Foundation
+import SLMModels
+import SLMTensor
+import SLMText
+import SLMTrain
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model on a tokenized data folder, with checkpoints you can resume.",
+        discussion: """
+        Choose a model and training settings with --preset (presets/NAME.toml) or --config FILE (same TOML \
+        format); any value can be overridden with --set model.KEY=VALUE or --set training.KEY=VALUE, and the \
+        common ones have their own flags. --depth N derives width (64·N), heads (N) and a token budget \
+        (20 tokens per parameter) from the depth alone. Checkpoints go to OUT/ckpt-NNNNNN (the last few) and \
+        OUT/best; --resume OUT (or a checkpoint folder) continues exactly where a run stopped.
+        """)
+
+    @Option(help: "A preset from presets/ (micro, char-10m, llama-5m).")
+    var preset: String?
+
+    @Option(help: "A TOML file with [model] and [training] sections.")
+    var config: String?
+
+    @Option(help: "Folder prepared by `slm data prepare` and `slm data tokenize`.")
+    var data: String
+
+    @Option(help: "Run folder for checkpoints and metrics.jsonl.")
+    var out: String
+
+    @Option(help: "Continue from a checkpoint folder, or from the newest checkpoint of a run folder.")
+    var resume: String?
+
+    @Option(help: "nanochat-style size dial: layers = N, width = 64·N, heads = N, steps from 20 tokens per parameter.")
+    var depth: Int?
+
+    @Option(help: "Optimizer steps.") var steps: Int?
+    @Option(help: "Sequences per micro-batch.") var batch: Int?
+    @Option(help: "Peak learning rate.") var lr: Double?
+    @Option(help: "Time budget, e.g. 90s, 10m, 1h30m.") var time: String?
+    @Option(help: "Random seed (data order, initialisation, dropout).") var seed: Int?
+    @Option(name: .customLong("eval-interval"), help: "Steps between evaluations and checkpoints.") var evalInterval: Int?
+
+    @Option(name: .customLong("set"), help: "Override any value: model.KEY=VALUE or training.KEY=VALUE (repeatable).")
+    var overrides: [String] = []
+
+    @Option(help: "Characters of text to sample at the end (0: none).")
+    var sample = 200
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    func run() throws {
+        try runtime.apply()
+        let dataURL = URL(fileURLWithPath: data), outURL = URL(fileURLWithPath: out)
+        let trainingData = try userFacing { try TrainingData(directory: dataURL) }
+        let (modelConfig, trainingConfig) = try userFacing { try configs(vocabSize: trainingData.meta.vocabularySize) }
+        let model = try userFacing { try makeModel(modelConfig, seed: trainingConfig.seed) }
+        let trainer = try userFacing {
+            try Trainer(model: model, data: trainingData, config: trainingConfig, out: outURL,
+                        resume: resume.map { URL(fileURLWithPath: $0) }) { printError($0) }
+        }
+        let summary = try userFacing { try trainer.run() }
+        if sample > 0, let tokenizer = try? loadTokenizer(dataURL.path) {
+            var rng = RNG(seed: trainingConfig.seed &+ 7)
+            let prompt = Array((try? TokenFile(url: dataURL.appendingPathComponent("val.bin"), width: trainingData.meta.width))
+                .flatMap { $0.count > 8 ? $0.window(at: 0, length: 8) : nil } ?? [])
+            let ids = sampleContinuation(model, prompt: prompt, count: sample, temperature: 0.8, rng: &rng)
+            let text = (try? tokenizer.decode(ids)) ?? ""
+            print("sample: \(text.replacingOccurrences(of: "\n", with: " ⏎ "))")
+        }
+        if summary.stoppedBy != "step budget" { printError("stopped by the \(summary.stoppedBy); --resume \(out) continues") }
+    }
+
+    /// Model and training settings from the preset/config/checkpoint and every override.
+    func configs(vocabSize: Int) throws -> (ModelConfig, TrainingConfig) {
+        guard preset == nil || config == nil else { throw CommandError(description: "give --preset or --config, not both") }
+        var p: Preset
+        if let name = preset ?? config {
+            p = try Preset.load(name, executable: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath())
+        } else if let resume {
+            // Resuming without a preset: the checkpoint says what it was.
+            let dir = try Checkpoint.resolve(resume)
+            let model = try ModelConfig.read(from: dir.appendingPathComponent("config.json"))
+            let state = try Checkpoint.readState(dir)
+            return (model, try applyFlags(state.training))
+        } else {
+            throw CommandError(description: "choose a model: --preset NAME, --config FILE, or --resume DIR")
+        }
+        if let depth { try p.applyDepth(depth, vocabSize: vocabSize) }
+        try p.override(overrides)
+        let (model, training) = try p.configs(vocabSize: vocabSize)
+        return (model, try applyFlags(training))
+    }
+
+    func applyFlags(_ base: TrainingConfig) throws -> TrainingConfig {
+        var t = base
+        if let steps { t.steps = steps }
+        if let batch { t.batch = batch }
+        if let lr { t.learningRate = lr; t.minLearningRate = min(t.minLearningRate, lr) }
+        if let seed { t.seed = UInt64(seed) }
+        if let evalInterval { t.evalInterval = evalInterval }
+        if let time {
+            guard let s = SLMTrain.Duration.seconds(time) else { throw CommandError(description: "--time must look like 90s, 10m or 1h30m, not \(time)") }
+            t.timeBudget = s
+        }
+        try t.validate()
+        return t
+    }
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Export a checkpoint for other tools (hf: a Hugging Face transformers model folder).")
+
+    @Option(help: "Checkpoint or model folder (config.json + model.safetensors).")
+    var model: String
+
+    @Option(help: "Output format: hf.")
+    var format = "hf"
+
+    @Option(help: "Output folder.")
+    var out: String
+
+    func run() throws {
+        guard format == "hf" else { throw CommandError(description: "--format must be hf (Hugging Face transformers)") }
+        try userFacing { try HuggingFaceExport.export(from: URL(fileURLWithPath: model), to: URL(fileURLWithPath: out)) }
+        print("wrote \(out): config.json, model.safetensors and tokenizer files for transformers' AutoModelForCausalLM")
+    }
+}

@@ -1,0 +1,208 @@
+import Foundation
+import SLMModels
+import SLMTensor
+import SLMText
+import Testing
+@testable import SLMTrain
+
+/// A tokenized character dataset made from text the test writes.
+func makeDataset(_ root: URL, text: String? = nil) throws -> URL {
+    let books = root.appendingPathComponent("books")
+    try FileManager.default.createDirectory(at: books, withIntermediateDirectories: true)
+    let body = text ?? (1...400).map { i in
+        "Socrates asked question number \(i % 17) about justice, and Glaucon answered him at length. "
+    }.joined() + "\n"
+    try body.write(to: books.appendingPathComponent("plato_dialogue.txt"), atomically: true, encoding: .utf8)
+    let data = root.appendingPathComponent("data")
+    var options = PrepareOptions(normalization: .init(charset: .micro))
+    options.chunker = Chunker(minLength: 20, maxLength: 120)
+    _ = try DataPreparer.run(corpus: books.path, out: data, options: options)
+    _ = try DatasetTokenizer.run(data: data, tokenizer: "char", threads: 2)
+    return data
+}
+
+func tinyTraining(steps: Int) -> TrainingConfig {
+    var t = TrainingConfig()
+    t.batch = 4
+    t.steps = steps
+    t.warmup = 3
+    t.learningRate = 3e-3
+    t.evalInterval = 5
+    t.evalBatches = 2
+    t.logInterval = 1
+    t.keepLast = 2
+    return t
+}
+
+let tinyChar = ModelConfig(architecture: .gpt2, vocabSize: 28, layers: 2, heads: 2, width: 16, context: 16, dropout: 0.1)
+
+func losses(_ run: URL) throws -> [Int: Double] {
+    let lines = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+    var out: [Int: Double] = [:]
+    for line in lines {
+        let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+        if let loss = o["loss"] as? Double { out[o["step"] as! Int] = loss }
+    }
+    return out
+}
+
+func scratch() -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("slm-train-\(UUID().uuidString)")
+    try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+@Suite struct TrainerTests {
+    @Test func resumeContinuesExactly() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        let oneGo = root.appendingPathComponent("one"), split = root.appendingPathComponent("split")
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 20), out: oneGo).run { _ in }
+        // 10 steps, stop, then the same configuration resumed to 20.
+        var first = tinyTraining(steps: 20)
+        first.timeBudget = nil
+        let partial = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: first, out: split)
+        partial.stopAfter = 10
+        _ = try partial.run { _ in }
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 99), data: data, config: tinyTraining(steps: 20), out: split,
+                        resume: split).run { _ in }
+        let a = try losses(oneGo), b = try losses(split)
+        #expect(a.count == 20 && b.count == 20)
+        for step in 1...20 { #expect(a[step] == b[step], "step \(step): \(a[step]!) vs \(b[step]!)") }
+        #expect(FileManager.default.fileExists(atPath: split.appendingPathComponent("best/model.safetensors").path))
+        #expect(Checkpoint.steps(in: split).map(\.step) == [15, 20], "keeps the last two")
+    }
+
+    @Test func mismatchesAreRefused() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        let run = root.appendingPathComponent("run")
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 5), out: run).run { _ in }
+        var wider = tinyChar
+        wider.width = 32
+        #expect(throws: CheckpointError.self) {
+            try Trainer(model: try makeModel(wider, seed: 1), data: data, config: tinyTraining(steps: 10), out: run, resume: run)
+        }
+        do {
+            _ = try Trainer(model: try makeModel(wider, seed: 1), data: data, config: tinyTraining(steps: 10), out: run, resume: run)
+        } catch let e as CheckpointError {
+            #expect(e.message.contains("width 16 → 32"), "\(e.message)")
+        }
+        // Other data: a different text gives other tokens and another fingerprint.
+        let other = try TrainingData(directory: try makeDataset(root.appendingPathComponent("other"),
+                                                                 text: String(repeating: "A different book about geometry and lines. ", count: 300)))
+        #expect(throws: CheckpointError.self) {
+            try Trainer(model: try makeModel(tinyChar, seed: 1), data: other, config: tinyTraining(steps: 10), out: run, resume: run)
+        }
+        // A fresh run may not silently reuse a folder with checkpoints in it.
+        #expect(throws: CheckpointError.self) {
+            try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 10), out: run)
+        }
+    }
+
+    @Test func tornCheckpointsAreRefused() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        let run = root.appendingPathComponent("run")
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 5), out: run).run { _ in }
+        let ckpt = run.appendingPathComponent("ckpt-000005")
+        let weights = ckpt.appendingPathComponent("model.safetensors")
+        let full = try Data(contentsOf: weights)
+        try full.prefix(full.count / 2).write(to: weights)
+        #expect(throws: SafetensorsError.self) {
+            try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 10), out: run, resume: ckpt)
+        }
+        try FileManager.default.removeItem(at: ckpt.appendingPathComponent("trainer_state.json"))
+        #expect(throws: CheckpointError.self) { try Checkpoint.resolve(ckpt.path) }
+    }
+
+    @Test func nonFiniteLossStopsAndKeepsTheLastCheckpoint() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        let run = root.appendingPathComponent("run")
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 5), out: run).run { _ in }
+        let model = try makeModel(tinyChar, seed: 1)
+        let trainer = try Trainer(model: model, data: data, config: tinyTraining(steps: 10), out: run, resume: run)
+        model.parameters[0].tensor.data[0] = .nan
+        #expect(throws: CheckpointError.self) { try trainer.run { _ in } }
+        #expect(Checkpoint.steps(in: run).map(\.step) == [5])
+        let reloaded = try ModelStore.load(from: run.appendingPathComponent("ckpt-000005"))
+        #expect(reloaded.parameters.allSatisfy { p in (0..<p.tensor.count).allSatisfy { p.tensor.data[$0].isFinite } })
+    }
+
+    @Test func lossFallsAndEMAIsKept() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        var t = tinyTraining(steps: 60)
+        t.emaDecay = 0.9
+        t.evalInterval = 60
+        let summary = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: t, out: root.appendingPathComponent("r")).run { _ in }
+        let l = try losses(root.appendingPathComponent("r"))
+        #expect(abs(l[1]! - log(28)) < 0.2)
+        #expect(l[60]! < 2.6, "\(l[60]!)")
+        #expect(summary.bestValidationLoss != nil)
+        #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("r/ckpt-000060/ema.safetensors").path))
+    }
+}
+
+@Suite struct ScheduleAndPresetTests {
+    @Test func warmupThenCosineToTheFloor() {
+        let s = LearningRateSchedule(peak: 1e-3, floor: 1e-4, warmup: 10, total: 110)
+        #expect(abs(s(0) - 1e-4) < 1e-12)
+        #expect(abs(s(9) - 1e-3) < 1e-12)
+        #expect(abs(s(10) - 1e-3) < 1e-12)
+        #expect(abs(s(60) - 5.5e-4) < 1e-5, "halfway: the mean of peak and floor")
+        #expect(abs(s(109) - 1e-4) < 1e-12)
+    }
+
+    @Test func durations() {
+        #expect(SLMTrain.Duration.seconds("90s") == 90)
+        #expect(SLMTrain.Duration.seconds("10m") == 600)
+        #expect(SLMTrain.Duration.seconds("1h30m") == 5400)
+        #expect(SLMTrain.Duration.seconds("12") == 12)
+        #expect(SLMTrain.Duration.seconds("ten") == nil)
+    }
+
+    @Test func tomlSubset() throws {
+        let t = try TOML.parse("""
+        # comment
+        [model]
+        layers = 6   # trailing comment
+        name = "a # not a comment"
+        rate = 1e-3
+        big = 1_000
+        flag = true
+        """)
+        #expect(t["model"]?["layers"] == .integer(6))
+        #expect(t["model"]?["name"] == .string("a # not a comment"))
+        #expect(t["model"]?["rate"] == .float(1e-3) && t["model"]?["big"] == .integer(1000) && t["model"]?["flag"] == .bool(true))
+        #expect(throws: TOMLError("TOML line 2: expected key = value")) { try TOML.parse("[a]\nnot toml") }
+    }
+
+    @Test func presetsReadOverrideAndRejectUnknownKeys() throws {
+        let presets = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("presets")
+        for name in ["micro", "char-10m", "llama-5m"] {
+            let p = try Preset(name: name, text: try String(contentsOf: presets.appendingPathComponent("\(name).toml"), encoding: .utf8))
+            let (model, _) = try p.configs(vocabSize: name == "llama-5m" ? 2000 : 65)
+            if name == "char-10m" { #expect(model.parameterCount > 10_000_000 && model.parameterCount < 11_000_000) }
+            if name == "llama-5m" { #expect(model.ffnWidth == 640 && model.tiedEmbeddings && model.architecture == .llama) }
+        }
+        var p = try Preset(name: "x", text: "[model]\nlayers = 2\nheads = 2\nwidth = 32\ncontext = 16\n[training]\nsteps = 10\n")
+        try p.override(["model.layers=3", "training.learning_rate=0.01"])
+        let (m, t) = try p.configs(vocabSize: 50)
+        #expect(m.layers == 3 && t.learningRate == 0.01 && t.steps == 10 && m.vocabSize == 50)
+        try p.override(["model.layer=3"])
+        #expect(throws: TOMLError.self) { try p.configs(vocabSize: 50) }
+        var d = try Preset(name: "d", text: "[model]\narchitecture = \"llama\"\nlayers = 1\nheads = 1\nwidth = 64\ncontext = 64\n[training]\nbatch = 8\n")
+        try d.applyDepth(4, vocabSize: 2000)
+        let (dm, dt) = try d.configs(vocabSize: 2000)
+        #expect(dm.layers == 4 && dm.width == 256 && dm.heads == 4)
+        #expect(dt.steps == 20 * dm.parameterCount / (8 * 64))
+    }
+}
