@@ -40,7 +40,7 @@ let package = Package(
         ),
         .target(name: "SLMTestSupport", dependencies: ["SLMTensor"], path: "Tests/SLMTestSupport"),
         .testTarget(name: "SLMTensorTests", dependencies: ["SLMTensor", "CSLMKernels", "SLMTestSupport"]),
-        .testTarget(name: "SLMModelsTests", dependencies: ["SLMModels", "SLMTensor", "SLMTestSupport"]),
+        .testTarget(name: "SLMModelsTests", dependencies: ["SLMModels", "SLMTensor", "SLMTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SLMTextTests", dependencies: ["SLMText"]),
         .testTarget(name: "SLMTrainTests", dependencies: ["SLMTrain", "SLMModels", "SLMTensor", "SLMText", "SLMTestSupport"]),
     ],

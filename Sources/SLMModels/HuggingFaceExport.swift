@@ -13,7 +13,13 @@ public enum HuggingFaceExport {
         try? fm.removeItem(at: temp)
         try fm.createDirectory(at: temp, withIntermediateDirectories: true)
         do {
-            let json = try JSONSerialization.data(withJSONObject: try huggingFaceConfig(config), options: [.prettyPrinted, .sortedKeys])
+            var hf = try huggingFaceConfig(config)
+            // The end-of-text id, when the tokenizer has one (byte-level BPE); null otherwise,
+            // rather than transformers' GPT-2 default of 50256.
+            let endOfText = endOfTextID(source)
+            hf["bos_token_id"] = endOfText ?? NSNull()
+            hf["eos_token_id"] = endOfText ?? NSNull()
+            let json = try JSONSerialization.data(withJSONObject: hf, options: [.prettyPrinted, .sortedKeys])
             try json.write(to: temp.appendingPathComponent("config.json"))
             // Re-read and re-write rather than copy: this validates the weights on the way.
             let (tensors, _) = try Safetensors.read(source.appendingPathComponent("model.safetensors"))
@@ -34,6 +40,13 @@ public enum HuggingFaceExport {
             try? fm.removeItem(at: temp)
             throw error
         }
+    }
+
+    static func endOfTextID(_ source: URL) -> Int? {
+        guard let data = FileManager.default.contents(atPath: source.appendingPathComponent("tokenizer.json").path),
+              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let added = json["added_tokens"] as? [[String: Any]] else { return nil }
+        return added.first { $0["content"] as? String == "<|endoftext|>" }?["id"] as? Int
     }
 
     /// The config.json `transformers` expects for this model.

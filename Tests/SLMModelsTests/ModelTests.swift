@@ -133,3 +133,23 @@ func tempDirectory() -> URL {
         #expect(throws: SafetensorsError("\(url.path): header is not a JSON object")) { try Safetensors.read(url) }
     }
 }
+
+/// Logits of tiny models computed independently, by the PyTorch reference in
+/// benchmarks/reference (`reference.py fixture`), whose safetensors files were written by
+/// the Python safetensors library.
+@Suite struct ReferenceFixtureTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    @Test(arguments: ["tiny-gpt2", "tiny-llama"])
+    func logitsMatchThePyTorchReference(_ name: String) throws {
+        let dir = Self.fixtures.appendingPathComponent(name)
+        let model = try ModelStore.load(from: dir)
+        let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("expected.json"))) as! [String: Any]
+        let inputs = (expected["inputs"] as! [[Int]]).flatMap { $0 }.map(Int32.init)
+        let targets = (expected["targets"] as! [[Int]]).flatMap { $0 }.map(Int32.init)
+        let logits = model.logits(inputs, batch: 2, time: 8)
+        expectClose(logits.toArray(), (expected["logits"] as! [Double]).map(Float.init), tolerance: 2e-5)
+        let loss = crossEntropy(logits, targets: targets).item()
+        #expect(abs(Double(loss) - (expected["loss"] as! Double)) < 1e-5)
+    }
+}
