@@ -3,6 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
+import Synchronization
 
 /// Element types a storage can hold. The ops compute in float32 today; bf16 and f16
 /// storage exist so weights and activations can be kept narrow and widened by kernels
@@ -29,22 +31,34 @@ public final class Storage: @unchecked Sendable {
 
     public static let alignment = 64
 
+    /// `zeroed: false` leaves the contents undefined, for outputs a kernel writes in full.
     public init(count: Int, dtype: DType = .float32, zeroed: Bool = true) {
         precondition(count >= 0, "Storage: negative element count \(count)")
-        let bytes = max(count * dtype.byteSize, 1)
-        let rounded = (bytes + Storage.alignment - 1) / Storage.alignment * Storage.alignment
-        var pointer: UnsafeMutableRawPointer?
-        guard posix_memalign(&pointer, Storage.alignment, rounded) == 0, let pointer else {
-            fatalError("Storage: could not allocate \(rounded) bytes")
-        }
-        if zeroed { memset(pointer, 0, rounded) }
+        let bytes = Storage.roundedBytes(count * dtype.byteSize)
+        let pointer = BufferPool.take(bytes) ?? Storage.allocate(bytes)
+        if zeroed { memset(pointer, 0, bytes) }
         self.raw = pointer
         self.count = count
         self.dtype = dtype
         self.device = .cpu
     }
 
-    deinit { free(raw) }
+    deinit {
+        let bytes = Storage.roundedBytes(count * dtype.byteSize)
+        if !BufferPool.give(raw, bytes) { free(raw) }
+    }
+
+    static func roundedBytes(_ bytes: Int) -> Int {
+        (max(bytes, 1) + alignment - 1) / alignment * alignment
+    }
+
+    private static func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
+        var pointer: UnsafeMutableRawPointer?
+        guard posix_memalign(&pointer, alignment, bytes) == 0, let pointer else {
+            fatalError("Storage: could not allocate \(bytes) bytes")
+        }
+        return pointer
+    }
 
     public var byteCount: Int { count * dtype.byteSize }
 
@@ -59,4 +73,55 @@ public final class Storage: @unchecked Sendable {
         precondition(dtype.byteSize == 2, "Storage: expected 16-bit storage, found \(dtype)")
         return raw.assumingMemoryBound(to: UInt16.self)
     }
+}
+
+/// Freed buffers of 64 KiB or more, kept by size for the next allocation of that size.
+///
+/// A training step allocates the same sizes every time, so after the first step nothing
+/// comes from the system: no page faults, no zeroing by the kernel, and resident memory
+/// stays flat instead of creeping with the C allocator's heap. The cache is capped
+/// (a quarter of physical memory, or SLM_BUFFER_CACHE_MB); past the cap buffers are freed.
+enum BufferPool {
+    /// A buffer the pool owns exclusively while it holds it.
+    private struct Buffer: @unchecked Sendable {
+        let pointer: UnsafeMutableRawPointer
+    }
+
+    private struct State {
+        var buckets: [Int: [Buffer]] = [:]
+        var cachedBytes = 0
+    }
+
+    private static let state = Mutex(State())
+    static let minimumBytes = 64 << 10
+    static let limitBytes: Int = {
+        if let text = ProcessInfo.processInfo.environment["SLM_BUFFER_CACHE_MB"], let mb = Int(text), mb >= 0 {
+            return mb << 20
+        }
+        return Int(ProcessInfo.processInfo.physicalMemory / 4)
+    }()
+
+    static func take(_ bytes: Int) -> UnsafeMutableRawPointer? {
+        guard bytes >= minimumBytes else { return nil }
+        return state.withLock { s in
+            guard let b = s.buckets[bytes]?.popLast() else { return nil }
+            s.cachedBytes -= bytes
+            return b.pointer
+        }
+    }
+
+    /// Keeps `pointer` for reuse; false if it should be freed instead.
+    static func give(_ pointer: UnsafeMutableRawPointer, _ bytes: Int) -> Bool {
+        guard bytes >= minimumBytes else { return false }
+        let buffer = Buffer(pointer: pointer)
+        return state.withLock { s in
+            guard s.cachedBytes + bytes <= limitBytes else { return false }
+            s.buckets[bytes, default: []].append(buffer)
+            s.cachedBytes += bytes
+            return true
+        }
+    }
+
+    /// Bytes held for reuse (for tests and diagnostics).
+    static var cachedBytes: Int { state.withLock { $0.cachedBytes } }
 }

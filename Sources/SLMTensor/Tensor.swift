@@ -34,10 +34,16 @@ public final class Tensor {
         self.init(shape: shape, storage: Storage(count: shape.count), requiresGrad: requiresGrad)
     }
 
+    /// A float32 tensor whose contents are undefined: for outputs a kernel writes in full.
+    convenience init(uninitialized shape: Shape) {
+        self.init(shape: shape, storage: Storage(count: shape.count, zeroed: false))
+    }
+
     public convenience init(_ values: [Float], shape: Shape, requiresGrad: Bool = false) {
         precondition(values.count == shape.count,
                      "Tensor: \(values.count) values do not fill shape \(shape)")
-        self.init(zeros: shape, requiresGrad: requiresGrad)
+        self.init(uninitialized: shape)
+        self.requiresGrad = requiresGrad
         values.withUnsafeBufferPointer { src in
             if let base = src.baseAddress { data.update(from: base, count: values.count) }
         }
@@ -50,7 +56,8 @@ public final class Tensor {
     }
 
     public static func full(_ shape: Shape, _ value: Float, requiresGrad: Bool = false) -> Tensor {
-        let t = Tensor(zeros: shape, requiresGrad: requiresGrad)
+        let t = Tensor(uninitialized: shape)
+        t.requiresGrad = requiresGrad
         t.data.update(repeating: value, count: t.count)
         return t
     }
@@ -62,7 +69,8 @@ public final class Tensor {
     /// Normal(mean, std) from the project's RNG: same seed, same numbers everywhere.
     public static func randn(_ shape: Shape, mean: Float = 0, std: Float = 1, rng: inout RNG,
                              requiresGrad: Bool = false) -> Tensor {
-        let t = Tensor(zeros: shape, requiresGrad: requiresGrad)
+        let t = Tensor(uninitialized: shape)
+        t.requiresGrad = requiresGrad
         let p = t.data
         for i in 0..<t.count { p[i] = Float(Double(mean) + Double(std) * rng.nextNormal()) }
         return t
@@ -71,7 +79,8 @@ public final class Tensor {
     /// Uniform in [low, high) from the project's RNG.
     public static func uniform(_ shape: Shape, low: Float = 0, high: Float = 1, rng: inout RNG,
                                requiresGrad: Bool = false) -> Tensor {
-        let t = Tensor(zeros: shape, requiresGrad: requiresGrad)
+        let t = Tensor(uninitialized: shape)
+        t.requiresGrad = requiresGrad
         let p = t.data
         let width = Double(high) - Double(low)
         for i in 0..<t.count { p[i] = Float(Double(low) + width * rng.nextDouble()) }
@@ -99,7 +108,7 @@ public final class Tensor {
 
     /// A deep copy outside the autograd graph.
     public func copy() -> Tensor {
-        let t = Tensor(zeros: shape)
+        let t = Tensor(uninitialized: shape)
         t.data.update(from: data, count: count)
         return t
     }

@@ -4,7 +4,7 @@ import CSLMKernels
 private func unary(_ x: Tensor, op: String,
                    forward: @escaping (Int64, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void,
                    backward: @escaping (Int64, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> Tensor {
-    let out = Tensor(zeros: x.shape)
+    let out = Tensor(uninitialized: x.shape)
     let px = x.data, py = out.data
     Kernels.elements(x.count) { s, n in forward(Int64(n), px + s, py + s) }
     Autograd.record(out, op: op, inputs: [x]) { g in
@@ -31,7 +31,7 @@ public func swiglu(gate: Tensor, up: Tensor) -> Tensor {
             throw ShapeError("swiglu: gate \(gate.shape) and up \(up.shape) differ")
         }
     }
-    let out = Tensor(zeros: gate.shape)
+    let out = Tensor(uninitialized: gate.shape)
     let pg = gate.data, pu = up.data, py = out.data
     Kernels.elements(out.count) { s, n in slm_swiglu_fwd(Int64(n), pg + s, pu + s, py + s) }
     Autograd.record(out, op: "swiglu", inputs: [gate, up]) { g in
@@ -54,7 +54,7 @@ public func softmax(_ x: Tensor) -> Tensor {
         guard x.rank >= 1 else { throw ShapeError("softmax: input must have rank >= 1") }
     }
     let cols = x.shape.last, rows = x.count / max(cols, 1)
-    let out = Tensor(zeros: x.shape)
+    let out = Tensor(uninitialized: x.shape)
     let px = x.data, py = out.data
     Kernels.rows(rows, cols: cols) { r0, n in
         slm_softmax_fwd(Int64(n), Int64(cols), px + r0 * cols, py + r0 * cols)

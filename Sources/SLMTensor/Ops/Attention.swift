@@ -26,8 +26,8 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float? = nil
         }
         return (q.shape[0], q.shape[1], k.shape[1], q.shape[2], k.shape[2], q.shape[3])
     }
-    let out = Tensor(zeros: q.shape)
-    let lse = Tensor(zeros: [dims.b, dims.hq, dims.tq])
+    let out = Tensor(uninitialized: q.shape)
+    let lse = Tensor(uninitialized: [dims.b, dims.hq, dims.tq])
     let args = slm_attention_args(
         B: Int64(dims.b), Tq: Int64(dims.tq), Tk: Int64(dims.tk), Hq: Int64(dims.hq), Hkv: Int64(dims.hkv),
         D: Int64(dims.d), scale: scale ?? 1 / Float(dims.d).squareRoot(),

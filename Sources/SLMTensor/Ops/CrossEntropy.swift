@@ -18,7 +18,7 @@ public func crossEntropy(_ logits: Tensor, targets: [Int32], ignoreIndex: Int32 
         fatalError("crossEntropy: target \(targets[bad]) at row \(bad) is outside 0..<\(vocab)")
     }
     let counted = targets.reduce(0) { $0 + ($1 == ignoreIndex ? 0 : 1) }
-    let losses = Tensor(zeros: [rows]), lse = Tensor(zeros: [rows])
+    let losses = Tensor(uninitialized: [rows]), lse = Tensor(uninitialized: [rows])
     let px = logits.data
     let total = withExtendedLifetime((losses, lse)) {
         let pl = losses.data, pe = lse.data

@@ -80,7 +80,7 @@ func forEachBroadcast(_ out: Shape, _ sa: [Int], _ sb: [Int], _ body: (Int, Int,
 /// The forward computation of a broadcasting binary op, outside autograd.
 func broadcastBinary(_ a: Tensor, _ b: Tensor, _ op: BinaryOp) -> Tensor {
     let outShape = checked { () throws(ShapeError) in try Shape.broadcast(a.shape, b.shape, op: op.name) }
-    let out = Tensor(zeros: outShape)
+    let out = Tensor(uninitialized: outShape)
     let pa = a.data, pb = b.data, py = out.data
     switch (BroadcastLayout(a.shape, in: outShape), BroadcastLayout(b.shape, in: outShape)) {
     case (.same, .same):
@@ -136,7 +136,7 @@ public func * (a: Tensor, b: Tensor) -> Tensor { binaryOp(a, b, .mul) }
 
 /// alpha * x
 public func scale(_ x: Tensor, _ alpha: Float) -> Tensor {
-    let out = Tensor(zeros: x.shape)
+    let out = Tensor(uninitialized: x.shape)
     let px = x.data, py = out.data
     Kernels.elements(x.count) { s, n in slm_scale(Int64(n), alpha, px + s, py + s) }
     Autograd.record(out, op: "scale", inputs: [x]) { g in

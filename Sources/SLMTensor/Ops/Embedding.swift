@@ -11,7 +11,7 @@ public func embedding(_ weight: Tensor, indices: [Int32], shape: Shape) -> Tenso
     if let bad = indices.firstIndex(where: { $0 < 0 || Int($0) >= vocab }) {
         fatalError("embedding: index \(indices[bad]) at position \(bad) is outside the vocabulary of \(vocab)")
     }
-    let out = Tensor(zeros: Shape(shape.dims + [width]))
+    let out = Tensor(uninitialized: Shape(shape.dims + [width]))
     let pw = weight.data, py = out.data
     indices.withUnsafeBufferPointer { ids in
         Kernels.rows(ids.count, cols: width) { r0, n in

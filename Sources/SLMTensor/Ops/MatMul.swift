@@ -101,7 +101,7 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
     let plan = checked { () throws(ShapeError) in
         try MatmulPlan(a.shape, b.shape, transA: transposeA, transB: transposeB)
     }
-    let out = Tensor(zeros: plan.outShape)
+    let out = Tensor(uninitialized: plan.outShape)
     plan.forward(a.data, b.data, out.data)
     Autograd.record(out, op: "matmul", inputs: [a, b]) { g in
         if a.requiresGrad { plan.backwardA(g.data, b.data, a.gradBuffer().data) }
@@ -126,7 +126,7 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, inputMajor:
         return (weight.shape[inAxis], outF)
     }
     let rows = x.count / max(inF, 1)
-    let out = Tensor(zeros: Shape(Array(x.shape.dims.dropLast()) + [outF]))
+    let out = Tensor(uninitialized: Shape(Array(x.shape.dims.dropLast()) + [outF]))
     let px = x.data, pw = weight.data, py = out.data
     let ldw = inputMajor ? outF : inF
     Gemm.sgemm(transA: false, transB: !inputMajor, m: rows, n: outF, k: inF, a: px, lda: inF, b: pw, ldb: ldw,

@@ -46,7 +46,7 @@ private struct NormGrads {
 /// Layer normalisation over the last axis: (x - mean) / sqrt(var + eps) * weight + bias.
 public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float = 1e-5) -> Tensor {
     let (rows, cols) = normRows(x, weight, bias, op: "layerNorm")
-    let out = Tensor(zeros: x.shape), mean = Tensor(zeros: [rows]), rstd = Tensor(zeros: [rows])
+    let out = Tensor(uninitialized: x.shape), mean = Tensor(uninitialized: [rows]), rstd = Tensor(uninitialized: [rows])
     let px = x.data, pw = weight?.data, pb = bias?.data
     let py = out.data
     let grain = max(1, 16_384 / max(cols, 1))
@@ -79,7 +79,7 @@ public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float = 
 /// RMS normalisation over the last axis: x / sqrt(mean(x²) + eps) * weight.
 public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float = 1e-5) -> Tensor {
     let (rows, cols) = normRows(x, weight, nil, op: "rmsNorm")
-    let out = Tensor(zeros: x.shape), rstd = Tensor(zeros: [rows])
+    let out = Tensor(uninitialized: x.shape), rstd = Tensor(uninitialized: [rows])
     let px = x.data, pw = weight?.data, py = out.data
     let grain = max(1, 16_384 / max(cols, 1))
     withExtendedLifetime(rstd) {

@@ -42,10 +42,10 @@ public func rope(_ x: Tensor, _ table: RotaryEmbedding, offset: Int = 0) -> Tens
         }
         return (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     }
-    let out = Tensor(zeros: x.shape)
+    let out = Tensor(uninitialized: x.shape)
     rotate(x.data, out.data, b: b, t: t, h: h, d: d, offset: offset, table: table, inverse: false)
     Autograd.record(out, op: "rope", inputs: [x]) { g in
-        let back = Tensor(zeros: x.shape)
+        let back = Tensor(uninitialized: x.shape)
         rotate(g.data, back.data, b: b, t: t, h: h, d: d, offset: offset, table: table, inverse: true)
         Kernels.accumulate(back, into: x.gradBuffer())
     }

@@ -23,7 +23,7 @@ extension Tensor {
         let outShape = Shape(dims)
         var inStrides = shape.strides
         inStrides.swapAt(a0, a1)
-        let out = Tensor(zeros: outShape)
+        let out = Tensor(uninitialized: outShape)
         let px = data, py = out.data
         forEachBroadcast(outShape, inStrides, inStrides) { i, o, _ in py[i] = px[o] }
         Autograd.record(out, op: "transpose", inputs: [self]) { [self] g in
@@ -50,7 +50,7 @@ extension Tensor {
         if outer == 1 {
             out = Tensor(shape: Shape(dims), storage: storage, offset: offset + range.lowerBound * inner)
         } else {
-            out = Tensor(zeros: Shape(dims))
+            out = Tensor(uninitialized: Shape(dims))
             copyBlocks(outer: outer, length: range.count * inner, from: data + range.lowerBound * inner,
                        stride: shape[ax] * inner, to: out.data, stride: range.count * inner)
         }
@@ -100,7 +100,7 @@ public func concat(_ tensors: [Tensor], axis: Int) -> Tensor {
         dims[ax] = total
         return (ax, Shape(dims))
     }
-    let out = Tensor(zeros: outShape)
+    let out = Tensor(uninitialized: outShape)
     let inner = outShape.dims[(ax + 1)...].reduce(1, *), outer = outShape.dims[..<ax].reduce(1, *)
     let rowLength = outShape[ax] * inner
     var start = 0
