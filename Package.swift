@@ -39,7 +39,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SLMTensorTests", dependencies: ["SLMTensor", "CSLMKernels"]),
-        .testTarget(name: "SLMTextTests", dependencies: ["SLMText"]),
+        .testTarget(name: "SLMTextTests", dependencies: ["SLMText"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SLMTrainTests", dependencies: ["SLMTrain", "SLMModels", "SLMTensor"]),
     ],
     swiftLanguageModes: [.v6]
