@@ -6,7 +6,7 @@ struct SLM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "slm",
         abstract: "Small language models in Swift: build, train, evaluate and serve them on the CPU.",
-        subcommands: [Demo.self, Bench.self, Info.self]
+        subcommands: [Demo.self, TokenizerCommand.self, Bench.self, Info.self]
     )
 }
 
