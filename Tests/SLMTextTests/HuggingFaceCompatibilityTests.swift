@@ -94,6 +94,21 @@ import Testing
         for c in try Self.cases() { #expect(t.encode(c.text) == c.ids) }
     }
 
+    @Test func readsGPT2StyleFilesWithoutModelType() throws {
+        // GPT-2's tokenizer.json: no model type, empty-string prefixes, merges as strings,
+        // a normalized added token, no use_regex fields.
+        let bytes = try Self.edited { text in
+            for (old, new) in [("\"type\": \"BPE\",\n", ""), ("\"continuing_subword_prefix\": null", "\"continuing_subword_prefix\": \"\""),
+                               ("\"normalized\": false", "\"normalized\": true"), (",\n    \"use_regex\": true", "")] {
+                #expect(text.contains(old))
+                text = text.replacingOccurrences(of: old, with: new)
+            }
+        }
+        let t = try ByteLevelBPETokenizer(huggingFaceJSON: bytes, path: "gpt2.json")
+        #expect(t.addedTokens.first?.normalized == true)
+        for c in try Self.cases() { #expect(t.encode(c.text) == c.ids) }
+    }
+
     // MARK: Files we must refuse
 
     static func edited(_ edit: (inout String) -> Void) throws -> [UInt8] {

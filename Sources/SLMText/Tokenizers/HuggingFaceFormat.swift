@@ -86,7 +86,11 @@ extension ByteLevelBPETokenizer {
         if let v = root["decoder"], !v.isNull { options.decoder = try r.byteLevel(v, "decoder") }
 
         guard let model = root["model"], case .object = model else { throw r.invalid("model is missing or not an object") }
-        guard case .string("BPE")? = model["type"] else { throw r.unsupported("model \(r.typeName(model))") }
+        // Older files (GPT-2's on the Hub among them) leave the type out; `tokenizers` then
+        // recognises BPE by its merges.
+        let isBPE: Bool
+        if case .string(let type)? = model["type"] { isBPE = type == "BPE" } else { isBPE = model["merges"] != nil }
+        guard isBPE else { throw r.unsupported("model \(r.typeName(model))") }
         if let v = model["dropout"], !v.isNull { throw r.unsupported("BPE dropout") }
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
             if let v = model[key], !v.isNull, v.stringValue != "" { throw r.unsupported(key) }
