@@ -43,6 +43,17 @@ struct BenchTokenizer: ParsableCommand {
         var encodeSingleThreadMBps: Double
         /// The file's lines (newlines kept) as a batch spread over `threads` threads.
         var encodeLinesMBps: Double
+
+        enum CodingKeys: String, CodingKey {
+            case input, bytes, lines, threads, repeats, release, merges, tokens
+            case vocabSize = "vocab_size"
+            case trainSeconds = "train_seconds"
+            case trainSecondsAll = "train_seconds_all"
+            case bytesPerToken = "bytes_per_token"
+            case encodeMBps = "encode_mb_per_s"
+            case encodeSingleThreadMBps = "encode_single_thread_mb_per_s"
+            case encodeLinesMBps = "encode_lines_mb_per_s"
+        }
     }
 
     func run() throws {
@@ -95,7 +106,6 @@ struct BenchTokenizer: ParsableCommand {
                 encodeMBps: mb / parallel, encodeSingleThreadMBps: mb / single, encodeLinesMBps: mb / batched)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         }
     }
