@@ -144,14 +144,29 @@ struct TokenizerEncode: ParsableCommand {
         } else {
             ids = t.encode(String(decoding: data, as: UTF8.self))
         }
-        var text = json ? "{\"ids\": [" : ""
-        text.reserveCapacity(ids.count * 6 + 32)
+        // Written as bytes: millions of ids are common, and String appends would dominate.
+        var out: [UInt8] = []
+        out.reserveCapacity(ids.count * 7 + 32)
+        let asJSON = json
+        if asJSON { out += Array("{\"ids\": [".utf8) }
+        var digits = [UInt8](repeating: 0, count: 12)
         for (n, id) in ids.enumerated() {
-            if n > 0 { text += json ? ", " : " " }
-            text += String(id)
+            if n > 0 {
+                if asJSON { out.append(UInt8(ascii: ",")) }
+                out.append(UInt8(ascii: " "))
+            }
+            var v = Int(id).magnitude, k = digits.count
+            repeat {
+                k -= 1
+                digits[k] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+            } while v > 0
+            if id < 0 { out.append(UInt8(ascii: "-")) }
+            out += digits[k...]
         }
-        if json { text += "], \"count\": \(ids.count)}" }
-        print(text)
+        if asJSON { out += Array("], \"count\": \(ids.count)}".utf8) }
+        out.append(0x0A)
+        FileHandle.standardOutput.write(Data(out))
     }
 }
 
