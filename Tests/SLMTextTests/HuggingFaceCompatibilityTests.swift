@@ -13,9 +13,9 @@ import Testing
         var ids: [Int32]
     }
 
-    static func cases() throws -> [Case] {
+    static func cases(_ key: String = "cases") throws -> [Case] {
         let root = try JSONValue.parse([UInt8](Data(contentsOf: fixture("hf_bpe_expected.json"))))
-        guard case .array(let items)? = root["cases"] else { throw TokenizerError.notFound("cases") }
+        guard case .array(let items)? = root[key] else { throw TokenizerError.notFound(key) }
         return items.map { item in
             guard case .string(let text)? = item["text"], case .array(let ids)? = item["ids"] else { return Case(text: "?", ids: []) }
             return Case(text: text, ids: ids.map { if case .integer(let n) = $0 { Int32(n) } else { -1 } })
@@ -36,6 +36,16 @@ import Testing
             #expect(t.encode(c.text) == c.ids, "\(c.text.debugDescription)")
             #expect(try t.decode(c.ids) == c.text)
         }
+    }
+
+    @Test func addsAPrefixSpaceAsTokenizersDoes() throws {
+        let bytes = try Self.replacing(#""add_prefix_space": false"#, #""add_prefix_space": true"#)
+        let t = try ByteLevelBPETokenizer(huggingFaceJSON: bytes, path: "prefixed.json")
+        #expect(t.options.preTokenizer.addPrefixSpace)
+        let cases = try Self.cases("add_prefix_space_cases")
+        #expect(cases.count >= 25)
+        for c in cases { #expect(t.encode(c.text) == c.ids, "\(c.text.debugDescription)") }
+        #expect(Array(t.huggingFaceJSON().utf8) == bytes)
     }
 
     @Test func savesTokenizersFileByteForByte() throws {

@@ -8,7 +8,8 @@ Writes, next to this script:
   hf_bpe_training.txt   the training text below
   hf_bpe_tokenizer.json a ByteLevel BPE (vocab 400, add_prefix_space False, special
                         token <|endoftext|>) trained on it by `tokenizers`
-  hf_bpe_expected.json  the ids `tokenizers` gives for the probe strings below
+  hf_bpe_expected.json  the ids `tokenizers` gives for the probe strings below, as
+                        trained and with the pre-tokenizer's add_prefix_space on
 
 The Swift tests need neither Python nor `tokenizers`: they read these files.
 """
@@ -16,7 +17,7 @@ import json
 import os
 
 import tokenizers
-from tokenizers import ByteLevelBPETokenizer
+from tokenizers import ByteLevelBPETokenizer, Tokenizer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -90,12 +91,21 @@ def main():
     tokenizer.save(os.path.join(HERE, "hf_bpe_tokenizer.json"), pretty=True)
 
     cases = [{"text": text, "ids": tokenizer.encode(text).ids} for text in PROBES]
+
+    # The same tokenizer with the pre-tokenizer's add_prefix_space switched on.
+    spec = json.loads(tokenizer.to_str())
+    spec["pre_tokenizer"]["add_prefix_space"] = True
+    prefixed = Tokenizer.from_str(json.dumps(spec))
+    prefix_cases = [{"text": text, "ids": prefixed.encode(text).ids} for text in PROBES]
+
     with open(os.path.join(HERE, "hf_bpe_expected.json"), "w", encoding="utf-8") as f:
         # One case per line: small, and diffs stay readable.
-        lines = [json.dumps(case, ensure_ascii=False) for case in cases]
-        f.write('{"tokenizers_version": %s, "cases": [\n' % json.dumps(tokenizers.__version__))
-        f.write(",\n".join(lines))
-        f.write("\n]}\n")
+        f.write('{"tokenizers_version": %s,\n' % json.dumps(tokenizers.__version__))
+        for key, items in [("cases", cases), ("add_prefix_space_cases", prefix_cases)]:
+            f.write('"%s": [\n' % key)
+            f.write(",\n".join(json.dumps(case, ensure_ascii=False) for case in items))
+            f.write("\n]" + ("," if key == "cases" else "") + "\n")
+        f.write("}\n")
     print(f"tokenizers {tokenizers.__version__}: vocabulary {tokenizer.get_vocab_size()}, {len(cases)} cases")
 
 
