@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "SLMTestSupport", dependencies: ["SLMTensor"], path: "Tests/SLMTestSupport"),
         .testTarget(name: "SLMTensorTests", dependencies: ["SLMTensor", "CSLMKernels", "SLMTestSupport"]),
         .testTarget(name: "SLMModelsTests", dependencies: ["SLMModels", "SLMTensor", "SLMTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "SLMTextTests", dependencies: ["SLMText"]),
+        .testTarget(name: "SLMTextTests", dependencies: ["SLMText"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SLMTrainTests", dependencies: ["SLMTrain", "SLMModels", "SLMTensor", "SLMText", "SLMTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -6,7 +6,7 @@ struct SLM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "slm",
         abstract: "Small language models in Swift: build, train, evaluate and serve them on the CPU.",
-        subcommands: [Demo.self, DataCommand.self, Train.self, Export.self, Score.self, Bench.self, Info.self]
+        subcommands: [Demo.self, DataCommand.self, TokenizerCommand.self, Train.self, Export.self, Score.self, Bench.self, Info.self]
     )
 }
 
