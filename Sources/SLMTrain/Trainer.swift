@@ -140,7 +140,7 @@ public final class Trainer {
         var stoppedBy = "step budget"
         func elapsed() -> Double { elapsedBefore + Date().timeIntervalSince(started) }
 
-        report("training \(model.config.architecture.rawValue) with \(model.parameterCount) parameters on \(data.summary); "
+        report("training \(model.config.architecture.rawValue) with \(model.parameterCount) parameters on \(data.summary); peak \(Int(peakFLOPs / 1e9)) GFLOP/s; "
             + "\(tokensPerStep) tokens per step, \(Parallel.threadCount) threads")
         while step < config.steps {
             if let budget = config.timeBudget, elapsed() >= budget {

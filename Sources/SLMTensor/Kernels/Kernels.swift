@@ -1,4 +1,5 @@
 import CSLMKernels
+import Foundation
 
 /// Small Swift conveniences over the C kernels, shared by the ops.
 enum Kernels {
@@ -46,14 +47,30 @@ public enum CPUKernels {
     public static var hasAVX512BF16: Bool { slm_cpu_has_avx512bf16() != 0 }
 
     /// FLOP/s that independent fp32 FMA chains reach on all threads at once over about
-    /// `seconds`: the measured peak that MFU figures are shares of.
+    /// `seconds`: the measured peak that MFU figures are shares of. Runs on dedicated
+    /// threads, so the measurements truly overlap (a work pool may still be starting).
     public static func measurePeakFLOPs(seconds: Double = 0.2, bf16: Bool = false) -> Double {
-        let n = Parallel.threadCount
-        let results = UnsafeMutablePointer<Double>.allocate(capacity: n)
-        defer { results.deallocate() }
-        Parallel.forRanges(n) { r in
-            for t in r { results[t] = slm_measure_fma_flops(bf16 ? 1 : 0, seconds) }
+        onDedicatedThreads(Parallel.threadCount) { _ in slm_measure_fma_flops(bf16 ? 1 : 0, seconds) }.reduce(0, +)
+    }
+
+    /// Runs `body(i)` for i in 0..<n on n threads started together; returns the results.
+    public static func onDedicatedThreads(_ n: Int, _ body: @escaping @Sendable (Int) -> Double) -> [Double] {
+        // One slot per thread behind a raw pointer: concurrent writes into a Swift array
+        // would race on its storage.
+        final class Slots: @unchecked Sendable {
+            let pointer: UnsafeMutablePointer<Double>
+            init(_ n: Int) { pointer = .allocate(capacity: n); pointer.initialize(repeating: 0, count: n) }
+            deinit { pointer.deallocate() }
         }
-        return (0..<n).reduce(0) { $0 + results[$1] }
+        let slots = Slots(n), done = DispatchGroup()
+        for i in 0..<n {
+            done.enter()
+            Thread.detachNewThread {
+                slots.pointer[i] = body(i)
+                done.leave()
+            }
+        }
+        done.wait()
+        return Array(UnsafeBufferPointer(start: slots.pointer, count: n))
     }
 }

@@ -134,12 +134,7 @@ struct Peaks: Codable {
 
     static func measure(threads: Int) -> Peaks {
         func onAllThreads(_ f: @escaping @Sendable () -> Double) -> Double {
-            let results = Mutexed([Double](repeating: 0, count: threads))
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
-                let v = f()
-                results.update { $0[t] = v }
-            }
-            return results.value.reduce(0, +)
+            CPUKernels.onDedicatedThreads(threads) { _ in f() }.reduce(0, +)
         }
         var p = Peaks()
         for _ in 0..<3 {
@@ -149,13 +144,4 @@ struct Peaks: Codable {
         }
         return p
     }
-}
-
-/// A tiny lock-protected box for results gathered from worker threads.
-final class Mutexed<Value>: @unchecked Sendable {
-    private var stored: Value
-    private let lock = NSLock()
-    init(_ value: Value) { stored = value }
-    var value: Value { lock.withLock { stored } }
-    func update(_ body: (inout Value) -> Void) { lock.withLock { body(&stored) } }
 }
