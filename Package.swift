@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "SLMText", targets: ["SLMText"]),
         .library(name: "SLMModels", targets: ["SLMModels"]),
         .library(name: "SLMTrain", targets: ["SLMTrain"]),
+        .library(name: "SLMGenerate", targets: ["SLMGenerate"]),
         .executable(name: "slm", targets: ["slm"]),
     ],
     dependencies: [
@@ -30,11 +31,12 @@ let package = Package(
         .target(name: "SLMTensor", dependencies: ["CSLMKernels"]),
         .target(name: "SLMText"),
         .target(name: "SLMModels", dependencies: ["SLMTensor"]),
-        .target(name: "SLMTrain", dependencies: ["SLMTensor", "SLMModels"]),
+        .target(name: "SLMTrain", dependencies: ["SLMTensor", "SLMModels", "SLMText"]),
+        .target(name: "SLMGenerate", dependencies: ["SLMTensor", "SLMModels", "SLMText"]),
         .executableTarget(
             name: "slm",
             dependencies: [
-                "SLMTensor", "SLMText", "SLMModels", "SLMTrain",
+                "SLMTensor", "SLMText", "SLMModels", "SLMTrain", "SLMGenerate",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -42,6 +44,7 @@ let package = Package(
         .testTarget(name: "SLMTensorTests", dependencies: ["SLMTensor", "CSLMKernels", "SLMTestSupport"]),
         .testTarget(name: "SLMModelsTests", dependencies: ["SLMModels", "SLMTensor", "SLMTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SLMTextTests", dependencies: ["SLMText"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SLMGenerateTests", dependencies: ["SLMGenerate", "SLMModels", "SLMTensor", "SLMText"]),
         .testTarget(name: "SLMTrainTests", dependencies: ["SLMTrain", "SLMModels", "SLMTensor", "SLMText", "SLMTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

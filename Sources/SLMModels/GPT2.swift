@@ -51,15 +51,30 @@ public final class GPT2: LanguageModel {
 
     public func logits(_ ids: [Int32], batch: Int, time: Int, dropoutRNG rng: inout RNG?) -> Tensor {
         checkInput(ids, batch: batch, time: time)
+        return forward(ids, batch: batch, time: time, start: 0, cache: nil, rng: &rng)
+    }
+
+    public func logits(_ ids: [Int32], cache: KVCache) -> Tensor {
+        var none: RNG? = nil
+        precondition(!ids.isEmpty && cache.length + ids.count <= config.context,
+                     "GPT2: \(cache.length) cached + \(ids.count) new tokens exceed the context of \(config.context)")
+        let out = forward(ids, batch: 1, time: ids.count, start: cache.length, cache: cache, rng: &none)
+        cache.advance(by: ids.count)
+        return out.reshaped([ids.count, config.vocabSize])
+    }
+
+    /// Positions start at `start`; with a cache, keys and values of earlier tokens come from it.
+    private func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, rng: inout RNG?) -> Tensor {
         let d = config.width, h = config.heads, eps = Float(config.normEps), p = config.dropout
-        var x = embedding(tokenEmbedding, indices: ids, shape: [batch, time]) + positionEmbedding.slice(axis: 0, 0..<time)
+        var x = embedding(tokenEmbedding, indices: ids, shape: [batch, time]) + positionEmbedding.slice(axis: 0, start..<(start + time))
         x = drop(x, p, &rng)
-        for b in blocks {
+        for (i, b) in blocks.enumerated() {
             let qkv = linear(layerNorm(x, weight: b.ln1Weight, bias: b.ln1Bias, eps: eps), weight: b.attnWeight,
                              bias: b.attnBias, inputMajor: true).split([d, d, d], axis: 2)
             let (q, k, v) = (qkv[0].reshaped([batch, time, h, d / h]), qkv[1].reshaped([batch, time, h, d / h]),
                              qkv[2].reshaped([batch, time, h, d / h]))
-            let attended = attention(q, k, v).reshaped([batch, time, d])
+            let (keys, values) = cache?.append(layer: i, keys: k, values: v) ?? (k, v)
+            let attended = attention(q, keys, values).reshaped([batch, time, d])
             x = x + drop(linear(attended, weight: b.attnProjWeight, bias: b.attnProjBias, inputMajor: true), p, &rng)
             let m = gelu(linear(layerNorm(x, weight: b.ln2Weight, bias: b.ln2Bias, eps: eps), weight: b.fcWeight,
                                 bias: b.fcBias, inputMajor: true))

@@ -46,14 +46,29 @@ public final class Llama: LanguageModel {
 
     public func logits(_ ids: [Int32], batch: Int, time: Int, dropoutRNG rng: inout RNG?) -> Tensor {
         checkInput(ids, batch: batch, time: time)
+        return forward(ids, batch: batch, time: time, start: 0, cache: nil, rng: &rng)
+    }
+
+    public func logits(_ ids: [Int32], cache: KVCache) -> Tensor {
+        var none: RNG? = nil
+        precondition(!ids.isEmpty && cache.length + ids.count <= config.context,
+                     "Llama: \(cache.length) cached + \(ids.count) new tokens exceed the context of \(config.context)")
+        let out = forward(ids, batch: 1, time: ids.count, start: cache.length, cache: cache, rng: &none)
+        cache.advance(by: ids.count)
+        return out.reshaped([ids.count, config.vocabSize])
+    }
+
+    /// Positions (for RoPE) start at `start`; with a cache, earlier keys and values come from it.
+    private func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, rng: inout RNG?) -> Tensor {
         let d = config.width, hs = config.headSize, eps = Float(config.normEps), p = config.dropout
         var x = drop(embedding(tokenEmbedding, indices: ids, shape: [batch, time]), p, &rng)
-        for l in layers {
+        for (i, l) in layers.enumerated() {
             let h = rmsNorm(x, weight: l.inputNorm, eps: eps)
-            let q = rope(linear(h, weight: l.q, bias: l.qBias).reshaped([batch, time, config.heads, hs]), rotary)
-            let k = rope(linear(h, weight: l.k, bias: l.kBias).reshaped([batch, time, config.kvHeads, hs]), rotary)
+            let q = rope(linear(h, weight: l.q, bias: l.qBias).reshaped([batch, time, config.heads, hs]), rotary, offset: start)
+            let k = rope(linear(h, weight: l.k, bias: l.kBias).reshaped([batch, time, config.kvHeads, hs]), rotary, offset: start)
             let v = linear(h, weight: l.v, bias: l.vBias).reshaped([batch, time, config.kvHeads, hs])
-            let attended = attention(q, k, v).reshaped([batch, time, d])
+            let (keys, values) = cache?.append(layer: i, keys: k, values: v) ?? (k, v)
+            let attended = attention(q, keys, values).reshaped([batch, time, d])
             x = x + drop(linear(attended, weight: l.o, bias: l.oBias), p, &rng)
             let m = rmsNorm(x, weight: l.postNorm, eps: eps)
             x = x + drop(linear(swiglu(gate: linear(m, weight: l.gate), up: linear(m, weight: l.up)), weight: l.down), p, &rng)

@@ -66,6 +66,9 @@ public protocol LanguageModel: AnyObject {
     /// Logits [batch, time, vocab] for ids laid out [batch, time]. Dropout applies only
     /// when `rng` is given.
     func logits(_ ids: [Int32], batch: Int, time: Int, dropoutRNG rng: inout RNG?) -> Tensor
+    /// Logits [ids.count, vocab] for new tokens (batch 1) continuing what `cache` holds;
+    /// appends their keys and values to it. For inference: call it without recording.
+    func logits(_ ids: [Int32], cache: KVCache) -> Tensor
 }
 
 extension LanguageModel {

@@ -118,8 +118,7 @@ public final class Trainer {
             let (averages, _) = try Safetensors.read(dir.appendingPathComponent("ema.safetensors"))
             ema = model.parameters.map { averages[$0.name]?.copy() ?? $0.tensor.copy() }
         }
-        sampler.generator = SplitMix64(seed: 0)
-        sampler.generator.state = state.samplerState
+        sampler.generator = SplitMix64(seed: state.samplerState)  // the seed is the whole state
         dropoutRNG = RNG(state: state.dropoutRNG)
         step = state.step
         tokensSeen = state.tokensSeen
@@ -264,7 +263,7 @@ public final class Trainer {
             let bpc = loss / log(2) / charsPerToken
             report(String(format: "  eval at step %d: validation loss %.4f | perplexity %.2f | %.3f bits/char%@", step, loss,
                           exp(loss), bpc, improved ? " | best so far" : ""))
-            record(["step": step, "val_loss": loss, "val_ppl": exp(loss), "val_bpc": bpc])
+            record(["step": step, "val_loss": loss, "val_ppl": exp(loss), "val_bpc": bpc, "elapsed": elapsed])
         }
         let target = out.appendingPathComponent(checkpointName(step))
         let state = TrainerState(step: step, tokensSeen: tokensSeen, elapsedSeconds: elapsed, bestValidationLoss: bestValidationLoss,

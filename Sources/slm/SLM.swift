@@ -1,4 +1,6 @@
 import ArgumentParser
+import CSLMKernels
+import Foundation
 import SLMTensor
 
 @main
@@ -6,8 +8,15 @@ struct SLM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "slm",
         abstract: "Small language models in Swift: build, train, evaluate and serve them on the CPU.",
-        subcommands: [Demo.self, DataCommand.self, TokenizerCommand.self, Train.self, Export.self, Score.self, Bench.self, Info.self]
+        subcommands: [Demo.self, DataCommand.self, TokenizerCommand.self, Train.self, Export.self, Generate.self, Chat.self, Eval.self, Score.self, Bench.self, Info.self]
     )
+
+    /// Progress lines must reach a pipe or a log file as they are printed, not when the
+    /// buffer fills: line-buffer standard output before anything runs.
+    static func main() {
+        slm_stdout_line_buffered()
+        main(nil)
+    }
 }
 
 /// Options every command that computes shares.

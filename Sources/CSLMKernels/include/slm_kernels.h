@@ -241,6 +241,12 @@ double slm_measure_fma_flops(int bf16, double seconds);
 /// Bytes/s one thread streams through a read+write triad over `bytes` of memory.
 double slm_measure_triad_bandwidth(int64_t bytes, int repeats);
 
+// MARK: - Standard output (for the command-line tool)
+
+/// Line-buffers stdout so progress reaches pipes and log files as it is printed.
+void slm_stdout_line_buffered(void);
+void slm_stdout_flush(void);
+
 #ifdef __cplusplus
 }
 #endif

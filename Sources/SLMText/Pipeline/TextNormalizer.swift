@@ -22,6 +22,8 @@ public struct DropCounts: Sendable, Codable, Equatable {
     /// Superscript footnote digits.
     public var footnoteMarks = 0
 
+    public init() {}
+
     public var total: Int { outsideCharset.values.reduce(0, +) + footnoteMarks }
 
     enum CodingKeys: String, CodingKey {

@@ -5,6 +5,9 @@ import Foundation
 public struct DatasetMeta: Codable, Sendable, Equatable {
     public var tokenizer: String          // "char" or "byte-bpe"
     public var charset: String?           // for character tokenizers
+    /// How the text was normalised (so prompts can be normalised the same way).
+    public var lowercase: Bool?
+    public var numeralsAsWords: Bool?
     public var vocabularySize: Int
     public var width: TokenWidth
     public var separator: Int32           // id placed between chunks
@@ -12,14 +15,15 @@ public struct DatasetMeta: Codable, Sendable, Equatable {
     public var trainCharacters, validationCharacters: Int
 
     enum CodingKeys: String, CodingKey {
-        case tokenizer, charset, separator
+        case tokenizer, charset, separator, lowercase
+        case numeralsAsWords = "numerals_as_words"
         case vocabularySize = "vocab_size", width = "dtype"
         case trainTokens = "train_tokens", validationTokens = "val_tokens"
         case trainCharacters = "train_chars", validationCharacters = "val_chars"
     }
 
-    public static func read(from directory: URL) throws -> DatasetMeta {
-        let url = directory.appendingPathComponent("meta.json")
+    public static func read(from directory: URL, file: String = "meta.json") throws -> DatasetMeta {
+        let url = directory.appendingPathComponent(file)
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw PipelineError.notFound("\(url.path) (run `slm data tokenize` first)")
         }
@@ -40,13 +44,14 @@ public enum DatasetTokenizer {
         }
         let tokenizer: any Tokenizer
         var charset: String? = nil
+        let statsURL = data.appendingPathComponent("stats.json")
+        let settings = FileManager.default.contents(atPath: statsURL.path)
+            .flatMap { try? JSONDecoder().decode(DatasetStats.self, from: $0) }?.settings
         if spec == "char" {
-            let statsURL = data.appendingPathComponent("stats.json")
-            guard let statsData = FileManager.default.contents(atPath: statsURL.path),
-                  let stats = try? JSONDecoder().decode(DatasetStats.self, from: statsData) else {
+            guard let settings else {
                 throw PipelineError.notFound("\(statsURL.path), which names the charset (or pass --tokenizer char:NAME)")
             }
-            let set = try Charset.named(stats.settings.charset)
+            let set = try Charset.named(settings.charset)
             tokenizer = CharTokenizer(charset: set)
             charset = set.name
         } else {
@@ -65,7 +70,8 @@ public enum DatasetTokenizer {
             progress("\(name): \(lines.count) chunks → \(ids.count) tokens")
         }
         try tokenizer.save(to: data)
-        let meta = DatasetMeta(tokenizer: tokenizer.kind, charset: charset, vocabularySize: tokenizer.vocabularySize,
+        let meta = DatasetMeta(tokenizer: tokenizer.kind, charset: charset, lowercase: settings?.lowercase,
+                               numeralsAsWords: settings?.numeralsAsWords, vocabularySize: tokenizer.vocabularySize,
                                width: width, separator: separator, trainTokens: counts[0].tokens,
                                validationTokens: counts[1].tokens, trainCharacters: counts[0].characters,
                                validationCharacters: counts[1].characters)

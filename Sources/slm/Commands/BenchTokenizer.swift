@@ -1,4 +1,5 @@
 import ArgumentParser
+import SLMTensor
 import Foundation
 import SLMText
 
@@ -18,8 +19,9 @@ struct BenchTokenizer: ParsableCommand {
     @Option(help: "Timed repeats per measurement, after one warm-up run (the median is reported).")
     var repeats = 3
 
-    @Option(name: .long, help: "Threads for training (word counting) and encoding.")
-    var threads = 2
+    @OptionGroup var runtime: RuntimeOptions
+
+    private var threads: Int { Parallel.threadCount }
 
     @Flag(help: "Print one JSON document instead of text.")
     var json = false
@@ -57,8 +59,8 @@ struct BenchTokenizer: ParsableCommand {
     }
 
     func run() throws {
-        guard repeats >= 1 else { throw InputError("--repeats must be at least 1") }
-        guard threads >= 1 else { throw InputError("--threads must be at least 1") }
+        guard repeats >= 1 else { throw CommandError("--repeats must be at least 1") }
+        try runtime.apply()
         let data = try readInput(input)
         let text = String(decoding: data, as: UTF8.self)
         let url = URL(fileURLWithPath: input)
@@ -79,8 +81,8 @@ struct BenchTokenizer: ParsableCommand {
             do { tokenizer = try trainer.train(files: [url]) } catch { trainError = error }
             trainTimes.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
         }
-        if let trainError { throw InputError("\(trainError)") }
-        guard let tokenizer else { throw InputError("training produced no tokenizer") }
+        if let trainError { throw CommandError("\(trainError)") }
+        guard let tokenizer else { throw CommandError("training produced no tokenizer") }
         trainTimes.removeFirst()  // the warm-up run
         let trainSeconds = trainTimes.sorted()[trainTimes.count / 2]
         log(String(format: "training, vocabulary %d (%d merges) on %@ (%.2f MB): %.3f s (median of %d)",

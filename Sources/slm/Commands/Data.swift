@@ -16,6 +16,7 @@ struct DataCommand: ParsableCommand {
 /// usage text it adds for invalid arguments) and exits with status 1.
 struct CommandError: Error, CustomStringConvertible {
     let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// Errors from the libraries become one clear line and a non-zero exit.
@@ -23,19 +24,19 @@ func userFacing<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let error as PipelineError {
-        throw CommandError(description: error.description)
+        throw CommandError(error.description)
     } catch let error as TokenizerError {
-        throw CommandError(description: error.description)
+        throw CommandError(error.description)
     } catch let error as CocoaError {
-        throw CommandError(description: error.localizedDescription)
+        throw CommandError(error.localizedDescription)
     } catch let error as ConfigError {
-        throw CommandError(description: error.message)
+        throw CommandError(error.message)
     } catch let error as TOMLError {
-        throw CommandError(description: error.message)
+        throw CommandError(error.message)
     } catch let error as CheckpointError {
-        throw CommandError(description: error.message)
+        throw CommandError(error.message)
     } catch let error as SafetensorsError {
-        throw CommandError(description: error.message)
+        throw CommandError(error.message)
     }
 }
 

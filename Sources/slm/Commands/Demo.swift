@@ -40,7 +40,7 @@ struct Demo: ParsableCommand {
         let ids = Dictionary(uniqueKeysWithValues: vocabulary.enumerated().map { ($1, Int32($0)) })
         let tokens = corpus.map { ids[$0]! }
         guard tokens.count > context + 1 else {
-            throw CommandError(description: "the text has \(tokens.count) characters; it needs more than --context (\(context))")
+            throw CommandError("the text has \(tokens.count) characters; it needs more than --context (\(context))")
         }
 
         let config = ModelConfig(architecture: .gpt2, vocabSize: vocabulary.count, layers: 1, heads: 4, width: 64, context: context)
@@ -65,7 +65,7 @@ struct Demo: ParsableCommand {
             loss.backward()
             optimizer.update()
             let value = loss.item()
-            guard value.isFinite else { throw CommandError(description: "loss became \(value) at step \(step); try a smaller --lr") }
+            guard value.isFinite else { throw CommandError("loss became \(value) at step \(step); try a smaller --lr") }
             if step == 1 { first = value }
             recent = Array((recent + [value]).suffix(20))
             if step == 1 || step % 25 == 0 || step == steps {
@@ -83,7 +83,7 @@ struct Demo: ParsableCommand {
     private func loadText() throws -> (String, [Character]) {
         if let text {
             guard let contents = try? String(contentsOfFile: text, encoding: .utf8) else {
-                throw CommandError(description: "cannot read \(text) as UTF-8 text")
+                throw CommandError("cannot read \(text) as UTF-8 text")
             }
             return (text, Array(contents))
         }

@@ -31,15 +31,15 @@ struct Score: ParsableCommand {
               let object = try? JSONSerialization.jsonObject(with: data) as? [String: [[Int]]],
               let inputs = object["inputs"], let targets = object["targets"], !inputs.isEmpty,
               inputs.count == targets.count else {
-            throw CommandError(description: "\(batch): expected {\"inputs\": [[…]], \"targets\": [[…]]} with matching rows")
+            throw CommandError("\(batch): expected {\"inputs\": [[…]], \"targets\": [[…]]} with matching rows")
         }
         let time = inputs[0].count
         guard time >= 1, time <= m.config.context, (inputs + targets).allSatisfy({ $0.count == time }) else {
-            throw CommandError(description: "\(batch): rows must all have the same length, between 1 and the context \(m.config.context)")
+            throw CommandError("\(batch): rows must all have the same length, between 1 and the context \(m.config.context)")
         }
         let flatInputs = inputs.flatMap { $0 }, flatTargets = targets.flatMap { $0 }
         guard (flatInputs + flatTargets).allSatisfy({ $0 >= 0 && $0 < m.config.vocabSize }) else {
-            throw CommandError(description: "\(batch): ids must be in 0..<\(m.config.vocabSize)")
+            throw CommandError("\(batch): ids must be in 0..<\(m.config.vocabSize)")
         }
         let output = Autograd.noGrad { m.logits(flatInputs.map(Int32.init), batch: inputs.count, time: time) }
         let loss = Autograd.noGrad { crossEntropy(output, targets: flatTargets.map(Int32.init)) }.item()

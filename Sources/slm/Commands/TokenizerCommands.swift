@@ -1,4 +1,5 @@
 import ArgumentParser
+import SLMTensor
 import Foundation
 import SLMText
 
@@ -9,28 +10,21 @@ struct TokenizerCommand: ParsableCommand {
         subcommands: [TokenizerTrain.self, TokenizerEncode.self, TokenizerDecode.self])
 }
 
-/// A problem with the user's input: ArgumentParser prints it as one "Error: …" line and
-/// exits non-zero (a ValidationError would add the usage text).
-struct InputError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
 /// The contents of a file, or of standard input when `path` is nil.
 func readInput(_ path: String?) throws -> Data {
     guard let path else { return FileHandle.standardInput.readDataToEndOfFile() }
     var isDir: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw InputError("\(path): no such file") }
-    guard !isDir.boolValue else { throw InputError("\(path): is a directory, not a file") }
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw CommandError("\(path): no such file") }
+    guard !isDir.boolValue else { throw CommandError("\(path): is a directory, not a file") }
     do { return try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-        throw InputError("\(path): cannot read (\(error.localizedDescription))")
+        throw CommandError("\(path): cannot read (\(error.localizedDescription))")
     }
 }
 
 /// `loadTokenizer`, with its errors as one line for the user.
 func loadTokenizerForCLI(_ spec: String) throws -> any Tokenizer {
     do { return try loadTokenizer(spec) } catch let error as TokenizerError {
-        throw InputError(error.description)
+        throw CommandError(error.description)
     }
 }
 
@@ -62,29 +56,30 @@ struct TokenizerTrain: ParsableCommand {
     @Option(name: .long, help: "Smallest pair count worth a merge.")
     var minFrequency = 2
 
-    @Option(name: .long, help: "Threads for counting words.")
-    var threads = 2
+    @OptionGroup var runtime: RuntimeOptions
+
+    private var threads: Int { Parallel.threadCount }
 
     func run() throws {
-        guard !input.isEmpty else { throw InputError("give at least one --input file") }
-        guard minFrequency >= 1 else { throw InputError("--min-frequency must be at least 1") }
-        guard threads >= 1 else { throw InputError("--threads must be at least 1") }
-        if let empty = special.firstIndex(of: "") { throw InputError("--special token \(empty + 1) is empty") }
+        guard !input.isEmpty else { throw CommandError("give at least one --input file") }
+        guard minFrequency >= 1 else { throw CommandError("--min-frequency must be at least 1") }
+        try runtime.apply()
+        if let empty = special.firstIndex(of: "") { throw CommandError("--special token \(empty + 1) is empty") }
         let minimum = Set(special).count + 256
         guard vocabSize >= minimum else {
-            throw InputError(TokenizerError.vocabularyTooSmall(requested: vocabSize, minimum: minimum).description)
+            throw CommandError(TokenizerError.vocabularyTooSmall(requested: vocabSize, minimum: minimum).description)
         }
         var bytes = 0
         for path in input {
             var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw InputError("\(path): no such file") }
-            guard !isDir.boolValue else { throw InputError("\(path): is a directory, not a file") }
-            guard FileManager.default.isReadableFile(atPath: path) else { throw InputError("\(path): not readable") }
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw CommandError("\(path): no such file") }
+            guard !isDir.boolValue else { throw CommandError("\(path): is a directory, not a file") }
+            guard FileManager.default.isReadableFile(atPath: path) else { throw CommandError("\(path): not readable") }
             bytes += ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? Int) ?? 0
         }
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: out, isDirectory: &isDir), !isDir.boolValue {
-            throw InputError("\(out): exists and is not a directory")
+            throw CommandError("\(out): exists and is not a directory")
         }
 
         let trainer = BPETrainer(vocabularySize: vocabSize, specialTokens: special, minFrequency: minFrequency, threads: threads)
@@ -103,12 +98,12 @@ struct TokenizerTrain: ParsableCommand {
                 }
             }
         } catch let error as TokenizerError {
-            throw InputError(error.description)
+            throw CommandError(error.description)
         }
         if live { writeStandardError("") }
         let seconds = elapsed()
         do { try tokenizer.save(to: URL(fileURLWithPath: out)) } catch {
-            throw InputError("\(out): cannot write the tokenizer (\(error.localizedDescription))")
+            throw CommandError("\(out): cannot write the tokenizer (\(error.localizedDescription))")
         }
         let specials = tokenizer.specialTokens.count
         print(String(format: "learned %d merges in %.2f s; vocabulary %d (%d special, 256 bytes, %d merged) written to %@",
@@ -187,7 +182,7 @@ struct TokenizerDecode: ParsableCommand {
         let ids = try Self.parseIDs(readInput(input))
         let bytes: [UInt8]
         do { bytes = try t.decodeBytes(ids) } catch let error as TokenizerError {
-            throw InputError(error.description)
+            throw CommandError(error.description)
         }
         FileHandle.standardOutput.write(Data(bytes))
     }
@@ -197,25 +192,25 @@ struct TokenizerDecode: ParsableCommand {
         let first = bytes.first { ![0x20, 0x0A, 0x0D, 0x09].contains($0) }
         if first == UInt8(ascii: "[") || first == UInt8(ascii: "{") {
             let value: JSONValue
-            do { value = try JSONValue.parse(bytes) } catch { throw InputError("ids: \(error.description)") }
+            do { value = try JSONValue.parse(bytes) } catch { throw CommandError("ids: \(error.description)") }
             var items: [JSONValue]
             switch value {
             case .array(let a): items = a
             case .object:
-                guard case .array(let a)? = value["ids"] else { throw InputError("ids: a JSON object needs an \"ids\" array") }
+                guard case .array(let a)? = value["ids"] else { throw CommandError("ids: a JSON object needs an \"ids\" array") }
                 items = a
             default: items = []
             }
             return try items.enumerated().map { n, item in
                 guard case .integer(let id) = item, let id32 = Int32(exactly: id) else {
-                    throw InputError("ids: item \(n + 1) is \(item.kindName), not a token id")
+                    throw CommandError("ids: item \(n + 1) is \(item.kindName), not a token id")
                 }
                 return id32
             }
         }
         let text = String(decoding: bytes, as: UTF8.self)
         return try text.split { $0 == "," || $0.isWhitespace }.map { word in
-            guard let id = Int32(word) else { throw InputError("ids: '\(word.prefix(40))' is not a token id") }
+            guard let id = Int32(word) else { throw CommandError("ids: '\(word.prefix(40))' is not a token id") }
             return id
         }
     }

@@ -73,7 +73,7 @@ struct Train: ParsableCommand {
 
     /// Model and training settings from the preset/config/checkpoint and every override.
     func configs(vocabSize: Int) throws -> (ModelConfig, TrainingConfig) {
-        guard preset == nil || config == nil else { throw CommandError(description: "give --preset or --config, not both") }
+        guard preset == nil || config == nil else { throw CommandError("give --preset or --config, not both") }
         var p: Preset
         if let name = preset ?? config {
             p = try Preset.load(name, executable: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath())
@@ -84,7 +84,7 @@ struct Train: ParsableCommand {
             let state = try Checkpoint.readState(dir)
             return (model, try applyFlags(state.training))
         } else {
-            throw CommandError(description: "choose a model: --preset NAME, --config FILE, or --resume DIR")
+            throw CommandError("choose a model: --preset NAME, --config FILE, or --resume DIR")
         }
         if let depth { try p.applyDepth(depth, vocabSize: vocabSize) }
         try p.override(overrides)
@@ -100,7 +100,7 @@ struct Train: ParsableCommand {
         if let seed { t.seed = UInt64(seed) }
         if let evalInterval { t.evalInterval = evalInterval }
         if let time {
-            guard let s = SLMTrain.Duration.seconds(time) else { throw CommandError(description: "--time must look like 90s, 10m or 1h30m, not \(time)") }
+            guard let s = SLMTrain.Duration.seconds(time) else { throw CommandError("--time must look like 90s, 10m or 1h30m, not \(time)") }
             t.timeBudget = s
         }
         try t.validate()
@@ -122,7 +122,7 @@ struct Export: ParsableCommand {
     var out: String
 
     func run() throws {
-        guard format == "hf" else { throw CommandError(description: "--format must be hf (Hugging Face transformers)") }
+        guard format == "hf" else { throw CommandError("--format must be hf (Hugging Face transformers)") }
         try userFacing { try HuggingFaceExport.export(from: URL(fileURLWithPath: model), to: URL(fileURLWithPath: out)) }
         print("wrote \(out): config.json, model.safetensors and tokenizer files for transformers' AutoModelForCausalLM")
     }

@@ -1,0 +1,146 @@
+import Foundation
+import SLMModels
+import SLMTensor
+import SLMText
+import Testing
+@testable import SLMGenerate
+
+@Suite struct KVCacheTests {
+    /// Logits from the cache, token by token, equal a full recomputation of the context.
+    @Test(arguments: [ModelConfig.Architecture.gpt2, .llama])
+    func cachedDecodingMatchesRecomputation(_ architecture: ModelConfig.Architecture) throws {
+        let config = ModelConfig(architecture: architecture, vocabSize: 17, layers: 2, heads: 4, kvHeads: architecture == .llama ? 2 : 4,
+                                 width: 32, context: 12)
+        let model = try makeModel(config, seed: 3)
+        let ids: [Int32] = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8]
+        let full = Autograd.noGrad { model.logits(ids, batch: 1, time: ids.count) }.toArray()
+        let cache = KVCache(config)
+        var cached = Autograd.noGrad { model.logits(Array(ids[0..<5]), cache: cache) }.toArray()  // a prompt of 5
+        for id in ids[5...] { cached += Autograd.noGrad { model.logits([id], cache: cache) }.toArray() }
+        #expect(cache.length == 12 && cache.remaining == 0)
+        #expect(zip(full, cached).allSatisfy { abs($0 - $1) < 1e-4 }, "max difference \(zip(full, cached).map { abs($0 - $1) }.max()!)")
+    }
+}
+
+@Suite struct SamplerTests {
+    let logits: [Float] = [2, 1, 0.5, 3, -1]  // probabilities ≈ .23, .08, .05, .63, .01
+
+    func pick(_ p: SamplingParameters, draws: Int = 400) -> [Int32: Int] {
+        var s = Sampler(p)
+        var counts: [Int32: Int] = [:]
+        for _ in 0..<draws { counts[logits.withUnsafeBufferPointer { s.sample($0.baseAddress!, count: 5).id }, default: 0] += 1 }
+        return counts
+    }
+
+    @Test func greedyTakesTheMaximum() {
+        #expect(pick(SamplingParameters(temperature: 0)) == [3: 400])
+    }
+
+    @Test func topKKeepsOnlyTheKMostLikely() {
+        #expect(Set(pick(SamplingParameters(temperature: 1, topK: 2, seed: 1)).keys) == [0, 3])
+        #expect(Sampler.largest([1, 5, 3, 5, 2], 3) == [1, 3, 2])
+    }
+
+    @Test func topPKeepsTheSmallestSetReachingP() {
+        // .63 < .8, .63 + .23 = .86 >= .8: tokens 3 and 0.
+        #expect(Set(pick(SamplingParameters(temperature: 1, topP: 0.8, seed: 2)).keys) == [0, 3])
+        #expect(Set(pick(SamplingParameters(temperature: 1, topP: 0.5, seed: 2)).keys) == [3])
+    }
+
+    @Test func minPDropsTheUnlikely() {
+        // Keep tokens with p >= 0.2 · 0.63: tokens 3 and 0 only.
+        #expect(Set(pick(SamplingParameters(temperature: 1, minP: 0.2, seed: 3)).keys) == [0, 3])
+    }
+
+    @Test func penaltiesPushSeenTokensDown() {
+        var s = Sampler(SamplingParameters(temperature: 0, presencePenalty: 2))
+        s.observe([3])  // token 3 falls from 3 to 1: token 0 (2) wins
+        #expect(logits.withUnsafeBufferPointer { s.sample($0.baseAddress!, count: 5).id } == 0)
+        var r = Sampler(SamplingParameters(temperature: 0, repetitionPenalty: 2))
+        r.observe([3, 0])  // 3 → 1.5, 0 → 1: token 3 still wins
+        #expect(logits.withUnsafeBufferPointer { r.sample($0.baseAddress!, count: 5).id } == 3)
+        var f = Sampler(SamplingParameters(temperature: 0, frequencyPenalty: 0.6))
+        f.observe([3, 3])  // 3 → 1.8 < 2
+        #expect(logits.withUnsafeBufferPointer { f.sample($0.baseAddress!, count: 5).id } == 0)
+    }
+
+    @Test func sameSeedSameChoices() {
+        let p = SamplingParameters(temperature: 1.2, seed: 42)
+        var a = Sampler(p), b = Sampler(p)
+        let xs = (0..<50).map { _ in logits.withUnsafeBufferPointer { a.sample($0.baseAddress!, count: 5).id } }
+        let ys = (0..<50).map { _ in logits.withUnsafeBufferPointer { b.sample($0.baseAddress!, count: 5).id } }
+        #expect(xs == ys && Set(xs).count > 2)
+    }
+
+    @Test func frequenciesFollowTheDistribution() {
+        let counts = pick(SamplingParameters(temperature: 1, seed: 9), draws: 4000)
+        #expect(abs(Double(counts[3] ?? 0) / 4000 - 0.63) < 0.04)
+    }
+
+    @Test func logprobsAndAlternatives() {
+        var s = Sampler(SamplingParameters(temperature: 0))
+        let t = logits.withUnsafeBufferPointer { s.sample($0.baseAddress!, count: 5, topLogprobs: 2) }
+        #expect(t.top.map(\.id) == [3, 0])
+        let z = logits.map { exp(Double($0)) }.reduce(0, +)
+        #expect(abs(t.logprob - (3 - log(z))) < 1e-6)
+    }
+
+    @Test func invalidParametersAreNamed() {
+        #expect(SamplingParameters(topP: 0).problem != nil)
+        #expect(SamplingParameters(temperature: -1).problem != nil)
+        #expect(SamplingParameters().problem == nil)
+    }
+}
+
+@Suite struct TextStreamTests {
+    func feed(_ pieces: [[UInt8]], stops: [String] = []) -> (shown: [String], all: String, stopped: Bool) {
+        var s = TextStream(stops: stops)
+        var shown = pieces.map { s.push($0) }
+        shown.append(s.finish())
+        return (shown, shown.joined(), s.stopped)
+    }
+
+    @Test func neverSplitsACharacter() {
+        let bytes = Array("日本😀é".utf8)  // 3 + 3 + 4 + 2 bytes, fed one byte at a time
+        let (shown, all, _) = feed(bytes.map { [$0] })
+        #expect(all == "日本😀é")
+        #expect(shown.allSatisfy { $0.isEmpty || Array($0.utf8).allSatisfy { _ in true } })
+        #expect(shown.filter { !$0.isEmpty } == ["日", "本", "😀", "é"])
+    }
+
+    @Test func holdsBackPossibleStopsAndDropsTheStop() {
+        let (shown, all, stopped) = feed([Array("Hello\nUs".utf8), Array("er: more".utf8)], stops: ["\nUser:"])
+        #expect(shown[0] == "Hello", "the possible stop \"\\nUs\" is held back")
+        #expect(all == "Hello" && stopped)
+    }
+
+    @Test func releasesHeldTextThatNeverBecameAStop() {
+        let (shown, all, stopped) = feed([Array("a\nUs".utf8), Array("ually".utf8)], stops: ["\nUser:"])
+        #expect(shown[0] == "a" && all == "a\nUsually" && !stopped)
+        let (_, end, _) = feed([Array("ends with \nUs".utf8)], stops: ["\nUser:"])
+        #expect(end == "ends with \nUs", "held text is flushed at the end")
+    }
+
+    @Test func stopsSpanningManyTokensAndMultibyteText() {
+        let pieces = ["火", "は", "E", "N", "D", "の"].map { Array($0.utf8) }
+        let (_, all, stopped) = feed(pieces, stops: ["END"])
+        #expect(all == "火は" && stopped)
+    }
+}
+
+@Suite struct EvaluationTests {
+    @Test func diversityByHand() {
+        let d = Evaluation.diversity("a b a b")
+        #expect(d.distinct1 == 0.5)            // {a, b} of 4
+        #expect(abs(d.distinct2 - 2.0 / 3) < 1e-12)  // {a b, b a} of 3
+        #expect(d.characters == 7)
+        #expect(d.repetition4 == 0)  // "a b ", " b a", "b a ", " a b": all different
+        // abab, baba, abab, baba, abab: three of five 4-grams were seen before.
+        #expect(abs(Evaluation.diversity("abababab").repetition4 - 0.6) < 1e-12)
+    }
+
+    @Test func chatTemplate() {
+        let p = ChatTemplate.render([ChatMessage(role: .system, content: "Be brief."), ChatMessage(role: .user, content: "Hi")])
+        #expect(p == "System: Be brief.\n\nUser: Hi\n\nAssistant:")
+    }
+}
