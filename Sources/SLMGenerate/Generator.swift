@@ -58,49 +58,104 @@ public final class Generator {
         endOfText = tokenizer.specialTokens["<|endoftext|>"]
     }
 
-    /// Runs generation; `onToken` returns false to cancel.
+    /// A generation that advances one token per `next()`: servers interleave many.
+    public func start(prompt: [Int32], options: GenerationOptions) -> GenerationSession {
+        GenerationSession(self, prompt: prompt, options: options)
+    }
+
+    /// Runs a generation to the end; `onToken` returns false to cancel.
     public func generate(prompt: [Int32], options: GenerationOptions,
                          onToken: (GeneratedToken) -> Bool = { _ in true }) -> GenerationResult {
-        var sampler = Sampler(options.sampling)
-        sampler.observe(prompt)
-        var stream = TextStream(stops: options.stop)
-        let cache = KVCache(model.config)
-        let context = model.config.context
-        var window = prompt.isEmpty ? [endOfText ?? 0] : Array(prompt.suffix(context))
-        var produced = 0
-        var logits = Autograd.noGrad { model.logits(window, cache: cache) }
-        var row = window.count - 1
-        while produced < options.maxTokens {
-            let choice = sampler.sample(logits.data + row * model.config.vocabSize, count: model.config.vocabSize,
-                                        topLogprobs: options.topLogprobs)
-            produced += 1
-            if choice.id == endOfText {
-                let tail = stream.finish()
-                if !tail.isEmpty { _ = onToken(GeneratedToken(id: choice.id, text: tail, logprob: choice.logprob, top: [])) }
-                return GenerationResult(text: stream.text, finishReason: .stop, promptTokens: prompt.count, completionTokens: produced)
-            }
-            let released = stream.push(tokenizer.tokenBytes(choice.id) ?? [])
-            let top = choice.top.map { (String(decoding: tokenizer.tokenBytes($0.id) ?? [], as: UTF8.self), $0.logprob) }
-            guard onToken(GeneratedToken(id: choice.id, text: released, logprob: choice.logprob, top: top)) else {
-                return GenerationResult(text: stream.text, finishReason: .cancelled, promptTokens: prompt.count, completionTokens: produced)
-            }
-            if stream.stopped {
-                return GenerationResult(text: stream.text, finishReason: .stop, promptTokens: prompt.count, completionTokens: produced)
-            }
-            window.append(choice.id)
-            if cache.remaining == 0 {
-                // Full: keep the most recent half and read it again at fresh positions.
-                window = Array(window.suffix(context / 2))
-                cache.reset()
-                logits = Autograd.noGrad { model.logits(window, cache: cache) }
-                row = window.count - 1
-            } else {
-                logits = Autograd.noGrad { model.logits([choice.id], cache: cache) }
-                row = 0
+        let session = start(prompt: prompt, options: options)
+        while true {
+            switch session.next() {
+            case .token(let t):
+                if !onToken(t) { return session.cancel() }
+            case .finished(let result):
+                return result
             }
         }
+    }
+}
+
+/// One generation in progress.
+public final class GenerationSession {
+    public enum Step {
+        case token(GeneratedToken)
+        case finished(GenerationResult)
+    }
+
+    let generator: Generator
+    let options: GenerationOptions
+    let promptCount: Int
+    private var sampler: Sampler
+    private var stream: TextStream
+    private let cache: KVCache
+    private var window: [Int32]
+    private var logits: Tensor?
+    private var row = 0
+    private var produced = 0
+    public private(set) var result: GenerationResult?
+
+    init(_ generator: Generator, prompt: [Int32], options: GenerationOptions) {
+        self.generator = generator
+        self.options = options
+        promptCount = prompt.count
+        sampler = Sampler(options.sampling)
+        sampler.observe(prompt)
+        stream = TextStream(stops: options.stop)
+        cache = KVCache(generator.model.config)
+        window = prompt.isEmpty ? [generator.endOfText ?? 0] : Array(prompt.suffix(generator.model.config.context))
+    }
+
+    /// Generates the next token, or reports the end (then keeps reporting it).
+    public func next() -> Step {
+        if let result { return .finished(result) }
+        let model = generator.model
+        if logits == nil {  // prefill
+            logits = Autograd.noGrad { model.logits(window, cache: cache) }
+            row = window.count - 1
+        }
+        guard produced < options.maxTokens else { return finish(.length) }
+        let choice = sampler.sample(logits!.data + row * model.config.vocabSize, count: model.config.vocabSize,
+                                    topLogprobs: options.topLogprobs)
+        produced += 1
+        if choice.id == generator.endOfText { return finish(.stop) }
+        let released = stream.push(generator.tokenizer.tokenBytes(choice.id) ?? [])
+        let top = choice.top.map { (String(decoding: generator.tokenizer.tokenBytes($0.id) ?? [], as: UTF8.self), $0.logprob) }
+        let token = GeneratedToken(id: choice.id, text: released, logprob: choice.logprob, top: top)
+        if stream.stopped {
+            result = GenerationResult(text: stream.text, finishReason: .stop, promptTokens: promptCount, completionTokens: produced)
+            return .token(token)
+        }
+        window.append(choice.id)
+        if cache.remaining == 0 {
+            // Full: keep the most recent half and read it again at fresh positions.
+            window = Array(window.suffix(model.config.context / 2))
+            cache.reset()
+            logits = Autograd.noGrad { model.logits(window, cache: cache) }
+            row = window.count - 1
+        } else {
+            logits = Autograd.noGrad { model.logits([choice.id], cache: cache) }
+            row = 0
+        }
+        return .token(token)
+    }
+
+    /// Stops early (a client went away); releases the cache.
+    @discardableResult
+    public func cancel() -> GenerationResult {
+        if let result { return result }
+        let r = GenerationResult(text: stream.text, finishReason: .cancelled, promptTokens: promptCount, completionTokens: produced)
+        result = r
+        logits = nil
+        return r
+    }
+
+    private func finish(_ reason: FinishReason) -> Step {
         let tail = stream.finish()
-        if !tail.isEmpty { _ = onToken(GeneratedToken(id: -1, text: tail, logprob: 0, top: [])) }
-        return GenerationResult(text: stream.text, finishReason: .length, promptTokens: prompt.count, completionTokens: produced)
+        result = GenerationResult(text: stream.text, finishReason: reason, promptTokens: promptCount, completionTokens: produced)
+        if !tail.isEmpty { return .token(GeneratedToken(id: -1, text: tail, logprob: 0, top: [])) }
+        return .finished(result!)
     }
 }

@@ -144,3 +144,32 @@ import Testing
         #expect(p == "System: Be brief.\n\nUser: Hi\n\nAssistant:")
     }
 }
+
+@Suite struct GeneratorTests {
+    func generator() throws -> Generator {
+        let config = ModelConfig(architecture: .gpt2, vocabSize: 28, layers: 1, heads: 2, width: 16, context: 12)
+        return Generator(model: try makeModel(config, seed: 5), tokenizer: CharTokenizer(charset: .micro))
+    }
+
+    @Test func runsPastAFullContextAndStopsAtTheLimit() throws {
+        let g = try generator()
+        let r = g.generate(prompt: [2, 3, 4], options: GenerationOptions(maxTokens: 40, sampling: SamplingParameters(temperature: 1, seed: 1)))
+        #expect(r.finishReason == .length && r.completionTokens == 40 && r.text.count == 40)
+    }
+
+    @Test func seededGenerationRepeatsAndCancellationStops() throws {
+        let g = try generator()
+        let options = GenerationOptions(maxTokens: 20, sampling: SamplingParameters(temperature: 1, seed: 7))
+        #expect(g.generate(prompt: [5], options: options).text == g.generate(prompt: [5], options: options).text)
+        var seen = 0
+        let r = g.generate(prompt: [5], options: options) { _ in
+            seen += 1
+            return seen < 3
+        }
+        #expect(r.finishReason == .cancelled && r.completionTokens == 3)
+        let session = g.start(prompt: [5], options: options)
+        _ = session.next()
+        #expect(session.cancel().finishReason == .cancelled)
+        if case .finished(let again) = session.next() { #expect(again.finishReason == .cancelled) } else { Issue.record("not finished") }
+    }
+}
