@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import SLMGenerate
+import SLMModels
+import SLMTensor
+import SLMText
+import SLMTrain
+
+/// Decode speed: time to first token and tokens/s, with the KV cache and (for
+/// comparison) recomputing the whole context for every token.
+struct BenchGenerate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Single-stream decode speed with and without the KV cache (release builds).")
+
+    @Option(help: "A checkpoint or model folder.") var model: String?
+    @Option(help: "A preset (random weights of that shape).") var preset: String?
+    @Option(help: "A TOML config with a [model] section, or a config.json (random weights).") var config: String?
+    @Option(help: "Vocabulary size for --preset/--config models.") var vocabSize = 2000
+    @Option(help: "Prompt tokens.") var prompt = 16
+    @Option(help: "Tokens generated per timed run.") var tokens = 200
+    @Option(help: "Timed runs (the median is reported).") var repeats = 3
+    @Flag(help: "Skip the run without the cache (slow for big models).") var cacheOnly = false
+    @Flag(help: "Print a JSON object.") var json = false
+    @OptionGroup var runtime: RuntimeOptions
+
+    struct Result: Codable {
+        var model: String
+        var parameters: Int
+        var threads: Int
+        var promptTokens: Int
+        var generatedTokens: Int
+        var timeToFirstTokenMs: Double
+        var tokensPerSecond: Double
+        var tokensPerSecondWithoutCache: Double?
+    }
+
+    func run() throws {
+        try runtime.apply()
+        let (name, m) = try userFacing { () throws -> (String, any LanguageModel) in
+            if let model { return (model, try ModelStore.load(from: URL(fileURLWithPath: model))) }
+            if let path = config, path.hasSuffix(".json") { return (path, try makeModel(try ModelConfig.read(from: URL(fileURLWithPath: path)), seed: 1)) }
+            guard let source = preset ?? config else { throw CommandError("give --model, --preset or --config") }
+            let p = try Preset.load(source, executable: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath())
+            return (source, try makeModel(try p.configs(vocabSize: vocabSize).0, seed: 1))
+        }
+        guard prompt >= 1, tokens >= 1, repeats >= 1 else { throw CommandError("--prompt, --tokens and --repeats must be at least 1") }
+        var rng = RNG(seed: 2)
+        let ids = (0..<prompt).map { _ in Int32(rng.next() % UInt64(m.config.vocabSize)) }
+        let options = GenerationOptions(maxTokens: tokens, sampling: SamplingParameters(temperature: 0))
+        let generator = Generator(model: m, tokenizer: VocabularyOnly(size: m.config.vocabSize))
+
+        var firstTimes: [Double] = [], rates: [Double] = []
+        for run in 0...repeats {  // run 0 warms up
+            let started = Date()
+            var first: Date?
+            let r = generator.generate(prompt: ids, options: options) { _ in
+                if first == nil { first = Date() }
+                return true
+            }
+            let end = Date()
+            guard run > 0, let first else { continue }
+            firstTimes.append(first.timeIntervalSince(started))
+            rates.append(Double(r.completionTokens - 1) / max(end.timeIntervalSince(first), 1e-9))
+        }
+        var withoutCache: Double? = nil
+        if !cacheOnly {
+            let started = Date()
+            var context = ids
+            for _ in 0..<min(tokens, 64) {
+                let window = Array(context.suffix(m.config.context))
+                let logits = Autograd.noGrad { m.logits(window, batch: 1, time: window.count) }
+                let row = logits.data + (window.count - 1) * m.config.vocabSize
+                context.append(Int32((0..<m.config.vocabSize).max { row[$0] < row[$1] }!))
+            }
+            withoutCache = Double(min(tokens, 64)) / Date().timeIntervalSince(started)
+        }
+        let result = Result(model: name, parameters: m.parameterCount, threads: Parallel.threadCount, promptTokens: prompt,
+                            generatedTokens: tokens, timeToFirstTokenMs: median(firstTimes) * 1e3, tokensPerSecond: median(rates),
+                            tokensPerSecondWithoutCache: withoutCache)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        } else {
+            print(String(format: "%@ (%d parameters, %d threads): first token after %.1f ms; %.0f tokens/s with the KV cache%@",
+                         name, m.parameterCount, Parallel.threadCount, result.timeToFirstTokenMs, result.tokensPerSecond,
+                         withoutCache.map { String(format: ", %.0f tokens/s recomputing the context", $0) } ?? ""))
+        }
+    }
+
+    private func median(_ xs: [Double]) -> Double { xs.isEmpty ? .nan : xs.sorted()[xs.count / 2] }
+}
+
+/// A stand-in tokenizer for timing models with random weights: ids are bytes' worth of nothing.
+struct VocabularyOnly: Tokenizer {
+    let size: Int
+    var kind: String { "none" }
+    var vocabularySize: Int { size }
+    var specialTokens: [String: Int32] { [:] }
+    func encode(_ text: String) -> [Int32] { [] }
+    func tokenBytes(_ id: Int32) -> [UInt8]? { id >= 0 && Int(id) < size ? [] : nil }
+    func save(to directory: URL) throws {}
+}
