@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import SLMGenerate
 import SLMModels
 import SLMTensor
+import SLMText
 import SLMTrain
 
 struct Demo: ParsableCommand {
@@ -77,7 +79,7 @@ struct Demo: ParsableCommand {
         }
         let last = recent.reduce(0, +) / Float(recent.count)
         print(String(format: "loss fell from %.3f to %.3f in %.1f s", first, last, Date().timeIntervalSince(start)))
-        print("sample: \(sample(model, vocabulary: vocabulary, prompt: Array(tokens.prefix(8)), rng: &rng))")
+        print("sample: \(sample(model, vocabulary: vocabulary, prompt: Array(tokens.prefix(8)), seed: seed))")
     }
 
     private func loadText() throws -> (String, [Character]) {
@@ -95,9 +97,11 @@ struct Demo: ParsableCommand {
     }
 
     /// Continues `prompt` for 120 characters, sampling at temperature 0.8.
-    private func sample(_ model: any LanguageModel, vocabulary: [Character], prompt: [Int32], rng: inout RNG) -> String {
-        let ids = sampleContinuation(model, prompt: prompt, count: 120, temperature: 0.8, rng: &rng)
-        return String(ids.map { vocabulary[Int($0)] }).replacingOccurrences(of: "\n", with: " ⏎ ")
+    private func sample(_ model: any LanguageModel, vocabulary: [Character], prompt: [Int32], seed: UInt64) -> String {
+        let tokenizer = CharTokenizer(characters: vocabulary)
+        let options = GenerationOptions(maxTokens: 120, sampling: SamplingParameters(temperature: 0.8, seed: seed))
+        let text = ((try? tokenizer.decode(prompt)) ?? "") + Generator(model: model, tokenizer: tokenizer).generate(prompt: prompt, options: options).text
+        return text.replacingOccurrences(of: "\n", with: " ⏎ ")
     }
 
     private static let passage = """

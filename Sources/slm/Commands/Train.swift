@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SLMGenerate
 import SLMModels
 import SLMTensor
 import SLMText
@@ -61,12 +62,12 @@ struct Train: ParsableCommand {
         }
         let summary = try userFacing { try trainer.run() }
         if sample > 0, let tokenizer = try? loadTokenizer(dataURL.path) {
-            var rng = RNG(seed: trainingConfig.seed &+ 7)
             let prompt = Array((try? TokenFile(url: dataURL.appendingPathComponent("val.bin"), width: trainingData.meta.width))
                 .flatMap { $0.count > 8 ? $0.window(at: 0, length: 8) : nil } ?? [])
-            let ids = sampleContinuation(model, prompt: prompt, count: sample, temperature: 0.8, rng: &rng)
-            let text = (try? tokenizer.decode(ids)) ?? ""
-            print("sample: \(text.replacingOccurrences(of: "\n", with: " ⏎ "))")
+            let options = GenerationOptions(maxTokens: sample, sampling: SamplingParameters(temperature: 0.8, seed: trainingConfig.seed))
+            let text = Generator(model: model, tokenizer: tokenizer).generate(prompt: prompt, options: options).text
+            let shown = ((try? tokenizer.decode(prompt)) ?? "") + text
+            print("sample: \(shown.replacingOccurrences(of: "\n", with: " ⏎ "))")
         }
         if summary.stoppedBy != "step budget" { printError("stopped by the \(summary.stoppedBy); --resume \(out) continues") }
     }
