@@ -126,6 +126,6 @@ func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok) ->
 
 let jsonEncoder: JSONEncoder = {
     let e = JSONEncoder()
-    e.outputFormatting = [.withoutEscapingSlashes]
+    e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]  // a stable order for people reading
     return e
 }()
