@@ -109,6 +109,9 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             default:
                 return APIError(error.status, error.body ?? error.status.reasonPhrase).response()
             }
+        } catch is CancellationError {
+            // The client went away before its answer was ready: nobody reads this.
+            return APIError(.init(code: 499, reasonPhrase: "Client Closed Request"), "The client closed the connection.").response()
         } catch let error as any HTTPResponseError {
             return APIError(error.status, error.status.reasonPhrase).response()
         } catch {

@@ -51,7 +51,7 @@ struct Routes: Sendable {
                       finishReason: c.result!.finishReason.openAI)
             },
             usage: totalUsage(choices.map { $0.result! }))
-        return jsonResponse(body)
+        return closing(jsonResponse(body))
     }
 
     func completions(_ request: Request, _ context: ServerContext) async throws -> Response {
@@ -71,7 +71,16 @@ struct Routes: Sendable {
                       finishReason: c.result!.finishReason.openAI)
             },
             usage: totalUsage(choices.map { $0.result! }))
-        return jsonResponse(body)
+        return closing(jsonResponse(body))
+    }
+
+    /// Watching for the client to leave (see `collect`) reads the connection past the
+    /// request, so Hummingbird closes it after the response: say so, so that clients do
+    /// not try to send another request on it.
+    private func closing(_ response: Response) -> Response {
+        var response = response
+        response.headers[.connection] = "close"
+        return response
     }
 
     /// Waits for every choice of a non-streamed request. If the client closes the

@@ -77,6 +77,7 @@ import Testing
                 """)
             #expect(r.status == .ok)
             #expect(r.headers[.contentType] == "application/json")
+            #expect(r.headers[.connection] == "close")  // (see Routes.closing)
             let json = try r.json
             #expect((json["id"] as? String)?.hasPrefix("chatcmpl-") == true)
             #expect(json["object"] as? String == "chat.completion")
@@ -348,10 +349,10 @@ import Testing
     /// Events go out as they are produced: the writer sees chunks while generation is
     /// still running, not all at the end.
     @Test func chunksAreWrittenWhileGenerating() async throws {
-        try await withScheduler { scheduler in
+        try await withScheduler(width: 64, layers: 2, context: 128) { scheduler in  // slow enough to watch
             let server = OpenAIServer(scheduler: scheduler)
             let responder = server.router().buildResponder()
-            let body = #"{"model": "tiny", "prompt": "a", "max_tokens": 3000, "stream": true}"#
+            let body = #"{"model": "tiny", "prompt": "a", "max_tokens": 4096, "stream": true}"#
             let request = Request(
                 head: HTTPRequest(method: .post, scheme: "http", authority: "localhost", path: "/v1/completions",
                                   headerFields: [.contentType: "application/json"]),
