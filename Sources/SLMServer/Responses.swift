@@ -39,6 +39,10 @@ struct ChoiceAccumulator {
         }
     }
 
+    /// The assistant's message: the template ends in "Assistant:", so the model's text
+    /// starts with a space; the reply does not (the stream drops it too).
+    var chatReply: String { String(text.drop(while: \.isWhitespace)) }
+
     var chatLogprobs: ChatLogprobs { ChatLogprobs(content: tokens.map { chatLogprobEntry($0.token) }) }
 
     var completionLogprobs: CompletionLogprobs { makeCompletionLogprobs(tokens) }
@@ -105,12 +109,15 @@ struct ChatStreamFormatter: StreamFormatter {
     var book: StreamBookkeeping
     /// Log-probabilities of tokens whose text is still held back, per choice.
     var pending: [[ChatLogprobs.Entry]]
+    /// Whether a choice has sent text yet (its leading whitespace is dropped).
+    var replying: [Bool]
 
     init(model: String, plan: GenerationPlanSummary, metrics: ServerMetrics, started: ContinuousClock.Instant) {
         self.model = model
         self.plan = plan
         book = StreamBookkeeping(metrics: metrics, started: started)
         pending = Array(repeating: [], count: plan.choices)
+        replying = Array(repeating: false, count: plan.choices)
     }
 
     private func chunk(_ choice: ChatCompletionChunk.Choice) -> ByteBuffer {
@@ -128,9 +135,11 @@ struct ChatStreamFormatter: StreamFormatter {
         switch e.event {
         case .token(let t):
             if plan.logprobs && !t.isFlush { pending[i].append(chatLogprobEntry(t)) }
-            guard !t.text.isEmpty else { return [] }
+            let text = replying[i] ? t.text : String(t.text.drop(while: \.isWhitespace))  // (see chatReply)
+            guard !text.isEmpty else { return [] }
+            replying[i] = true
             defer { pending[i].removeAll() }
-            return [chunk(.init(index: i, delta: .init(content: t.text), logprobs: plan.logprobs ? ChatLogprobs(content: pending[i]) : nil))]
+            return [chunk(.init(index: i, delta: .init(content: text), logprobs: plan.logprobs ? ChatLogprobs(content: pending[i]) : nil))]
         case .finished(let r):
             defer { pending[i].removeAll() }
             let leftover = plan.logprobs && !pending[i].isEmpty ? ChatLogprobs(content: pending[i]) : nil

@@ -47,7 +47,7 @@ struct Routes: Sendable {
         let body = ChatCompletion(
             id: makeResponseID("chatcmpl-"), created: unixTime(), model: scheduler.modelName,
             choices: choices.enumerated().map { i, c in
-                .init(index: i, message: AssistantMessage(content: c.text), logprobs: plan.logprobs == nil ? nil : c.chatLogprobs,
+                .init(index: i, message: AssistantMessage(content: c.chatReply), logprobs: plan.logprobs == nil ? nil : c.chatLogprobs,
                       finishReason: c.result!.finishReason.openAI)
             },
             usage: totalUsage(choices.map { $0.result! }))
