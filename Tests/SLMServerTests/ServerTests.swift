@@ -401,3 +401,23 @@ struct DisconnectingWriter: ResponseBodyWriter {
 func jsonString(_ s: String) -> String {
     String(decoding: try! JSONEncoder().encode(s), as: UTF8.self)
 }
+
+@Suite(.timeLimit(.minutes(2))) struct ShutdownTests {
+    /// Once the scheduler has stopped (SIGTERM), generation requests get 503 (or, streamed,
+    /// an error event), while the rest of the server still answers.
+    @Test func requestsAfterShutdown() async throws {
+        try await withServer { client, server in
+            server.scheduler.shutdown()
+            let r = try await client.post("/v1/completions", #"{"model": "tiny", "prompt": "a", "max_tokens": 3}"#)
+            #expect(r.status == .serviceUnavailable)
+            #expect(try r.error["type"] as? String == "server_error")
+            let s = try await client.post("/v1/chat/completions", """
+                {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "stream": true}
+                """)
+            let events = s.events
+            #expect(events.count == 2)  // the role, then the error; no [DONE]
+            #expect(events.last?.contains(#""code":"service_unavailable""#) == true)
+            #expect(try await client.get("/health").status == .ok)
+        }
+    }
+}
