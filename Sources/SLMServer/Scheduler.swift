@@ -173,13 +173,8 @@ public final class GenerationScheduler: @unchecked Sendable {
             }
             if stop {
                 for job in running {
-                    for (i, session) in job.sessions.enumerated() where session != nil {
-                        session?.cancel()
-                        job.continuation.yield(ChoiceEvent(choice: i, event: .failed("the server is shutting down")))
-                    }
-                    for i in job.sessions.count..<job.choices.count {
-                        job.continuation.yield(ChoiceEvent(choice: i, event: .failed("the server is shutting down")))
-                    }
+                    let live = job.sessions.isEmpty ? Array(job.choices.indices) : job.sessions.indices.filter { job.sessions[$0] != nil }
+                    for i in live { job.continuation.yield(ChoiceEvent(choice: i, event: .failed("the server is shutting down"))) }
                     end(job)
                 }
                 running.removeAll()
@@ -221,10 +216,9 @@ public final class GenerationScheduler: @unchecked Sendable {
 
     /// Drops a job's sessions (their KV caches go with them) and closes its stream.
     private func end(_ job: Job) {
-        let live = job.sessions.isEmpty ? job.choices.count : job.sessions.filter { $0 != nil }.count
+        let live = job.sessions.isEmpty ? job.choices.count : job.sessions.count { $0 != nil }
         for case let session? in job.sessions { session.cancel() }
-        job.sessions = job.sessions.map { _ in nil }
-        if job.sessions.isEmpty { job.sessions = job.choices.map { _ in nil } }
+        job.sessions = job.choices.map { _ in nil }
         job.continuation.finish()
         release(live)
     }
