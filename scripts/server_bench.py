@@ -38,6 +38,7 @@ def main():
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--requests", type=int, default=64, help="requests per level at most")
     p.add_argument("--seconds", type=float, default=60, help="time per level at most")
+    p.add_argument("--threads", type=int, help="slm serve --threads (default: its own, all cores)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
@@ -45,7 +46,7 @@ def main():
     server = None
     try:
         model = args.model or train_micro(args.slm, args.corpus, work)
-        server, port = start_server(args.slm, model, work)
+        server, port = start_server(args.slm, model, work, args.threads)
         warm(port)
         results = []
         for level in [int(x) for x in args.levels.split(",")]:
@@ -81,11 +82,13 @@ def train_micro(slm, corpus, work):
     return os.path.join(run, "best")
 
 
-def start_server(slm, model, work):
+def start_server(slm, model, work, threads):
     log_path = os.path.join(work, "serve.log")
     log = open(log_path, "w")
-    server = subprocess.Popen([slm, "serve", "--model", model, "--host", HOST, "--port", "0", "--model-name", "bench"],
-                              stdout=log, stderr=subprocess.STDOUT)
+    command = [slm, "serve", "--model", model, "--host", HOST, "--port", "0", "--model-name", "bench"]
+    if threads:
+        command += ["--threads", str(threads)]
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         m = re.search(r"on http://127\.0\.0\.1:(\d+)", open(log_path).read())

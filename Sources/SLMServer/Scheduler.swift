@@ -98,9 +98,10 @@ public final class GenerationScheduler: @unchecked Sendable {
         contextLength = bundle.model.config.context
         parameterCount = bundle.model.parameterCount
         generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer)
-        let thread = Thread { [self] in work() }
-        thread.name = "slm-generation"
-        thread.start()
+        Thread { [self] in
+            Thread.current.name = "slm-generation"  // (set from the thread itself, Linux shows it)
+            work()
+        }.start()
     }
 
     /// Sessions held by the worker: queued or generating.
