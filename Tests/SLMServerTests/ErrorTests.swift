@@ -142,6 +142,8 @@ import Testing
             #"{"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stop": [""], "max_tokens": 1}"#,
             #"{"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "stream_options": {"include_usage": true}, "max_tokens": 1}"#,
             #"{"model": "tiny", "prompt": "", "max_tokens": 2}"#,
+            String(repeating: "[", count: 300_000) + String(repeating: "]", count: 300_000),  // deep nesting
+            #"{"model": "tiny", "messages": "# + String(repeating: #"{"a":"#, count: 100_000) + "1" + String(repeating: "}", count: 100_001),
         ]
         try await withServer { client, _ in
             for body in bodies {
