@@ -1,5 +1,6 @@
 import Foundation
 import SLMGenerate
+import SLMTensor
 import SLMText
 
 /// Runs every generation of a server on one dedicated thread, one token per session in
@@ -100,6 +101,9 @@ public final class GenerationScheduler: @unchecked Sendable {
         generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer)
         Thread { [self] in
             Thread.current.name = "slm-generation"  // (set from the thread itself, Linux shows it)
+            // OpenMP (under oneDNN's matrix multiplies) keeps a thread count per calling
+            // thread, and a new thread starts from the default (all cores): pass it on.
+            Parallel.setThreadCount(Parallel.threadCount)
             work()
         }.start()
     }

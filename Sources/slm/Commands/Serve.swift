@@ -12,7 +12,9 @@ struct Serve: ParsableCommand {
         Routes: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (stream: true \
         for server-sent events), GET /health, GET /metrics (Prometheus), GET / (a chat page). \
         With --api-key, /v1/* needs 'Authorization: Bearer KEY'. SIGINT or SIGTERM stops the \
-        server: running generations end, responses in flight are finished.
+        server: running generations end, responses in flight are finished. Small models \
+        often generate faster with --threads 1: waking a second thread for each operation can \
+        cost more than it saves.
         """)
 
     @Option(help: "Checkpoint or model folder.") var model: String
