@@ -3,14 +3,16 @@
 clients. Loopback only, bounded in requests and time, stops the server it started.
 
     swift build -c release --product slm
-    python3 scripts/server_bench.py [--slm .build/release/slm] [--model DIR] [--json]
+    python3 scripts/server_bench.py [--slm .build/release/slm] [--model DIR] [--threads N] [--json]
 
 Without --model it trains a micro-size model (presets/micro.toml: 4 layers, width 128,
 context 128) for a few steps on one book first; the weights barely matter for speed.
-Each client sends streaming chat completions one after another (max_tokens tokens each,
-ignoring stop strings' early ends: stop only by length is typical for an untrained model).
+Each client sends streaming chat completions one after another (max_tokens each; a
+barely trained model rarely stops early).
 Reported per level: completion tokens per second over the level's wall time, and the
-p50/p99 of time to first token (first content chunk) and of total request time.
+p50/p99 of time to first token (first content chunk) and of total request time. The
+client runs on the same machine as the server: on two cores they compete, so note the
+load (printed at the end).
 """
 
 import argparse
