@@ -10,10 +10,16 @@ let package = Package(
         .library(name: "SLMModels", targets: ["SLMModels"]),
         .library(name: "SLMTrain", targets: ["SLMTrain"]),
         .library(name: "SLMGenerate", targets: ["SLMGenerate"]),
+        .library(name: "SLMServer", targets: ["SLMServer"]),
         .executable(name: "slm", targets: ["slm"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        // Already required by Hummingbird; named so that SLMServer may import them.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: [
         // CPU kernels in C: scalar reference versions plus AVX2 / AVX-512 versions
@@ -33,11 +39,22 @@ let package = Package(
         .target(name: "SLMModels", dependencies: ["SLMTensor"]),
         .target(name: "SLMTrain", dependencies: ["SLMTensor", "SLMModels", "SLMText"]),
         .target(name: "SLMGenerate", dependencies: ["SLMTensor", "SLMModels", "SLMText"]),
+        .target(
+            name: "SLMServer",
+            dependencies: [
+                "SLMGenerate", "SLMModels", "SLMTensor", "SLMText",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "slm",
             dependencies: [
-                "SLMTensor", "SLMText", "SLMModels", "SLMTrain", "SLMGenerate",
+                "SLMTensor", "SLMText", "SLMModels", "SLMTrain", "SLMGenerate", "SLMServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(name: "SLMTestSupport", dependencies: ["SLMTensor"], path: "Tests/SLMTestSupport"),
@@ -45,6 +62,16 @@ let package = Package(
         .testTarget(name: "SLMModelsTests", dependencies: ["SLMModels", "SLMTensor", "SLMTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SLMTextTests", dependencies: ["SLMText"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SLMGenerateTests", dependencies: ["SLMGenerate", "SLMModels", "SLMTensor", "SLMText"]),
+        .testTarget(
+            name: "SLMServerTests",
+            dependencies: [
+                "SLMServer", "SLMGenerate", "SLMModels", "SLMText",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "SLMTrainTests", dependencies: ["SLMTrain", "SLMModels", "SLMTensor", "SLMText", "SLMTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

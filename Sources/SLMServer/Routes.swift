@@ -1,0 +1,125 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import SLMGenerate
+
+/// The server's routes: OpenAI's models, completions and chat completions, plus health,
+/// metrics and the playground page.
+struct Routes: Sendable {
+    let scheduler: GenerationScheduler
+    let metrics: ServerMetrics
+    /// When the server started (the model's `created`).
+    let created = unixTime()
+
+    func register(on router: Router<ServerContext>) {
+        router.get("/health") { _, _ in jsonResponse(["status": "ok"]) }
+        router.get("/metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: .init(byteBuffer: ByteBuffer(string: metrics.render(activeSessions: scheduler.activeSessions))))
+        }
+        router.get("/") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: Playground.html)))
+        }
+        router.get("/v1/models") { _, _ in jsonResponse(ModelList(data: [modelInfo])) }
+        router.get("/v1/models/{id}") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            guard id == scheduler.modelName else { throw APIError.modelNotFound(id) }
+            return jsonResponse(modelInfo)
+        }
+        router.post("/v1/completions") { request, context in try await completions(request, context) }
+        router.post("/v1/chat/completions") { request, context in try await chatCompletions(request, context) }
+    }
+
+    var modelInfo: ModelInfo { ModelInfo(id: scheduler.modelName, created: created) }
+
+    // MARK: Generation routes
+
+    func chatCompletions(_ request: Request, _ context: ServerContext) async throws -> Response {
+        let started = ContinuousClock.now
+        var request = request
+        let plan = try validateChat(try await decodeBody(ChatRequest.self, &request), modelName: scheduler.modelName)
+        let submission = scheduler.submit(prompt: plan.prompt, choices: plan.choices)
+        if plan.stream {
+            let formatter = ChatStreamFormatter(model: scheduler.modelName, plan: GenerationPlanSummary(plan), metrics: metrics, started: started)
+            return SSE.response(submission, formatter: formatter)
+        }
+        let choices = try await collect(submission, plan: plan, request: request, started: started)
+        let body = ChatCompletion(
+            id: makeResponseID("chatcmpl-"), created: unixTime(), model: scheduler.modelName,
+            choices: choices.enumerated().map { i, c in
+                .init(index: i, message: AssistantMessage(content: c.chatReply), logprobs: plan.logprobs == nil ? nil : c.chatLogprobs,
+                      finishReason: c.result!.finishReason.openAI)
+            },
+            usage: totalUsage(choices.map { $0.result! }))
+        return closing(jsonResponse(body))
+    }
+
+    func completions(_ request: Request, _ context: ServerContext) async throws -> Response {
+        let started = ContinuousClock.now
+        var request = request
+        let plan = try validateCompletion(try await decodeBody(CompletionRequest.self, &request), modelName: scheduler.modelName)
+        let submission = scheduler.submit(prompt: plan.prompt, choices: plan.choices)
+        if plan.stream {
+            let formatter = CompletionStreamFormatter(model: scheduler.modelName, plan: GenerationPlanSummary(plan), metrics: metrics, started: started)
+            return SSE.response(submission, formatter: formatter)
+        }
+        let choices = try await collect(submission, plan: plan, request: request, started: started)
+        let body = TextCompletion(
+            id: makeResponseID("cmpl-"), created: unixTime(), model: scheduler.modelName,
+            choices: choices.enumerated().map { i, c in
+                .init(text: c.text, index: i, logprobs: plan.logprobs == nil ? nil : c.completionLogprobs,
+                      finishReason: c.result!.finishReason.openAI)
+            },
+            usage: totalUsage(choices.map { $0.result! }))
+        return closing(jsonResponse(body))
+    }
+
+    /// Watching for the client to leave (see `collect`) reads the connection past the
+    /// request, so Hummingbird closes it after the response: say so, so that clients do
+    /// not try to send another request on it.
+    private func closing(_ response: Response) -> Response {
+        var response = response
+        response.headers[.connection] = "close"
+        return response
+    }
+
+    /// Waits for every choice of a non-streamed request. If the client closes the
+    /// connection meanwhile, the wait is cancelled and so are the generations.
+    private func collect(_ submission: GenerationScheduler.Submission, plan: GenerationPlan, request: Request,
+                         started: ContinuousClock.Instant) async throws -> [ChoiceAccumulator] {
+        defer { submission.cancel() }
+        let metrics = self.metrics
+        let choices = try await request.body.consumeWithCancellationOnInboundClose { _ in
+            var choices = Array(repeating: ChoiceAccumulator(), count: plan.choices.count)
+            var sawToken = false
+            for await e in submission.events {
+                if case .token(let t) = e.event, !t.isFlush, !sawToken {
+                    sawToken = true
+                    metrics.recordFirstToken(seconds: started.secondsSince)
+                }
+                choices[e.choice].add(e.event)
+            }
+            return choices
+        }
+        try Task.checkCancellation()
+        if choices.contains(where: { $0.failure != nil }) { throw APIError.shuttingDown }
+        guard choices.allSatisfy({ $0.result != nil }) else { throw CancellationError() }
+        let results = choices.map { $0.result! }
+        metrics.recordTokens(prompt: results[0].promptTokens, generated: results.reduce(0) { $0 + $1.completionTokens })
+        return choices
+    }
+
+    /// Reads at most `ServerLimits.maxBodyBytes` and decodes JSON, turning decoding
+    /// errors into 400s that name the field.
+    private func decodeBody<T: Decodable>(_ type: T.Type, _ request: inout Request) async throws -> T {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > ServerLimits.maxBodyBytes {
+            throw APIError.tooLarge
+        }
+        let buffer = try await request.collectBody(upTo: ServerLimits.maxBodyBytes)
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+            throw APIError.from(error)
+        }
+    }
+}

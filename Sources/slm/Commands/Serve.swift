@@ -1,0 +1,60 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SLMGenerate
+import SLMServer
+import Synchronization
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve a model over HTTP with OpenAI's completions and chat completions APIs.",
+        discussion: """
+        Routes: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (stream: true \
+        for server-sent events), GET /health, GET /metrics (Prometheus), GET / (a chat page). \
+        With --api-key, /v1/* needs 'Authorization: Bearer KEY'. SIGINT or SIGTERM stops the \
+        server: running generations end, responses in flight are finished. Small models \
+        often generate faster with --threads 1: waking a second thread for each operation can \
+        cost more than it saves.
+        """)
+
+    @Option(help: "Checkpoint or model folder.") var model: String
+    @Option(help: "Address to listen on (loopback unless told otherwise).") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0: any free port; the one chosen is printed).") var port = 8080
+    @Option(help: "Require this key as 'Authorization: Bearer KEY' on /v1/* (default: SLM_API_KEY if set).") var apiKey: String?
+    @Option(help: "The model's id in the API (default: the folder's name).") var modelName: String?
+    @OptionGroup var runtime: RuntimeOptions
+
+    func run() throws {
+        try runtime.apply()
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
+        let key = apiKey ?? ProcessInfo.processInfo.environment["SLM_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        let bundle = try loadBundle(model)
+        let scheduler = GenerationScheduler(bundle: bundle, name: modelName)
+        let server = OpenAIServer(scheduler: scheduler, apiKey: key)
+        var logger = Logger(label: "slm.serve")
+        logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
+        let (host, name, parameters) = (host, scheduler.modelName, scheduler.parameterCount)
+
+        // The command is synchronous: the server runs in a task while this thread waits.
+        let failure = ErrorBox()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do {
+                try await server.run(host: host, port: port, logger: logger) { bound in
+                    print("serving \(name) (\(parameters) parameters) on http://\(host):\(bound)\(key == nil ? "" : " (API key required)")")
+                }
+            } catch {
+                failure.error.withLock { $0 = error }
+            }
+            done.signal()
+        }
+        done.wait()
+        if let error = failure.error.withLock({ $0 }) { throw CommandError("the server stopped: \(error)") }
+        print("server stopped")
+    }
+}
+
+/// Carries the server's error from its task to the waiting command.
+private final class ErrorBox: Sendable {
+    let error = Mutex<(any Error)?>(nil)
+}

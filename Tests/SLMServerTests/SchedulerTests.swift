@@ -1,0 +1,134 @@
+import Foundation
+import SLMGenerate
+import Testing
+@testable import SLMServer
+
+@Suite(.timeLimit(.minutes(2))) struct SchedulerTests {
+    func greedy(_ maxTokens: Int, seed: UInt64 = 0) -> GenerationOptions {
+        GenerationOptions(maxTokens: maxTokens, sampling: SamplingParameters(temperature: 0, seed: seed))
+    }
+
+    @Test func generatesAndFinishes() async throws {
+        try await withScheduler { scheduler in
+            let submission = scheduler.submit(prompt: "the cat", choices: [greedy(7)])
+            var text = "", result: GenerationResult?
+            for await e in submission.events {
+                #expect(e.choice == 0)
+                switch e.event {
+                case .token(let t): text += t.text
+                case .finished(let r): result = r
+                case .failed(let m): Issue.record("failed: \(m)")
+                }
+            }
+            let r = try #require(result)
+            #expect(r.completionTokens == 7 && r.finishReason == .length && r.promptTokens == 7)
+            #expect(text == r.text)
+            try await eventually { scheduler.activeSessions == 0 }
+        }
+    }
+
+    /// Same prompt and options on the scheduler and on a bare generator: same text.
+    @Test func matchesTheGenerator() async throws {
+        let dir = try makeModelFolder()
+        defer { try? FileManager.default.removeItem(at: dir.deletingLastPathComponent()) }
+        let bundle = try ModelBundle(directory: dir)
+        let options = GenerationOptions(maxTokens: 20, sampling: SamplingParameters(temperature: 0.9, seed: 11))
+        let expected = Generator(model: bundle.model, tokenizer: bundle.tokenizer)
+            .generate(prompt: bundle.encodePrompt("a").ids, options: options).text
+        let scheduler = GenerationScheduler(bundle: try ModelBundle(directory: dir))
+        defer { scheduler.shutdown() }
+        var text = ""
+        for await e in scheduler.submit(prompt: "a", choices: [options]).events {
+            if case .finished(let r) = e.event { text = r.text }
+        }
+        #expect(text == expected)
+    }
+
+    /// A long and a short request: the short one is served between the long one's tokens
+    /// and finishes first.
+    @Test func roundRobinLetsAShortRequestFinishFirst() async throws {
+        try await withScheduler { scheduler in
+            let long = scheduler.submit(prompt: "a", choices: [greedy(4000)])
+            // Wait until the long one is generating.
+            var longIterator = long.events.makeAsyncIterator()
+            _ = await longIterator.next()
+            let short = scheduler.submit(prompt: "b", choices: [greedy(3)])
+            var shortResult: GenerationResult?
+            for await e in short.events { if case .finished(let r) = e.event { shortResult = r } }
+            #expect(shortResult?.completionTokens == 3)
+            // The long one is still far from done.
+            var longTokens = 1
+            while let e = await longIterator.next() {
+                if case .token = e.event { longTokens += 1 }
+                if case .finished(let r) = e.event {
+                    #expect(r.completionTokens == 4000)
+                    break
+                }
+            }
+            #expect(longTokens >= 4000)
+        }
+    }
+
+    @Test func choicesInterleaveAndCarryTheirIndex() async throws {
+        try await withScheduler { scheduler in
+            let s = scheduler.submit(prompt: "x", choices: [greedy(5), greedy(5), greedy(5)])
+            var order: [Int] = []
+            var finished = Set<Int>()
+            for await e in s.events {
+                if case .token = e.event { order.append(e.choice) }
+                if case .finished = e.event { finished.insert(e.choice) }
+            }
+            #expect(finished == [0, 1, 2])
+            #expect(order.prefix(6) == [0, 1, 2, 0, 1, 2])  // one token each in turn
+        }
+    }
+
+    @Test func cancellingFreesTheSessions() async throws {
+        try await withScheduler { scheduler in
+            let s = scheduler.submit(prompt: "x", choices: [greedy(4000), greedy(4000)])
+            var iterator = s.events.makeAsyncIterator()
+            _ = await iterator.next()
+            #expect(scheduler.activeSessions == 2)
+            s.cancel()
+            try await eventually { scheduler.activeSessions == 0 }
+            // The stream ends without a finish.
+            while let e = await iterator.next() {
+                if case .finished = e.event { Issue.record("a cancelled choice finished") }
+            }
+        }
+    }
+
+    /// A consumer that goes away (its task cancelled) cancels its generations.
+    @Test func aCancelledConsumerTaskFreesTheSessions() async throws {
+        try await withScheduler { scheduler in
+            let s = scheduler.submit(prompt: "x", choices: [greedy(4000)])
+            let consumer = Task {
+                var n = 0
+                for await _ in s.events { n += 1 }
+                return n
+            }
+            try await eventually { scheduler.activeSessions == 1 }
+            try await Task.sleep(for: .milliseconds(20))
+            consumer.cancel()
+            _ = await consumer.value
+            try await eventually { scheduler.activeSessions == 0 }
+        }
+    }
+
+    @Test func shutdownEndsRunningAndLaterRequests() async throws {
+        let dir = try makeModelFolder()
+        defer { try? FileManager.default.removeItem(at: dir.deletingLastPathComponent()) }
+        let scheduler = GenerationScheduler(bundle: try ModelBundle(directory: dir))
+        let running = scheduler.submit(prompt: "x", choices: [greedy(4000)])
+        var iterator = running.events.makeAsyncIterator()
+        _ = await iterator.next()
+        scheduler.shutdown()
+        var failed = false
+        while let e = await iterator.next() { if case .failed = e.event { failed = true } }
+        #expect(failed)
+        #expect(scheduler.activeSessions == 0)
+        var laterFailed = false
+        for await e in scheduler.submit(prompt: "y", choices: [greedy(3)]).events { if case .failed = e.event { laterFailed = true } }
+        #expect(laterFailed)
+    }
+}

@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Load test of `slm serve`: throughput and latency at 1, 4 and 16 concurrent streaming
+clients. Loopback only, bounded in requests and time, stops the server it started.
+
+    swift build -c release --product slm
+    python3 scripts/server_bench.py [--slm .build/release/slm] [--model DIR] [--threads N] [--json]
+
+Without --model it trains a micro-size model (presets/micro.toml: 4 layers, width 128,
+context 128) for a few steps on one book first; the weights barely matter for speed.
+Each client sends streaming chat completions one after another (max_tokens each; a
+barely trained model rarely stops early).
+Reported per level: completion tokens per second over the level's wall time, and the
+p50/p99 of time to first token (first content chunk) and of total request time. The
+client runs on the same machine as the server: on two cores they compete, so note the
+load (printed at the end).
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HOST = "127.0.0.1"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--slm", default=".build/release/slm")
+    p.add_argument("--model", help="model folder (default: train a micro model on the spot)")
+    p.add_argument("--corpus", default="../shared/corpus/raw/logic/plato_meno.txt")
+    p.add_argument("--levels", default="1,4,16")
+    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--requests", type=int, default=64, help="requests per level at most")
+    p.add_argument("--seconds", type=float, default=60, help="time per level at most")
+    p.add_argument("--threads", type=int, help="slm serve --threads (default: its own, all cores)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+
+    work = tempfile.mkdtemp(prefix="slm-bench-")
+    server = None
+    try:
+        model = args.model or train_micro(args.slm, args.corpus, work)
+        server, port = start_server(args.slm, model, work, args.threads)
+        warm(port)
+        results = []
+        for level in [int(x) for x in args.levels.split(",")]:
+            results.append(run_level(port, level, args))
+            r = results[-1]
+            if not args.json:
+                print(f"{r['clients']:>3} clients: {r['requests']:>4} requests, {r['completion_tokens']:>6} tokens in "
+                      f"{r['seconds']:6.2f} s = {r['tokens_per_s']:7.0f} tokens/s | first token p50 {r['ttft_p50_ms']:7.1f} ms "
+                      f"p99 {r['ttft_p99_ms']:7.1f} ms | total p50 {r['total_p50_ms']:7.1f} ms p99 {r['total_p99_ms']:7.1f} ms",
+                      flush=True)
+        load = os.getloadavg()
+        if args.json:
+            print(json.dumps({"max_tokens": args.max_tokens, "loadavg": load, "levels": results}, indent=2))
+        else:
+            print(f"load average while running (1, 5, 15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    finally:
+        if server:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def train_micro(slm, corpus, work):
+    data, run = os.path.join(work, "data"), os.path.join(work, "run")
+    quiet = {"stdout": subprocess.DEVNULL, "check": True, "timeout": 600}
+    subprocess.run([slm, "data", "prepare", "--corpus", corpus, "--out", data, "--charset", "micro"], **quiet)
+    subprocess.run([slm, "data", "tokenize", "--data", data, "--tokenizer", "char"], **quiet)
+    subprocess.run([slm, "train", "--preset", "micro", "--data", data, "--out", run, "--steps", "20",
+                    "--eval-interval", "20", "--sample", "0"], **quiet)
+    return os.path.join(run, "best")
+
+
+def start_server(slm, model, work, threads):
+    log_path = os.path.join(work, "serve.log")
+    log = open(log_path, "w")
+    command = [slm, "serve", "--model", model, "--host", HOST, "--port", "0", "--model-name", "bench"]
+    if threads:
+        command += ["--threads", str(threads)]
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        m = re.search(r"on http://127\.0\.0\.1:(\d+)", open(log_path).read())
+        if m:
+            return server, int(m.group(1))
+        if server.poll() is not None:
+            raise SystemExit("the server exited:\n" + open(log_path).read())
+        time.sleep(0.1)
+    server.kill()
+    raise SystemExit("the server did not start within 60 s")
+
+
+def stream_request(port, max_tokens, seed):
+    """One streamed chat completion: (time to first content, total time, completion tokens)."""
+    body = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "Tell me about justice."}],
+                       "max_tokens": max_tokens, "temperature": 0.8, "seed": seed, "stream": True,
+                       "stream_options": {"include_usage": True}})
+    started = time.monotonic()
+    conn = http.client.HTTPConnection(HOST, port, timeout=120)
+    try:
+        conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        if response.status != 200:
+            raise RuntimeError(f"status {response.status}: {response.read()[:200]!r}")
+        first, tokens = None, 0
+        for line in response:
+            if not line.startswith(b"data: "):
+                continue
+            payload = line[6:].strip()
+            if payload == b"[DONE]":
+                break
+            chunk = json.loads(payload)
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+            if first is None and any(c.get("delta", {}).get("content") for c in chunk["choices"]):
+                first = time.monotonic() - started
+        return first if first is not None else float("nan"), time.monotonic() - started, tokens
+    finally:
+        conn.close()
+
+
+def warm(port):
+    for i in range(3):
+        stream_request(port, 16, i)
+
+
+def run_level(port, clients, args):
+    samples, errors, lock = [], [], threading.Lock()
+    budget = [args.requests]
+    deadline = time.monotonic() + args.seconds
+
+    def client(index):
+        n = 0
+        while time.monotonic() < deadline:
+            with lock:
+                if budget[0] == 0:
+                    return
+                budget[0] -= 1
+            try:
+                result = stream_request(port, args.max_tokens, seed=1000 * index + n)
+                with lock:
+                    samples.append(result)
+            except Exception as e:  # noqa: BLE001 - counted and reported
+                with lock:
+                    errors.append(repr(e))
+            n += 1
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.monotonic() - started
+    if errors:
+        print(f"{len(errors)} errors, e.g. {errors[0]}", file=sys.stderr)
+    ttft = [s[0] * 1000 for s in samples]
+    total = [s[1] * 1000 for s in samples]
+    tokens = sum(s[2] for s in samples)
+    return {"clients": clients, "requests": len(samples), "errors": len(errors), "completion_tokens": tokens,
+            "seconds": wall, "tokens_per_s": tokens / wall,
+            "ttft_p50_ms": percentile(ttft, 50), "ttft_p99_ms": percentile(ttft, 99),
+            "total_p50_ms": percentile(total, 50), "total_p99_ms": percentile(total, 99)}
+
+
+def percentile(values, q):
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+if __name__ == "__main__":
+    main()
