@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <dlfcn.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@
 #endif
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+// Threads for BLAS, as set by slm_gemm_set_threads (0: the library's default).
+static _Atomic int gemm_threads = 0;
 static pthread_mutex_t gemm_lock = PTHREAD_MUTEX_INITIALIZER;
 static slm_gemm_backend active_backend = SLM_GEMM_REFERENCE;
 static char load_notes[1024];
@@ -248,6 +251,24 @@ static gemm_entry *dnnl_entry(const gemm_key *k) {
     return slot;
 }
 
+// OpenMP keeps its thread count per calling thread, so a count set on one thread does
+// not reach GEMMs issued from another (a server's generation thread, a worker). Each
+// thread therefore applies the wanted count itself before its GEMMs. Small problems run
+// on one thread: waking a sleeping OpenMP worker (~0.1 ms) costs more than it saves
+// below ~16 MFLOP (about 70 µs on one core).
+static _Thread_local int thread_omp_setting = -1;
+#define SMALL_GEMM_FLOPS (1LL << 24)
+
+static void apply_threads(double flops) {
+    int want = atomic_load(&gemm_threads);
+    if (want <= 0) return;
+    if (flops < (double)SMALL_GEMM_FLOPS) want = 1;
+    if (p_omp_set_num_threads && thread_omp_setting != want) {
+        p_omp_set_num_threads(want);
+        thread_omp_setting = want;
+    }
+}
+
 static int onednn_matmul(int dtype, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                      const void *A, int64_t lda, const void *B, int64_t ldb, float beta, float *C,
                      int64_t ldc, int64_t batch, int64_t sa, int64_t sb, int64_t sc) {
@@ -258,6 +279,7 @@ static int onednn_matmul(int dtype, int ta, int tb, int64_t M, int64_t N, int64_
     k.sa = batch > 1 ? sa : 0; k.sb = batch > 1 ? sb : 0; k.sc = batch > 1 ? sc : 0;
     k.alpha = alpha; k.beta = beta;
     pthread_mutex_lock(&gemm_lock);
+    apply_threads(2.0 * (double)M * (double)N * (double)K * (double)batch);
     gemm_entry *e = dnnl_entry(&k);
     int ok = 0;
     if (e) {
@@ -326,9 +348,7 @@ const char *slm_gemm_backend_name(slm_gemm_backend b) {
 void slm_gemm_set_threads(int n) {
     slm_gemm_init();
     if (n < 1) n = 1;
-#ifdef SLM_HAVE_DNNL
-    if (p_omp_set_num_threads) p_omp_set_num_threads(n);
-#endif
+    atomic_store(&gemm_threads, n);  // each thread applies it before its next GEMM
     if (p_blas_set_threads) p_blas_set_threads(n);
 }
 

@@ -101,9 +101,7 @@ public final class GenerationScheduler: @unchecked Sendable {
         generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer)
         Thread { [self] in
             Thread.current.name = "slm-generation"  // (set from the thread itself, Linux shows it)
-            // OpenMP (under oneDNN's matrix multiplies) keeps a thread count per calling
-            // thread, and a new thread starts from the default (all cores): pass it on.
-            Parallel.setThreadCount(Parallel.threadCount)
+            // The GEMM layer applies the thread count on every calling thread itself.
             work()
         }.start()
     }

@@ -33,9 +33,12 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float? = nil
         D: Int64(dims.d), scale: scale ?? 1 / Float(dims.d).squareRoot(),
         q: q.data, k: k.data, v: v.data, out: out.data, lse: lse.data)
     let tasks = dims.b * dims.hkv
+    // Multiply-adds per task; small problems (decoding one token) stay on one thread.
+    let workPerTask = dims.tq * dims.tk * dims.d * (dims.hq / dims.hkv)
+    let grain = max(1, (1 << 18) / max(workPerTask, 1))
     withExtendedLifetime(lse) {
         withUnsafePointer(to: args) { a in
-            Parallel.forRanges(tasks) { r in slm_attention_fwd(a, Int64(r.lowerBound), Int64(r.upperBound)) }
+            Parallel.forRanges(tasks, grain: grain) { r in slm_attention_fwd(a, Int64(r.lowerBound), Int64(r.upperBound)) }
         }
     }
     // args points into out (alive while its node runs) and lse (captured).
@@ -46,7 +49,7 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float? = nil
         let pg = g.data
         withExtendedLifetime(lse) {
             withUnsafePointer(to: args) { a in
-                Parallel.forRanges(tasks) { r in
+                Parallel.forRanges(tasks, grain: grain) { r in
                     slm_attention_bwd(a, pg, dq.data, dk.data, dv.data, Int64(r.lowerBound), Int64(r.upperBound))
                 }
             }

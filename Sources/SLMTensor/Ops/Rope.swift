@@ -57,7 +57,7 @@ private func rotate(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
     table.cosTable.withUnsafeBufferPointer { c in
         table.sinTable.withUnsafeBufferPointer { s in
             let cp = c.baseAddress!, sp = s.baseAddress!
-            Parallel.forRanges(b * t) { r in
+            Parallel.forRanges(b * t, grain: max(1, 16_384 / max(h * d, 1))) { r in
                 // One call per (batch, time) row: each row has its own position.
                 for row in r {
                     let pos = offset + row % t, o = row * h * d
