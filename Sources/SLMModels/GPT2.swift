@@ -55,12 +55,10 @@ public final class GPT2: LanguageModel {
     }
 
     public func logits(_ ids: [Int32], cache: KVCache) -> Tensor {
-        var none: RNG? = nil
-        precondition(!ids.isEmpty && cache.length + ids.count <= config.context,
-                     "GPT2: \(cache.length) cached + \(ids.count) new tokens exceed the context of \(config.context)")
-        let out = forward(ids, batch: 1, time: ids.count, start: cache.length, cache: cache, rng: &none)
-        cache.advance(by: ids.count)
-        return out.reshaped([ids.count, config.vocabSize])
+        cachedLogits(ids, cache: cache) { start in
+            var none: RNG? = nil
+            return forward(ids, batch: 1, time: ids.count, start: start, cache: cache, rng: &none)
+        }
     }
 
     /// Positions start at `start`; with a cache, keys and values of earlier tokens come from it.

@@ -89,6 +89,16 @@ extension LanguageModel {
 
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.tensor.count } }
 
+    /// The shared part of `logits(_:cache:)`: checks there is room, runs `forward` from the
+    /// cache's length, advances the cache, and returns [ids.count, vocab] logits.
+    func cachedLogits(_ ids: [Int32], cache: KVCache, _ forward: (_ start: Int) -> Tensor) -> Tensor {
+        precondition(!ids.isEmpty && cache.length + ids.count <= config.context,
+                     "model: \(cache.length) cached + \(ids.count) new tokens exceed the context of \(config.context)")
+        let out = forward(cache.length)
+        cache.advance(by: ids.count)
+        return out.reshaped([ids.count, config.vocabSize])
+    }
+
     func checkInput(_ ids: [Int32], batch: Int, time: Int) {
         precondition(time >= 1 && time <= config.context, "model: \(time) tokens per sequence; the context is \(config.context)")
         precondition(ids.count == batch * time, "model: \(ids.count) ids for batch \(batch) × time \(time)")
