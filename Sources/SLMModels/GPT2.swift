@@ -49,20 +49,8 @@ public final class GPT2: LanguageModel {
         parameters = p.made
     }
 
-    public func logits(_ ids: [Int32], batch: Int, time: Int, dropoutRNG rng: inout RNG?) -> Tensor {
-        checkInput(ids, batch: batch, time: time)
-        return forward(ids, batch: batch, time: time, start: 0, cache: nil, rng: &rng)
-    }
-
-    public func logits(_ ids: [Int32], cache: KVCache) -> Tensor {
-        cachedLogits(ids, cache: cache) { start in
-            var none: RNG? = nil
-            return forward(ids, batch: 1, time: ids.count, start: start, cache: cache, rng: &none)
-        }
-    }
-
     /// Positions start at `start`; with a cache, keys and values of earlier tokens come from it.
-    private func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, rng: inout RNG?) -> Tensor {
+    public func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, dropoutRNG rng: inout RNG?) -> Tensor {
         let d = config.width, h = config.heads, eps = Float(config.normEps), p = config.dropout
         var x = embedding(tokenEmbedding, indices: ids, shape: [batch, time]) + positionEmbedding.slice(axis: 0, start..<(start + time))
         x = drop(x, p, &rng)

@@ -44,20 +44,8 @@ public final class Llama: LanguageModel {
         rotary = RotaryEmbedding(headDim: config.headSize, maxPositions: config.context, theta: config.ropeTheta)
     }
 
-    public func logits(_ ids: [Int32], batch: Int, time: Int, dropoutRNG rng: inout RNG?) -> Tensor {
-        checkInput(ids, batch: batch, time: time)
-        return forward(ids, batch: batch, time: time, start: 0, cache: nil, rng: &rng)
-    }
-
-    public func logits(_ ids: [Int32], cache: KVCache) -> Tensor {
-        cachedLogits(ids, cache: cache) { start in
-            var none: RNG? = nil
-            return forward(ids, batch: 1, time: ids.count, start: start, cache: cache, rng: &none)
-        }
-    }
-
     /// Positions (for RoPE) start at `start`; with a cache, earlier keys and values come from it.
-    private func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, rng: inout RNG?) -> Tensor {
+    public func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, dropoutRNG rng: inout RNG?) -> Tensor {
         let d = config.width, hs = config.headSize, eps = Float(config.normEps), p = config.dropout
         var x = drop(embedding(tokenEmbedding, indices: ids, shape: [batch, time]), p, &rng)
         for (i, l) in layers.enumerated() {

@@ -63,15 +63,30 @@ public protocol LanguageModel: AnyObject {
     var config: ModelConfig { get }
     /// Every parameter under its Hugging Face name, in a fixed order.
     var parameters: [(name: String, tensor: Tensor)] { get }
-    /// Logits [batch, time, vocab] for ids laid out [batch, time]. Dropout applies only
-    /// when `rng` is given.
-    func logits(_ ids: [Int32], batch: Int, time: Int, dropoutRNG rng: inout RNG?) -> Tensor
-    /// Logits [ids.count, vocab] for new tokens (batch 1) continuing what `cache` holds;
-    /// appends their keys and values to it. For inference: call it without recording.
-    func logits(_ ids: [Int32], cache: KVCache) -> Tensor
+    /// Logits [batch, time, vocab] for ids laid out [batch, time], at positions from
+    /// `start`. With a cache (batch 1), earlier keys and values come from it and the new
+    /// ones are appended. Dropout applies only when `dropoutRNG` is given.
+    func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, dropoutRNG: inout RNG?) -> Tensor
 }
 
 extension LanguageModel {
+    /// Logits [batch, time, vocab] for ids laid out [batch, time].
+    public func logits(_ ids: [Int32], batch: Int, time: Int, dropoutRNG rng: inout RNG?) -> Tensor {
+        checkInput(ids, batch: batch, time: time)
+        return forward(ids, batch: batch, time: time, start: 0, cache: nil, dropoutRNG: &rng)
+    }
+
+    /// Logits [ids.count, vocab] for new tokens (batch 1) continuing what `cache` holds;
+    /// appends their keys and values to it. For inference: call it without recording.
+    public func logits(_ ids: [Int32], cache: KVCache) -> Tensor {
+        precondition(!ids.isEmpty && cache.length + ids.count <= config.context,
+                     "model: \(cache.length) cached + \(ids.count) new tokens exceed the context of \(config.context)")
+        var none: RNG? = nil
+        let out = forward(ids, batch: 1, time: ids.count, start: cache.length, cache: cache, dropoutRNG: &none)
+        cache.advance(by: ids.count)
+        return out.reshaped([ids.count, config.vocabSize])
+    }
+
     public func logits(_ ids: [Int32], batch: Int, time: Int) -> Tensor {
         var none: RNG? = nil
         return logits(ids, batch: batch, time: time, dropoutRNG: &none)
@@ -88,16 +103,6 @@ extension LanguageModel {
     }
 
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.tensor.count } }
-
-    /// The shared part of `logits(_:cache:)`: checks there is room, runs `forward` from the
-    /// cache's length, advances the cache, and returns [ids.count, vocab] logits.
-    func cachedLogits(_ ids: [Int32], cache: KVCache, _ forward: (_ start: Int) -> Tensor) -> Tensor {
-        precondition(!ids.isEmpty && cache.length + ids.count <= config.context,
-                     "model: \(cache.length) cached + \(ids.count) new tokens exceed the context of \(config.context)")
-        let out = forward(cache.length)
-        cache.advance(by: ids.count)
-        return out.reshaped([ids.count, config.vocabSize])
-    }
 
     func checkInput(_ ids: [Int32], batch: Int, time: Int) {
         precondition(time >= 1 && time <= config.context, "model: \(time) tokens per sequence; the context is \(config.context)")
