@@ -22,6 +22,22 @@ public struct DatasetMeta: Codable, Sendable, Equatable {
         case trainCharacters = "train_chars", validationCharacters = "val_chars"
     }
 
+    public init(tokenizer: String, charset: String?, lowercase: Bool?, numeralsAsWords: Bool?, vocabularySize: Int,
+                width: TokenWidth, separator: Int32, trainTokens: Int, validationTokens: Int, trainCharacters: Int,
+                validationCharacters: Int) {
+        self.tokenizer = tokenizer
+        self.charset = charset
+        self.lowercase = lowercase
+        self.numeralsAsWords = numeralsAsWords
+        self.vocabularySize = vocabularySize
+        self.width = width
+        self.separator = separator
+        self.trainTokens = trainTokens
+        self.validationTokens = validationTokens
+        self.trainCharacters = trainCharacters
+        self.validationCharacters = validationCharacters
+    }
+
     public static func read(from directory: URL, file: String = "meta.json") throws -> DatasetMeta {
         let url = directory.appendingPathComponent(file)
         guard let data = FileManager.default.contents(atPath: url.path) else {

@@ -6,7 +6,7 @@ import SLMTensor
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (run them from a release build: swift run -c release slm bench …).",
-        subcommands: [BenchKernels.self, BenchTokenizer.self, BenchGenerate.self])
+        subcommands: [BenchKernels.self, BenchTokenizer.self, BenchGenerate.self, BenchTrain.self])
 }
 
 /// GEMM, attention and memory-bound kernel speeds, each against a peak measured on

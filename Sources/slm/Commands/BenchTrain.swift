@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import SLMModels
+import SLMTensor
+import SLMText
+import SLMTrain
+
+/// Training speed with the real trainer: ms per step, tokens/s, MFU and peak RSS.
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Training speed of a preset: ms/step, tokens/s, MFU, peak RSS (release builds).",
+        discussion: "Runs the trainer for --steps steps (the first --warmup are not timed) on --data, or on random tokens when no data is given.")
+
+    @Option(help: "A preset from presets/.") var preset: String
+    @Option(help: "Tokenized data folder (default: random tokens of the preset's vocabulary).") var data: String?
+    @Option(help: "Vocabulary size for random tokens.") var vocabSize = 65
+    @Option(help: "Steps in all.") var steps = 13
+    @Option(help: "Steps not timed at the start.") var warmup = 3
+    @Option(help: "fp32 (bf16 matrix multiplies in training are not implemented yet).") var precision = "fp32"
+    @Option(name: .customLong("set"), help: "Override any value: model.KEY=VALUE or training.KEY=VALUE.") var overrides: [String] = []
+    @Flag(help: "Print a JSON object.") var json = false
+    @OptionGroup var runtime: RuntimeOptions
+
+    struct Report: Codable {
+        var preset: String
+        var precision: String
+        var threads: Int
+        var parameters: Int
+        var tokensPerStep: Int
+        var msPerStep: Double
+        var tokensPerSecond: Double
+        var mfu: Double
+        var peakRSSMiB: Double
+        var config: ModelConfig
+    }
+
+    func run() throws {
+        try runtime.apply()
+        guard precision == "fp32" else { throw CommandError("--precision \(precision): only fp32 training is implemented so far") }
+        guard steps > warmup, warmup >= 0 else { throw CommandError("--steps must exceed --warmup") }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("slm-bench-train-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let dataURL = try data.map { URL(fileURLWithPath: $0) } ?? randomData(in: scratch)
+        let trainingData = try userFacing { try TrainingData(directory: dataURL) }
+        var p = try userFacing { try Preset.load(preset, executable: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()) }
+        try userFacing { try p.override(overrides) }
+        var (modelConfig, training) = try userFacing { try p.configs(vocabSize: trainingData.meta.vocabularySize) }
+        training.steps = steps
+        training.logInterval = 1
+        training.evalInterval = steps + 1
+        training.evalBatches = 1
+        let model = try userFacing { try makeModel(modelConfig, seed: training.seed) }
+        let out = scratch.appendingPathComponent("run")
+        let trainer = try userFacing { try Trainer(model: model, data: trainingData, config: training, out: out) }
+        _ = try userFacing { try trainer.run { _ in } }
+
+        let rates = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .compactMap { o -> (Int, Double, Double)? in
+                guard let s = o["step"] as? Int, let r = o["tokens_per_sec"] as? Double, let m = o["mfu"] as? Double else { return nil }
+                return (s, r, m)
+            }.filter { $0.0 > warmup }
+        let tokensPerStep = training.batch * training.accumulation * modelConfig.context
+        let rate = rates.map(\.1).sorted()[rates.count / 2], mfu = rates.map(\.2).sorted()[rates.count / 2]
+        modelConfig.dropout = model.config.dropout
+        let report = Report(preset: preset, precision: precision, threads: Parallel.threadCount, parameters: model.parameterCount,
+                            tokensPerStep: tokensPerStep, msPerStep: 1000 * Double(tokensPerStep) / rate, tokensPerSecond: rate,
+                            mfu: mfu, peakRSSMiB: peakResidentMiB(), config: modelConfig)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(String(format: "%@ (%d parameters, %d threads, %@): %.0f ms/step, %.0f tokens/s, MFU %.1f%%, peak RSS %.0f MiB",
+                         preset, report.parameters, report.threads, precision, report.msPerStep, rate, 100 * mfu, report.peakRSSMiB))
+        }
+    }
+
+    /// A data folder of random tokens (uniform over the vocabulary).
+    private func randomData(in dir: URL) throws -> URL {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var rng = RNG(seed: 3)
+        for (name, count) in [("train.bin", 1 << 20), ("val.bin", 1 << 16)] {
+            let ids = (0..<count).map { _ in Int32(rng.next() % UInt64(vocabSize)) }
+            try TokenFileWriter.write(ids, width: TokenWidth(vocabularySize: vocabSize), to: dir.appendingPathComponent(name))
+        }
+        let meta = DatasetMeta(tokenizer: "none", charset: nil, lowercase: nil, numeralsAsWords: nil, vocabularySize: vocabSize,
+                               width: TokenWidth(vocabularySize: vocabSize), separator: 0, trainTokens: 1 << 20,
+                               validationTokens: 1 << 16, trainCharacters: 1 << 20, validationCharacters: 1 << 16)
+        try JSONEncoder().encode(meta).write(to: dir.appendingPathComponent("meta.json"))
+        return dir
+    }
+}
+
+/// The process's peak resident set size so far.
+func peakResidentMiB() -> Double {
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_maxrss) / 1024          // kilobytes on Linux
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    return Double(usage.ru_maxrss) / 1_048_576     // bytes on macOS
+    #endif
+}
