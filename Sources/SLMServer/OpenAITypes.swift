@@ -299,6 +299,24 @@ struct ChatCompletion: Encodable {
     var usage: Usage
 }
 
+/// The fields every completion object and chunk carries, in OpenAI's order. `usage` is
+/// written (null included) only when `includeUsage`: streamed chunks carry it only when
+/// the client asked for it.
+private enum CompletionEnvelopeKeys: String, CodingKey { case id, object, created, model, choices, usage }
+
+private func encodeCompletionEnvelope<Choice: Encodable>(
+    to encoder: any Encoder, id: String, object: String, created: Int, model: String, choices: [Choice],
+    usage: Usage?, includeUsage: Bool
+) throws {
+    var c = encoder.container(keyedBy: CompletionEnvelopeKeys.self)
+    try c.encode(id, forKey: .id)
+    try c.encode(object, forKey: .object)
+    try c.encode(created, forKey: .created)
+    try c.encode(model, forKey: .model)
+    try c.encode(choices, forKey: .choices)
+    if includeUsage { try c.encode(usage, forKey: .usage) }
+}
+
 /// A chat.completion.chunk object.
 struct ChatCompletionChunk: Encodable {
     struct Delta: Encodable {
@@ -335,16 +353,9 @@ struct ChatCompletionChunk: Encodable {
     var usage: Usage?
     var includeUsageField = false
 
-    enum CodingKeys: String, CodingKey { case id, object, created, model, choices, usage }
-
     func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(object, forKey: .object)
-        try c.encode(created, forKey: .created)
-        try c.encode(model, forKey: .model)
-        try c.encode(choices, forKey: .choices)
-        if includeUsageField { try c.encode(usage, forKey: .usage) }
+        try encodeCompletionEnvelope(to: encoder, id: id, object: object, created: created, model: model, choices: choices,
+                                     usage: usage, includeUsage: includeUsageField)
     }
 }
 
@@ -379,16 +390,9 @@ struct TextCompletion: Encodable {
     /// Streamed chunks carry usage only when asked, as null until the last.
     var includeUsageField = true
 
-    enum CodingKeys: String, CodingKey { case id, object, created, model, choices, usage }
-
     func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(id, forKey: .id)
-        try c.encode(object, forKey: .object)
-        try c.encode(created, forKey: .created)
-        try c.encode(model, forKey: .model)
-        try c.encode(choices, forKey: .choices)
-        if includeUsageField { try c.encode(usage, forKey: .usage) }
+        try encodeCompletionEnvelope(to: encoder, id: id, object: object, created: created, model: model, choices: choices,
+                                     usage: usage, includeUsage: includeUsageField)
     }
 }
 
