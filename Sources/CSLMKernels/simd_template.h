@@ -391,8 +391,6 @@ static void FN(xent_bwd)(int64_t rows, int64_t cols, const float *logits, const 
 
 // MARK: attention
 
-#define ATT_BLOCK (4 * VW)
-
 static float *FN(scratch)(int64_t floats) {
     void *p = NULL;
     size_t bytes = ((size_t)floats * sizeof(float) + 63) & ~(size_t)63;
@@ -400,67 +398,99 @@ static float *FN(scratch)(int64_t floats) {
     return (float *)p;
 }
 
-// dst[d * ldt + j] = src[j * stride + d] for j < T, zero for T <= j < ldt.
+// dst[d * ldt + j] = src[j * stride + d] for j < T, zero for T <= j < ldt. Eight source
+// rows at a time, so their cache lines stay hot across d; scalar on purpose: the compiler's
+// vectorisation of either loop order turns into gathers or scatters, which are slower.
 static void FN(transpose_rows)(const float *src, int64_t stride, int64_t T, int64_t D,
                                int64_t ldt, float *dst) {
-    for (int64_t j = 0; j < T; j++)
-        for (int64_t d = 0; d < D; d++) dst[d * ldt + j] = src[j * stride + d];
+    int64_t j0 = 0;
+    for (; j0 + 8 <= T; j0 += 8) {
+        const float *s0 = src + j0 * stride;
+        for (int64_t d = 0; d < D; d++) {
+            float *o = dst + d * ldt + j0;
+#pragma clang loop vectorize(disable) unroll(full)
+            for (int jj = 0; jj < 8; jj++) o[jj] = s0[jj * stride + d];
+        }
+    }
+    for (; j0 < T; j0++)
+        for (int64_t d = 0; d < D; d++) dst[d * ldt + j0] = src[j0 * stride + d];
     for (int64_t d = 0; d < D; d++) memset(dst + d * ldt + T, 0, sizeof(float) * (size_t)(ldt - T));
 }
 
-// s[j] = sum_d x[d] * t[d * ldt + j] for j < n (rounded up to ATT_BLOCK; t is padded).
-static inline void FN(dots_transposed)(const float *x, const float *t, int64_t D, int64_t ldt,
-                                       int64_t n, float *s) {
-    for (int64_t j = 0; j < n; j += ATT_BLOCK) {
-        vf a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
-        const float *col = t + j;
-        for (int64_t d = 0; d < D; d++, col += ldt) {
-            vf xd = V_SET1(x[d]);
-            a0 = V_FMA(xd, V_LOAD(col), a0);
-            a1 = V_FMA(xd, V_LOAD(col + VW), a1);
-            a2 = V_FMA(xd, V_LOAD(col + 2 * VW), a2);
-            a3 = V_FMA(xd, V_LOAD(col + 3 * VW), a3);
+// One register tile of a small matrix product: rows [0, mr) and NV vectors of columns.
+// C(i, j) (+)= sum_kk A(i, kk) * B[kk * ldb + j], with A(i, kk) = a[i * ars + kk * acs], so
+// A may be read as stored or transposed. Called with constant mr and nv, so the
+// accumulators live in registers.
+#define TILE_ROWS 6
+static inline __attribute__((always_inline)) void FN(tile)(const int mr, const int nv, int64_t k,
+        const float *a, int64_t ars, int64_t acs, const float *b, int64_t ldb,
+        float *c, int64_t ldc, int accumulate) {
+    vf acc[TILE_ROWS][2];
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < nv; v++) acc[i][v] = accumulate ? V_LOAD(c + i * ldc + v * VW) : V_ZERO();
+    for (int64_t kk = 0; kk < k; kk++) {
+        const float *bk = b + kk * ldb, *ak = a + kk * acs;
+        vf b0 = V_LOAD(bk), b1 = nv > 1 ? V_LOAD(bk + VW) : b0;
+        for (int i = 0; i < mr; i++) {
+            vf ai = V_SET1(ak[i * ars]);
+            acc[i][0] = V_FMA(ai, b0, acc[i][0]);
+            if (nv > 1) acc[i][1] = V_FMA(ai, b1, acc[i][1]);
         }
-        V_STORE(s + j, a0);
-        V_STORE(s + j + VW, a1);
-        V_STORE(s + j + 2 * VW, a2);
-        V_STORE(s + j + 3 * VW, a3);
     }
+    for (int i = 0; i < mr; i++)
+        for (int v = 0; v < nv; v++) V_STORE(c + i * ldc + v * VW, acc[i][v]);
 }
 
-// o[d] = sum_{j<n} p[j] * rows[j * stride + d]
-static inline void FN(weighted_rows)(const float *p, int64_t n, const float *rows, int64_t stride,
-                                     int64_t D, float *o) {
-    int64_t d = 0;
-    for (; d + 2 * VW <= D; d += 2 * VW) {
-        vf a0 = V_ZERO(), a1 = V_ZERO();
-        const float *r = rows + d;
-        for (int64_t j = 0; j < n; j++, r += stride) {
-            vf pj = V_SET1(p[j]);
-            a0 = V_FMA(pj, V_LOAD(r), a0);
-            a1 = V_FMA(pj, V_LOAD(r + VW), a1);
+#define TILE_CASES(NV)                                                                      \
+    switch (mr) {                                                                           \
+    case 6: FN(tile)(6, NV, k, ai, ars, acs, b + j, ldb, ci, ldc, accumulate); break;        \
+    case 5: FN(tile)(5, NV, k, ai, ars, acs, b + j, ldb, ci, ldc, accumulate); break;        \
+    case 4: FN(tile)(4, NV, k, ai, ars, acs, b + j, ldb, ci, ldc, accumulate); break;        \
+    case 3: FN(tile)(3, NV, k, ai, ars, acs, b + j, ldb, ci, ldc, accumulate); break;        \
+    case 2: FN(tile)(2, NV, k, ai, ars, acs, b + j, ldb, ci, ldc, accumulate); break;        \
+    default: FN(tile)(1, NV, k, ai, ars, acs, b + j, ldb, ci, ldc, accumulate); break;       \
+    }
+
+// C[m x n] (+)= A[m x k] * B[k x n] for the small, oddly shaped products of attention
+// (k and n are a head size or a block of keys). B and C rows are `ldb` and `ldc` apart;
+// A is addressed through row and column strides (see tile).
+static void FN(small_gemm)(int64_t m, int64_t n, int64_t k, const float *a, int64_t ars, int64_t acs,
+                           const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate) {
+    for (int64_t i = 0; i < m; i += TILE_ROWS) {
+        const int mr = (int)(m - i < TILE_ROWS ? m - i : TILE_ROWS);
+        const float *ai = a + i * ars;
+        int64_t j = 0;
+        for (; j + 2 * VW <= n; j += 2 * VW) {
+            float *ci = c + i * ldc + j;
+            TILE_CASES(2)
         }
-        V_STORE(o + d, a0);
-        V_STORE(o + d + VW, a1);
-    }
-    for (; d + VW <= D; d += VW) {
-        vf a0 = V_ZERO();
-        const float *r = rows + d;
-        for (int64_t j = 0; j < n; j++, r += stride) a0 = V_FMA(V_SET1(p[j]), V_LOAD(r), a0);
-        V_STORE(o + d, a0);
-    }
-    for (; d < D; d++) {
-        float acc = 0;
-        for (int64_t j = 0; j < n; j++) acc += p[j] * rows[j * stride + d];
-        o[d] = acc;
+        for (; j + VW <= n; j += VW) {
+            float *ci = c + i * ldc + j;
+            TILE_CASES(1)
+        }
+        for (; j < n; j++)
+            for (int r = 0; r < mr; r++) {
+                float s = accumulate ? c[(i + r) * ldc + j] : 0.0f;
+                for (int64_t kk = 0; kk < k; kk++) s += ai[r * ars + kk * acs] * b[kk * ldb + j];
+                c[(i + r) * ldc + j] = s;
+            }
     }
 }
+#undef TILE_CASES
 
+// Queries are processed in blocks of this many rows: each block's scores against all the
+// keys it may see form a small matrix product. Smaller blocks waste less work above the
+// causal diagonal, larger ones reuse each key more often.
+#define ATT_QUERY_BLOCK 32
+
+static inline int64_t FN(round_up)(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
+
+// Per task (one batch entry and one key/value head, with its group of query heads):
+// S = Q·Kᵀ block by block, a row-wise causal softmax, O = P·V.
 static void FN(attention_fwd)(const slm_attention_args *a, int64_t task_begin, int64_t task_end) {
     const int64_t D = a->D, G = a->Hq / a->Hkv, Tk = a->Tk, Tq = a->Tq, off = Tk - Tq;
-    const int64_t ldt = (Tk + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK;
-    const int64_t kvstride = a->Hkv * D;
-    float *kt = FN(scratch)(D * ldt), *s = FN(scratch)(ldt), *o = FN(scratch)(D);
+    const int64_t ldt = FN(round_up)(Tk, VW), kvstride = a->Hkv * D, qstride = a->Hq * D;
+    float *kt = FN(scratch)(D * ldt), *s = FN(scratch)(ATT_QUERY_BLOCK * ldt);
     for (int64_t task = task_begin; task < task_end; task++) {
         const int64_t b = task / a->Hkv, kvh = task % a->Hkv;
         const float *kb = a->k + (b * Tk * a->Hkv + kvh) * D;
@@ -468,29 +498,37 @@ static void FN(attention_fwd)(const slm_attention_args *a, int64_t task_begin, i
         FN(transpose_rows)(kb, kvstride, Tk, D, ldt, kt);
         for (int64_t g = 0; g < G; g++) {
             const int64_t h = kvh * G + g;
-            for (int64_t i = 0; i < Tq; i++) {
-                const int64_t n = i + off + 1, row = (b * Tq + i) * a->Hq + h;
-                FN(dots_transposed)(a->q + row * D, kt, D, ldt, n, s);
-                float m = FN(row_max)(n, s) * a->scale;
-                float l = FN(row_exp)(n, s, a->scale, m, s);
-                FN(weighted_rows)(s, n, vb, kvstride, D, o);
-                FN(scale)(D, 1.0f / l, o, a->out + row * D);
-                if (a->lse) a->lse[(b * a->Hq + h) * Tq + i] = m + logf(l);
+            for (int64_t i0 = 0; i0 < Tq; i0 += ATT_QUERY_BLOCK) {
+                const int64_t rows = Tq - i0 < ATT_QUERY_BLOCK ? Tq - i0 : ATT_QUERY_BLOCK;
+                const int64_t n = i0 + rows + off;  // keys the block's last row sees
+                const float *qb = a->q + ((b * Tq + i0) * a->Hq + h) * D;
+                FN(small_gemm)(rows, FN(round_up)(n, VW), D, qb, qstride, 1, kt, ldt, s, ldt, 0);
+                for (int64_t r = 0; r < rows; r++) {
+                    const int64_t ni = i0 + r + off + 1;
+                    float *sr = s + r * ldt;
+                    const float m = FN(row_max)(ni, sr) * a->scale;
+                    const float l = FN(row_exp)(ni, sr, a->scale, m, sr);
+                    FN(scale)(ni, 1.0f / l, sr, sr);
+                    memset(sr + ni, 0, sizeof(float) * (size_t)(n - ni));
+                    if (a->lse) a->lse[(b * a->Hq + h) * Tq + i0 + r] = m + logf(l);
+                }
+                float *ob = a->out + ((b * Tq + i0) * a->Hq + h) * D;
+                FN(small_gemm)(rows, D, n, s, ldt, 1, vb, kvstride, ob, qstride, 0);
             }
         }
     }
     free(kt);
     free(s);
-    free(o);
 }
 
+// Recomputes P from the saved log-sum-exps, then per query block:
+// dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(dO ⊙ O)) · scale, dQ += dS·K, dK += dSᵀ·Q, dV += Pᵀ·dO.
 static void FN(attention_bwd)(const slm_attention_args *a, const float *dout, float *dq, float *dk,
                               float *dv, int64_t task_begin, int64_t task_end) {
     const int64_t D = a->D, G = a->Hq / a->Hkv, Tk = a->Tk, Tq = a->Tq, off = Tk - Tq;
-    const int64_t ldt = (Tk + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK;
-    const int64_t kvstride = a->Hkv * D;
+    const int64_t ldt = FN(round_up)(Tk, VW), kvstride = a->Hkv * D, qstride = a->Hq * D;
     float *kt = FN(scratch)(D * ldt), *vt = FN(scratch)(D * ldt);
-    float *p = FN(scratch)(ldt), *ds = FN(scratch)(ldt), *tmp = FN(scratch)(D);
+    float *p = FN(scratch)(ATT_QUERY_BLOCK * ldt), *ds = FN(scratch)(ATT_QUERY_BLOCK * ldt);
     float *dk_acc = FN(scratch)(Tk * D), *dv_acc = FN(scratch)(Tk * D);
     for (int64_t task = task_begin; task < task_end; task++) {
         const int64_t b = task / a->Hkv, kvh = task % a->Hkv;
@@ -502,26 +540,30 @@ static void FN(attention_bwd)(const slm_attention_args *a, const float *dout, fl
         memset(dv_acc, 0, sizeof(float) * (size_t)(Tk * D));
         for (int64_t g = 0; g < G; g++) {
             const int64_t h = kvh * G + g;
-            for (int64_t i = 0; i < Tq; i++) {
-                const int64_t n = i + off + 1, row = (b * Tq + i) * a->Hq + h;
-                const float *q = a->q + row * D, *dO = dout + row * D;
-                const float lse = a->lse[(b * a->Hq + h) * Tq + i];
-                FN(dots_transposed)(q, kt, D, ldt, n, p);
-                FN(row_exp)(n, p, a->scale, lse, p);
-                FN(dots_transposed)(dO, vt, D, ldt, n, ds);
-                const float Di = FN(row_dot)(D, dO, a->out + row * D);
-                // ds = p * (dp - Di) * scale
-                const vf vdi = V_SET1(Di), vsc = V_SET1(a->scale);
-                int64_t j = 0;
-                for (; j + VW <= n; j += VW)
-                    V_STORE(ds + j, V_MUL(V_MUL(V_LOAD(p + j), V_SUB(V_LOAD(ds + j), vdi)), vsc));
-                for (; j < n; j++) ds[j] = p[j] * (ds[j] - Di) * a->scale;
-                FN(weighted_rows)(ds, n, kb, kvstride, D, tmp);
-                FN(axpy)(D, 1.0f, tmp, dq + row * D);
-                for (j = 0; j < n; j++) {
-                    FN(axpy)(D, ds[j], q, dk_acc + j * D);
-                    FN(axpy)(D, p[j], dO, dv_acc + j * D);
+            for (int64_t i0 = 0; i0 < Tq; i0 += ATT_QUERY_BLOCK) {
+                const int64_t rows = Tq - i0 < ATT_QUERY_BLOCK ? Tq - i0 : ATT_QUERY_BLOCK;
+                const int64_t n = i0 + rows + off, npad = FN(round_up)(n, VW);
+                const int64_t first = (b * Tq + i0) * a->Hq + h;
+                const float *qb = a->q + first * D, *dob = dout + first * D, *ob = a->out + first * D;
+                FN(small_gemm)(rows, npad, D, qb, qstride, 1, kt, ldt, p, ldt, 0);
+                FN(small_gemm)(rows, npad, D, dob, qstride, 1, vt, ldt, ds, ldt, 0);
+                for (int64_t r = 0; r < rows; r++) {
+                    const int64_t ni = i0 + r + off + 1;
+                    const float lse = a->lse[(b * a->Hq + h) * Tq + i0 + r];
+                    const float di = FN(row_dot)(D, dob + r * qstride, ob + r * qstride);
+                    float *pr = p + r * ldt, *dsr = ds + r * ldt;
+                    FN(row_exp)(ni, pr, a->scale, lse, pr);
+                    const vf vdi = V_SET1(di), vsc = V_SET1(a->scale);
+                    int64_t j = 0;
+                    for (; j + VW <= ni; j += VW)
+                        V_STORE(dsr + j, V_MUL(V_MUL(V_LOAD(pr + j), V_SUB(V_LOAD(dsr + j), vdi)), vsc));
+                    for (; j < ni; j++) dsr[j] = pr[j] * (dsr[j] - di) * a->scale;
+                    memset(pr + ni, 0, sizeof(float) * (size_t)(n - ni));
+                    memset(dsr + ni, 0, sizeof(float) * (size_t)(n - ni));
                 }
+                FN(small_gemm)(rows, D, n, ds, ldt, 1, kb, kvstride, dq + first * D, qstride, 1);
+                FN(small_gemm)(n, D, rows, ds, 1, ldt, qb, qstride, dk_acc, D, 1);
+                FN(small_gemm)(n, D, rows, p, 1, ldt, dob, qstride, dv_acc, D, 1);
             }
         }
         for (int64_t j = 0; j < Tk; j++) {
@@ -533,7 +575,6 @@ static void FN(attention_bwd)(const slm_attention_args *a, const float *dout, fl
     free(vt);
     free(p);
     free(ds);
-    free(tmp);
     free(dk_acc);
     free(dv_acc);
 }
