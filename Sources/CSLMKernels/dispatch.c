@@ -14,6 +14,10 @@ static const slm_kernel_table slm_kernels_scalar = {
     .add_rowvec = slm_add_rowvec_ref,
     .colsum_acc = slm_colsum_acc_ref,
     .sum = slm_sum_ref,
+    .sumsq = slm_sumsq_ref,
+    .dropout_fwd = slm_dropout_fwd_ref,
+    .dropout_bwd = slm_dropout_bwd_ref,
+    .adamw = slm_adamw_ref,
     .gelu_fwd = slm_gelu_fwd_ref,
     .gelu_bwd = slm_gelu_bwd_ref,
     .silu_fwd = slm_silu_fwd_ref,
@@ -120,6 +124,16 @@ void slm_colsum_acc(int64_t rows, int64_t cols, const float *dy, float *db) {
     K->colsum_acc(rows, cols, dy, db);
 }
 double slm_sum(int64_t n, const float *x) { return K->sum(n, x); }
+double slm_sumsq(int64_t n, const float *x) { return K->sumsq(n, x); }
+void slm_dropout_fwd(int64_t n, uint64_t seed, int64_t offset, float p, const float *x, float *y) {
+    K->dropout_fwd(n, seed, offset, p, x, y);
+}
+void slm_dropout_bwd(int64_t n, uint64_t seed, int64_t offset, float p, const float *dy, float *dx) {
+    K->dropout_bwd(n, seed, offset, p, dy, dx);
+}
+void slm_adamw(int64_t n, const slm_adamw_args *a, float *w, const float *g, float *m, float *v) {
+    K->adamw(n, a, w, g, m, v);
+}
 void slm_gelu_fwd(int64_t n, const float *x, float *y) { K->gelu_fwd(n, x, y); }
 void slm_gelu_bwd(int64_t n, const float *x, const float *dy, float *dx) { K->gelu_bwd(n, x, dy, dx); }
 void slm_silu_fwd(int64_t n, const float *x, float *y) { K->silu_fwd(n, x, y); }

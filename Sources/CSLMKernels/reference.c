@@ -27,6 +27,35 @@ void slm_axpy_ref(int64_t n, float alpha, const float *x, float *y) {
     for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
 }
 
+double slm_sumsq_ref(int64_t n, const float *x) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
+void slm_dropout_fwd_ref(int64_t n, uint64_t seed, int64_t offset, float p, const float *x, float *y) {
+    const uint32_t threshold = slm_dropout_threshold(p);
+    const float keep = 1.0f / (1.0f - p);
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] * ((slm_dropout_hash(seed, (uint32_t)(offset + i)) >> 8) >= threshold ? keep : 0.0f);
+}
+
+void slm_dropout_bwd_ref(int64_t n, uint64_t seed, int64_t offset, float p, const float *dy, float *dx) {
+    const uint32_t threshold = slm_dropout_threshold(p);
+    const float keep = 1.0f / (1.0f - p);
+    for (int64_t i = 0; i < n; i++)
+        dx[i] += dy[i] * ((slm_dropout_hash(seed, (uint32_t)(offset + i)) >> 8) >= threshold ? keep : 0.0f);
+}
+
+void slm_adamw_ref(int64_t n, const slm_adamw_args *a, float *w, const float *g, float *m, float *v) {
+    for (int64_t i = 0; i < n; i++) {
+        m[i] = a->beta1 * m[i] + (1 - a->beta1) * g[i];
+        v[i] = a->beta2 * v[i] + (1 - a->beta2) * g[i] * g[i];
+        float update = (m[i] / a->correction1) / (sqrtf(v[i] / a->correction2) + a->eps);
+        w[i] = w[i] - a->decay * w[i] - a->lr * update;
+    }
+}
+
 void slm_add_rowvec_ref(int64_t rows, int64_t cols, const float *x, const float *b, float *y) {
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) y[r * cols + c] = x[r * cols + c] + b[c];

@@ -41,6 +41,13 @@ typedef __m256i vi;
 #define V_ICAST(v) _mm256_castsi256_ps(v)
 #define V_HSUM(v) slm_hsum256(v)
 #define V_HMAX(v) slm_hmax256(v)
+#define V_SQRT(v) _mm256_sqrt_ps(v)
+#define V_ILOAD(p) _mm256_loadu_si256((const __m256i *)(p))
+#define V_IMUL(a, b) _mm256_mullo_epi32(a, b)
+#define V_IXOR(a, b) _mm256_xor_si256(a, b)
+#define V_ISRLI(v, n) _mm256_srli_epi32(v, n)
+// a >= b as "not b > a"; the shifted hashes are non-negative, so signed compares are exact.
+#define V_SELECT_IGE(a, b, x) _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(b, a)), x)
 #define FN(name) name##_avx2
 
 #include "simd_template.h"

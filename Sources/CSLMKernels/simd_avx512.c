@@ -29,6 +29,12 @@ typedef __m512i vi;
 #define V_ICAST(v) _mm512_castsi512_ps(v)
 #define V_HSUM(v) _mm512_reduce_add_ps(v)
 #define V_HMAX(v) _mm512_reduce_max_ps(v)
+#define V_SQRT(v) _mm512_sqrt_ps(v)
+#define V_ILOAD(p) _mm512_loadu_si512((const void *)(p))
+#define V_IMUL(a, b) _mm512_mullo_epi32(a, b)
+#define V_IXOR(a, b) _mm512_xor_si512(a, b)
+#define V_ISRLI(v, n) _mm512_srli_epi32(v, n)
+#define V_SELECT_IGE(a, b, x) _mm512_maskz_mov_ps(_mm512_cmpge_epi32_mask(a, b), x)
 #define FN(name) name##_avx512
 
 #include "simd_template.h"

@@ -5,7 +5,9 @@
 //
 // Required macros: VW (lanes), vf / vi (float / int32 vectors), V_LOAD, V_STORE, V_SET1,
 // V_ZERO, V_ADD, V_SUB, V_MUL, V_DIV, V_MAX, V_MIN, V_FMA(a,b,c) = a*b+c, V_ROUND,
-// V_CVTI, V_IADD, V_ISET1, V_ISLLI, V_ICAST, V_HSUM, V_HMAX, FN(name).
+// V_CVTI, V_IADD, V_ISET1, V_ISLLI, V_ICAST, V_HSUM, V_HMAX, V_SQRT, V_ILOAD, V_IMUL
+// (low 32 bits), V_IXOR, V_ISRLI, V_SELECT_IGE(a, b, x) = (int a >= int b) ? x : 0,
+// FN(name).
 
 #include <math.h>
 #include <stdlib.h>
@@ -27,6 +29,14 @@ static inline vf FN(vexp)(vf x) {
     p = V_FMA(p, V_MUL(r, r), V_ADD(r, V_SET1(1.0f)));
     vi e = V_ISLLI(V_IADD(V_CVTI(n), V_ISET1(127)), 23);
     return V_MUL(p, V_ICAST(e));
+}
+
+static inline vi FN(vfmix32)(vi h) {
+    h = V_IXOR(h, V_ISRLI(h, 16));
+    h = V_IMUL(h, V_ISET1((int32_t)0x85ebca6bu));
+    h = V_IXOR(h, V_ISRLI(h, 13));
+    h = V_IMUL(h, V_ISET1((int32_t)0xc2b2ae35u));
+    return V_IXOR(h, V_ISRLI(h, 16));
 }
 
 static inline vf FN(vsigmoid)(vf x) {
@@ -88,6 +98,71 @@ static double FN(sum)(int64_t n, const float *x) {
         total += part;
     }
     return total;
+}
+
+static double FN(sumsq)(int64_t n, const float *x) {
+    double total = 0;
+    for (int64_t start = 0; start < n; start += 4096) {
+        int64_t end = start + 4096 < n ? start + 4096 : n, i = start;
+        vf acc = V_ZERO();
+        for (; i + VW <= end; i += VW) {
+            vf v = V_LOAD(x + i);
+            acc = V_FMA(v, v, acc);
+        }
+        double part = V_HSUM(acc);
+        for (; i < end; i++) part += (double)x[i] * x[i];
+        total += part;
+    }
+    return total;
+}
+
+// The keep factor (1/(1-p) or 0) of VW consecutive elements from index `first` on;
+// lane for lane the same integers as slm_dropout_hash.
+static inline vf FN(dropout_factor)(uint64_t seed, uint32_t first, vi lanes, vi threshold, vf keep) {
+    vi idx = V_IADD(V_ISET1((int32_t)first), lanes);
+    vi h = V_IADD(V_IMUL(idx, V_ISET1((int32_t)0x9e3779b1u)), V_ISET1((int32_t)(uint32_t)seed));
+    h = FN(vfmix32)(h);
+    h = FN(vfmix32)(V_IXOR(h, V_ISET1((int32_t)(uint32_t)(seed >> 32))));
+    return V_SELECT_IGE(V_ISRLI(h, 8), threshold, keep);
+}
+
+static const int32_t FN(lane_index)[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+static void FN(dropout_fwd)(int64_t n, uint64_t seed, int64_t offset, float p, const float *x, float *y) {
+    const vi lanes = V_ILOAD(FN(lane_index)), threshold = V_ISET1((int32_t)slm_dropout_threshold(p));
+    const vf keep = V_SET1(1.0f / (1.0f - p));
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW)
+        V_STORE(y + i, V_MUL(V_LOAD(x + i), FN(dropout_factor)(seed, (uint32_t)(offset + i), lanes, threshold, keep)));
+    if (i < n) slm_dropout_fwd_ref(n - i, seed, offset + i, p, x + i, y + i);
+}
+
+static void FN(dropout_bwd)(int64_t n, uint64_t seed, int64_t offset, float p, const float *dy, float *dx) {
+    const vi lanes = V_ILOAD(FN(lane_index)), threshold = V_ISET1((int32_t)slm_dropout_threshold(p));
+    const vf keep = V_SET1(1.0f / (1.0f - p));
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        vf f = FN(dropout_factor)(seed, (uint32_t)(offset + i), lanes, threshold, keep);
+        V_STORE(dx + i, V_FMA(V_LOAD(dy + i), f, V_LOAD(dx + i)));
+    }
+    if (i < n) slm_dropout_bwd_ref(n - i, seed, offset + i, p, dy + i, dx + i);
+}
+
+static void FN(adamw)(int64_t n, const slm_adamw_args *a, float *w, const float *g, float *m, float *v) {
+    const vf b1 = V_SET1(a->beta1), b2 = V_SET1(a->beta2), nb1 = V_SET1(1 - a->beta1), nb2 = V_SET1(1 - a->beta2);
+    const vf ic1 = V_SET1(1.0f / a->correction1), ic2 = V_SET1(1.0f / a->correction2);
+    const vf eps = V_SET1(a->eps), lr = V_SET1(a->lr), keepw = V_SET1(1.0f - a->decay);
+    int64_t i = 0;
+    for (; i + VW <= n; i += VW) {
+        vf gi = V_LOAD(g + i);
+        vf mi = V_FMA(b1, V_LOAD(m + i), V_MUL(nb1, gi));
+        vf vi_ = V_FMA(b2, V_LOAD(v + i), V_MUL(nb2, V_MUL(gi, gi)));
+        V_STORE(m + i, mi);
+        V_STORE(v + i, vi_);
+        vf update = V_DIV(V_MUL(mi, ic1), V_ADD(V_SQRT(V_MUL(vi_, ic2)), eps));
+        V_STORE(w + i, V_SUB(V_MUL(keepw, V_LOAD(w + i)), V_MUL(lr, update)));
+    }
+    if (i < n) slm_adamw_ref(n - i, a, w + i, g + i, m + i, v + i);
 }
 
 #define GELU_K 0.7978845608028654f
@@ -588,6 +663,10 @@ const slm_kernel_table FN(slm_kernels) = {
     .add_rowvec = FN(add_rowvec),
     .colsum_acc = FN(colsum_acc),
     .sum = FN(sum),
+    .sumsq = FN(sumsq),
+    .dropout_fwd = FN(dropout_fwd),
+    .dropout_bwd = FN(dropout_bwd),
+    .adamw = FN(adamw),
     .gelu_fwd = FN(gelu_fwd),
     .gelu_bwd = FN(gelu_bwd),
     .silu_fwd = FN(silu_fwd),

@@ -1,3 +1,4 @@
+import CSLMKernels
 import Foundation
 import SLMTensor
 
@@ -36,13 +37,14 @@ public final class AdamW {
         let c1 = 1 - Float(pow(Double(beta1), Double(step))), c2 = 1 - Float(pow(Double(beta2), Double(step)))
         for (i, w) in parameters.enumerated() {
             guard let g = w.grad else { continue }
+            var args = slm_adamw_args(lr: learningRate, beta1: beta1, beta2: beta2, eps: eps, correction1: c1,
+                                      correction2: c2, decay: decays[i] ? learningRate * weightDecay : 0)
             let pw = w.data, pg = g.data, pm = m[i].data, pv = v[i].data
-            let decay = decays[i] ? learningRate * weightDecay : 0
-            for j in 0..<w.count {
-                pm[j] = beta1 * pm[j] + (1 - beta1) * pg[j]
-                pv[j] = beta2 * pv[j] + (1 - beta2) * pg[j] * pg[j]
-                let update = (pm[j] / c1) / ((pv[j] / c2).squareRoot() + eps)
-                pw[j] = pw[j] - decay * pw[j] - learningRate * update
+            withUnsafePointer(to: &args) { a in
+                Parallel.forRanges(w.count, grain: 1 << 15) { r in
+                    let o = r.lowerBound
+                    slm_adamw(Int64(r.count), a, pw + o, pg + o, pm + o, pv + o)
+                }
             }
         }
     }

@@ -1,3 +1,4 @@
+import CSLMKernels
 import Foundation
 import SLMModels
 import SLMTensor
@@ -81,7 +82,11 @@ public final class Trainer {
         dropoutRNG = RNG(seed: config.seed &+ 1)
         configFingerprint = fingerprint([try model.config.jsonData()])
         ema = config.emaDecay > 0 ? params.map { $0.copy() } : nil
-        peakFLOPs = CPUKernels.measurePeakFLOPs(seconds: 0.1)
+        // MFU is against the peak of the precision the products run at.
+        peakFLOPs = CPUKernels.measurePeakFLOPs(seconds: 0.1, bf16: config.precision == .bf16)
+        if config.precision == .bf16 && !(CPUKernels.hasAVX512BF16 && Gemm.backendName == "onednn") {
+            note("note: bf16 products are emulated here (they need oneDNN and a CPU with AVX512-BF16) and will be slower than fp32")
+        }
 
         let fm = FileManager.default
         try fm.createDirectory(at: out, withIntermediateDirectories: true)
@@ -139,7 +144,7 @@ public final class Trainer {
         var stoppedBy = "step budget"
         func elapsed() -> Double { elapsedBefore + Date().timeIntervalSince(started) }
 
-        report("training \(model.config.architecture.rawValue) with \(model.parameterCount) parameters on \(data.summary); peak \(Int(peakFLOPs / 1e9)) GFLOP/s; "
+        report("training \(model.config.architecture.rawValue) with \(model.parameterCount) parameters on \(data.summary); \(config.precision.rawValue) products, peak \(Int(peakFLOPs / 1e9)) GFLOP/s; "
             + "\(tokensPerStep) tokens per step, \(Parallel.threadCount) threads")
         while step < config.steps {
             if let budget = config.timeBudget, elapsed() >= budget {
@@ -157,7 +162,9 @@ public final class Trainer {
             for _ in 0..<config.accumulation {
                 let (inputs, targets) = sampler.next()
                 var rng: RNG? = model.config.dropout > 0 ? dropoutRNG : nil
-                let l = model.loss(inputs: inputs, targets: targets, batch: config.batch, time: context, dropoutRNG: &rng)
+                let l = MatmulPrecision.$current.withValue(config.precision) {
+                    model.loss(inputs: inputs, targets: targets, batch: config.batch, time: context, dropoutRNG: &rng)
+                }
                 if let rng { dropoutRNG = rng }
                 let value = l.item()
                 guard value.isFinite else {
@@ -212,18 +219,11 @@ public final class Trainer {
 
     /// Scales gradients so their global norm is at most `gradClip`; returns the norm before.
     func clipGradients() -> Double {
-        var sum = 0.0
-        for (_, t) in model.parameters {
-            guard let g = t.grad else { continue }
-            for i in 0..<g.count { sum += Double(g.data[i]) * Double(g.data[i]) }
-        }
-        let norm = sum.squareRoot()
+        let grads = model.parameters.compactMap(\.tensor.grad)
+        let norm = grads.reduce(0.0) { $0 + slm_sumsq(Int64($1.count), $1.data) }.squareRoot()
         if config.gradClip > 0, norm > config.gradClip {
             let s = Float(config.gradClip / (norm + 1e-6))
-            for (_, t) in model.parameters {
-                guard let g = t.grad else { continue }
-                for i in 0..<g.count { g.data[i] *= s }
-            }
+            for g in grads { slm_scale(Int64(g.count), s, g.data, g.data) }
         }
         return norm
     }
@@ -232,7 +232,8 @@ public final class Trainer {
         guard let ema else { return }
         let d = Float(config.emaDecay)
         for (e, (_, p)) in zip(ema, model.parameters) {
-            for i in 0..<e.count { e.data[i] = d * e.data[i] + (1 - d) * p.data[i] }
+            slm_scale(Int64(e.count), d, e.data, e.data)
+            slm_axpy(Int64(e.count), 1 - d, p.data, e.data)
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import SLMModels
+import SLMTensor
 
 /// How to train: batch, budget, optimizer, schedule, evaluation and checkpoints.
 public struct TrainingConfig: Codable, Sendable, Equatable {
@@ -26,15 +27,45 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var seed: UInt64 = 1337
     /// Decay of an exponential moving average of the weights (0: off).
     public var emaDecay = 0.0
+    /// Precision of the matrix products in training steps (weights, gradients and the
+    /// optimizer stay fp32; evaluation runs in fp32).
+    public var precision = MatmulPrecision.fp32
 
     enum CodingKeys: String, CodingKey {
         case batch, accumulation, steps, warmup, beta1, beta2, seed
         case timeBudget = "time_budget", learningRate = "learning_rate", minLearningRate = "min_learning_rate"
         case weightDecay = "weight_decay", gradClip = "grad_clip", evalInterval = "eval_interval"
         case evalBatches = "eval_batches", logInterval = "log_interval", keepLast = "keep_last", emaDecay = "ema_decay"
+        case precision
     }
 
     public init() {}
+
+    /// Keys missing from a saved state (written before they existed) keep their defaults.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
+            try c.decodeIfPresent(T.self, forKey: key) ?? fallback
+        }
+        batch = try value(.batch, batch)
+        accumulation = try value(.accumulation, accumulation)
+        steps = try value(.steps, steps)
+        timeBudget = try c.decodeIfPresent(Double.self, forKey: .timeBudget)
+        learningRate = try value(.learningRate, learningRate)
+        minLearningRate = try value(.minLearningRate, minLearningRate)
+        warmup = try value(.warmup, warmup)
+        weightDecay = try value(.weightDecay, weightDecay)
+        beta1 = try value(.beta1, beta1)
+        beta2 = try value(.beta2, beta2)
+        gradClip = try value(.gradClip, gradClip)
+        evalInterval = try value(.evalInterval, evalInterval)
+        evalBatches = try value(.evalBatches, evalBatches)
+        logInterval = try value(.logInterval, logInterval)
+        keepLast = try value(.keepLast, keepLast)
+        seed = try value(.seed, seed)
+        emaDecay = try value(.emaDecay, emaDecay)
+        precision = try value(.precision, precision)
+    }
 
     init(section: [String: TOMLValue]) throws(TOMLError) {
         var r = SectionReader("training", section)
@@ -58,6 +89,10 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if let v = try r.int("keep_last") { keepLast = v }
         if let v = try r.int("seed") { seed = UInt64(v) }
         if let v = try r.double("ema_decay") { emaDecay = v }
+        if let v = try r.string("precision") {
+            guard let p = MatmulPrecision(rawValue: v) else { throw TOMLError("[training] precision must be fp32 or bf16, not \(v)") }
+            precision = p
+        }
         try r.finish()
     }
 

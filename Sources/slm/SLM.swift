@@ -32,3 +32,5 @@ struct RuntimeOptions: ParsableArguments {
         }
     }
 }
+
+extension MatmulPrecision: ExpressibleByArgument {}

@@ -37,6 +37,53 @@ import Testing
     }
 
     @Test(arguments: isas)
+    func sumOfSquaresDropoutAndAdamW(_ isa: slm_isa) {
+        let k = slm_kernel_table_for(isa)!.pointee
+        for n in Self.sizes {
+            let x = randomArray(n, seed: 40, scale: 2), dy = randomArray(n, seed: 41)
+            #expect(abs(k.sumsq(Int64(n), x) - slm_sumsq_ref(Int64(n), x)) < 1e-4)
+            // The same hash in every version: identical outputs, not just close ones.
+            var y1 = [Float](repeating: 0, count: n), y2 = y1
+            k.dropout_fwd(Int64(n), 0xDEAD_BEEF_1234, 1000, 0.3, x, &y1)
+            slm_dropout_fwd_ref(Int64(n), 0xDEAD_BEEF_1234, 1000, 0.3, x, &y2)
+            #expect(y1 == y2)
+            var dx1 = randomArray(n, seed: 42), dx2 = dx1
+            k.dropout_bwd(Int64(n), 0xDEAD_BEEF_1234, 1000, 0.3, dy, &dx1)
+            slm_dropout_bwd_ref(Int64(n), 0xDEAD_BEEF_1234, 1000, 0.3, dy, &dx2)
+            expectClose(dx1, dx2, tolerance: 1e-6)
+            var args = slm_adamw_args(lr: 0.01, beta1: 0.9, beta2: 0.95, eps: 1e-8, correction1: 0.19,
+                                      correction2: 0.0975, decay: 0.001)
+            var w1 = randomArray(n, seed: 43), m1 = randomArray(n, seed: 44, scale: 0.1)
+            var v1 = randomArray(n, seed: 45, scale: 0.1).map { $0 * $0 }
+            var w2 = w1, m2 = m1, v2 = v1
+            k.adamw(Int64(n), &args, &w1, dy, &m1, &v1)
+            slm_adamw_ref(Int64(n), &args, &w2, dy, &m2, &v2)
+            expectClose(w1, w2, tolerance: 1e-6)
+            expectClose(m1, m2, tolerance: 1e-6)
+            expectClose(v1, v2, tolerance: 1e-6)
+        }
+    }
+
+    /// A split across threads must draw the same mask as one call over everything.
+    @Test func dropoutMaskDependsOnlyOnTheIndex() {
+        let n = 100_000, x = [Float](repeating: 1, count: n)
+        var whole = [Float](repeating: 0, count: n), parts = whole
+        slm_dropout_fwd(Int64(n), 99, 0, 0.3, x, &whole)
+        parts.withUnsafeMutableBufferPointer { p in
+            slm_dropout_fwd(37_001, 99, 0, 0.3, x, p.baseAddress!)
+            slm_dropout_fwd(Int64(n - 37_001), 99, 37_001, 0.3, Array(x[37_001...]), p.baseAddress! + 37_001)
+        }
+        #expect(whole == parts)
+        let dropped = Double(whole.filter { $0 == 0 }.count) / Double(n)
+        #expect(abs(dropped - 0.3) < 0.01)
+        // Neighbouring seeds give unrelated masks: about p² of elements dropped by both.
+        var other = [Float](repeating: 0, count: n)
+        slm_dropout_fwd(Int64(n), 100, 0, 0.3, x, &other)
+        let both = Double(zip(whole, other).filter { $0 == 0 && $1 == 0 }.count) / Double(n)
+        #expect(abs(both - 0.09) < 0.01)
+    }
+
+    @Test(arguments: isas)
     func rows(_ isa: slm_isa) {
         let k = slm_kernel_table_for(isa)!.pointee
         for cols in Self.sizes {

@@ -74,6 +74,31 @@ func scratch() -> URL {
         #expect(Checkpoint.steps(in: split).map(\.step) == [15, 20], "keeps the last two")
     }
 
+    /// bf16 products change the loss curve by rounding only: both runs learn, and every
+    /// step's loss stays within 1% of the fp32 run's (here they differ by about 1e-4).
+    @Test func bf16TrainingTracksFp32() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        var curves: [MatmulPrecision: [Int: Double]] = [:]
+        for precision in MatmulPrecision.allCases {
+            var config = tinyTraining(steps: 40)
+            config.precision = precision
+            let out = root.appendingPathComponent(precision.rawValue)
+            _ = try Trainer(model: try makeModel(tinyChar, seed: 3), data: data, config: config, out: out).run { _ in }
+            curves[precision] = try losses(out)
+        }
+        let fp32 = curves[.fp32]!, bf16 = curves[.bf16]!
+        #expect(fp32[40]! < 0.85 * fp32[1]! && bf16[40]! < 0.85 * bf16[1]!)
+        for step in 1...40 {
+            #expect(abs(bf16[step]! - fp32[step]!) < 0.01 * fp32[step]!, "step \(step): \(bf16[step]!) vs \(fp32[step]!)")
+        }
+        #expect(fp32 != bf16, "the bf16 run must actually round")
+        // The setting is saved with the checkpoint and read back.
+        let state = try Checkpoint.readState(try Checkpoint.resolve(root.appendingPathComponent("bf16").path))
+        #expect(state.training.precision == .bf16)
+    }
+
     @Test func mismatchesAreRefused() throws {
         let root = scratch()
         defer { try? FileManager.default.removeItem(at: root) }

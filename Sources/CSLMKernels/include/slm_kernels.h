@@ -50,6 +50,8 @@ void slm_add_rowvec(int64_t rows, int64_t cols, const float *x, const float *b, 
 void slm_colsum_acc(int64_t rows, int64_t cols, const float *dy, float *db);
 /// Sum of x, accumulated in double.
 double slm_sum(int64_t n, const float *x);
+/// Sum of x², accumulated in double (gradient norms).
+double slm_sumsq(int64_t n, const float *x);
 
 /// GELU, tanh approximation (GPT-2).
 void slm_gelu_fwd(int64_t n, const float *x, float *y);
@@ -87,6 +89,29 @@ void slm_xent_fwd(int64_t rows, int64_t cols, const float *logits, const int32_t
 /// dlogits += scale * (softmax(logits) - onehot(target)) on rows that are not ignored.
 void slm_xent_bwd(int64_t rows, int64_t cols, const float *logits, const int32_t *targets,
                   int32_t ignore_index, const float *lse, float scale, float *dlogits);
+
+// MARK: - Dropout with a counter-based mask
+
+/// Element i of a tensor is kept when a hash of (seed, i) lands at or above p, so the
+/// mask needs no memory: the backward pass recomputes it. `offset` is the index of x[0]
+/// within the tensor (for ranges split across threads); indices must stay below 2^32.
+/// y = x * mask / (1 - p)
+void slm_dropout_fwd(int64_t n, uint64_t seed, int64_t offset, float p, const float *x, float *y);
+/// dx += dy * mask / (1 - p)
+void slm_dropout_bwd(int64_t n, uint64_t seed, int64_t offset, float p, const float *dy, float *dx);
+
+// MARK: - AdamW
+
+typedef struct {
+    float lr, beta1, beta2, eps;
+    /// 1 - beta^t, the bias corrections of the two moments.
+    float correction1, correction2;
+    /// lr * weight decay for this tensor (0 for no decay).
+    float decay;
+} slm_adamw_args;
+
+/// One AdamW update of n weights w from gradients g, with moments m and v.
+void slm_adamw(int64_t n, const slm_adamw_args *a, float *w, const float *g, float *m, float *v);
 
 // MARK: - Rotary position embedding ("rotate half" pairing, as Hugging Face Llama)
 
@@ -132,6 +157,10 @@ typedef struct {
     void (*add_rowvec)(int64_t, int64_t, const float *, const float *, float *);
     void (*colsum_acc)(int64_t, int64_t, const float *, float *);
     double (*sum)(int64_t, const float *);
+    double (*sumsq)(int64_t, const float *);
+    void (*dropout_fwd)(int64_t, uint64_t, int64_t, float, const float *, float *);
+    void (*dropout_bwd)(int64_t, uint64_t, int64_t, float, const float *, float *);
+    void (*adamw)(int64_t, const slm_adamw_args *, float *, const float *, float *, float *);
     void (*gelu_fwd)(int64_t, const float *, float *);
     void (*gelu_bwd)(int64_t, const float *, const float *, float *);
     void (*silu_fwd)(int64_t, const float *, float *);
@@ -165,6 +194,10 @@ void slm_sub_ref(int64_t n, const float *a, const float *b, float *y);
 void slm_mul_ref(int64_t n, const float *a, const float *b, float *y);
 void slm_scale_ref(int64_t n, float alpha, const float *x, float *y);
 double slm_sum_ref(int64_t n, const float *x);
+double slm_sumsq_ref(int64_t n, const float *x);
+void slm_dropout_fwd_ref(int64_t n, uint64_t seed, int64_t offset, float p, const float *x, float *y);
+void slm_dropout_bwd_ref(int64_t n, uint64_t seed, int64_t offset, float p, const float *dy, float *dx);
+void slm_adamw_ref(int64_t n, const slm_adamw_args *a, float *w, const float *g, float *m, float *v);
 void slm_axpy_ref(int64_t n, float alpha, const float *x, float *y);
 void slm_add_rowvec_ref(int64_t rows, int64_t cols, const float *x, const float *b, float *y);
 void slm_colsum_acc_ref(int64_t rows, int64_t cols, const float *dy, float *db);

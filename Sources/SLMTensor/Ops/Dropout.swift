@@ -1,22 +1,19 @@
 import CSLMKernels
 
-/// Zeroes each element with probability `p` and scales the rest by 1/(1-p). The mask
-/// comes from `rng`, so the same seed drops the same elements. p = 0 returns x itself.
+/// Zeroes each element with probability `p` and scales the rest by 1/(1-p). One draw
+/// from `rng` seeds a counter-based mask, so the same seed drops the same elements, and
+/// the mask is recomputed in the backward pass instead of stored. p = 0 returns x itself.
 public func dropout(_ x: Tensor, p: Float, rng: inout RNG) -> Tensor {
     precondition(p >= 0 && p < 1, "dropout: probability \(p) must be in [0, 1)")
+    precondition(x.count <= Int(UInt32.max), "dropout: \(x.count) elements exceed the mask's 2^32 indices")
     if p == 0 { return x }
-    let mask = Tensor(uninitialized: x.shape)
-    let keep = 1 / (1 - p), pm = mask.data
-    for i in 0..<x.count { pm[i] = rng.nextFloat() < p ? 0 : keep }
+    let seed = rng.next()
     let out = Tensor(uninitialized: x.shape)
     let px = x.data, py = out.data
-    withExtendedLifetime(mask) {
-        Kernels.elements(x.count) { s, n in slm_mul(Int64(n), px + s, pm + s, py + s) }
-    }
-    Autograd.record(out, op: "dropout", inputs: [x]) { [mask] g in
-        let masked = Tensor(uninitialized: x.shape), pg = g.data, pd = masked.data, pm = mask.data
-        Kernels.elements(x.count) { s, n in slm_mul(Int64(n), pg + s, pm + s, pd + s) }
-        Kernels.accumulate(masked, into: x.gradBuffer())
+    Kernels.elements(x.count) { s, n in slm_dropout_fwd(Int64(n), seed, Int64(s), p, px + s, py + s) }
+    Autograd.record(out, op: "dropout", inputs: [x]) { g in
+        let pg = g.data, pdx = x.gradBuffer().data
+        Kernels.elements(x.count) { s, n in slm_dropout_bwd(Int64(n), seed, Int64(s), p, pg + s, pdx + s) }
     }
     return out
 }

@@ -110,6 +110,18 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
     return out
 }
 
+/// The precision of the matrix products inside `linear`. With `.bf16`, the input, the
+/// weight and the output gradient are rounded to bfloat16 just before each product, which
+/// accumulates and writes fp32: weights, gradients and every other op stay fp32 (mixed
+/// precision with fp32 master weights). Set it for a scope with
+/// `MatmulPrecision.$current.withValue(.bf16) { … }`; the backward pass uses the precision
+/// its forward ran at.
+public enum MatmulPrecision: String, Sendable, Codable, CaseIterable {
+    case fp32, bf16
+
+    @TaskLocal public static var current: MatmulPrecision = .fp32
+}
+
 /// x [..., in] · weightᵀ + bias, with weight [out, in] (PyTorch's layout) and bias [out].
 /// With `inputMajor`, weight is [in, out] and the product is x · weight (the layout of
 /// GPT-2's Conv1D checkpoints); the transpose is a BLAS flag either way.
@@ -127,10 +139,14 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, inputMajor:
     }
     let rows = x.count / max(inF, 1)
     let out = Tensor(uninitialized: Shape(Array(x.shape.dims.dropLast()) + [outF]))
-    let px = x.data, pw = weight.data, py = out.data
+    let precision = MatmulPrecision.current
+    let gemm = PrecisionGemm(precision: precision)
+    // bf16 copies are made once per forward and kept for the backward products.
+    let xs = gemm.operand(x), ws = gemm.operand(weight)
+    let px = xs.pointer, pw = ws.pointer, py = out.data
     let ldw = inputMajor ? outF : inF
-    Gemm.sgemm(transA: false, transB: !inputMajor, m: rows, n: outF, k: inF, a: px, lda: inF, b: pw, ldb: ldw,
-               c: py, ldc: outF)
+    gemm.run(transA: false, transB: !inputMajor, m: rows, n: outF, k: inF, a: px, lda: inF, b: pw, ldb: ldw,
+             beta: 0, c: py, ldc: outF)
     if let bias {
         let pb = bias.data
         Kernels.rows(rows, cols: outF) { r0, n in
@@ -138,25 +154,66 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, inputMajor:
         }
     }
     Autograd.record(out, op: "linear", inputs: [x, weight] + (bias.map { [$0] } ?? [])) { g in
-        let pg = g.data
-        if x.requiresGrad {  // dX[rows, in] = dY · W  (W read as [out, in])
-            Gemm.sgemm(transA: false, transB: inputMajor, m: rows, n: inF, k: outF, a: pg, lda: outF, b: pw,
-                       ldb: ldw, beta: 1, c: x.gradBuffer().data, ldc: inF)
-        }
-        if weight.requiresGrad {
-            if inputMajor {  // dW[in, out] = Xᵀ · dY
-                Gemm.sgemm(transA: true, transB: false, m: inF, n: outF, k: rows, a: px, lda: inF, b: pg,
-                           ldb: outF, beta: 1, c: weight.gradBuffer().data, ldc: outF)
-            } else {         // dW[out, in] = dYᵀ · X
-                Gemm.sgemm(transA: true, transB: false, m: outF, n: inF, k: rows, a: pg, lda: outF, b: px,
-                           ldb: inF, beta: 1, c: weight.gradBuffer().data, ldc: inF)
+        let gs = gemm.operand(g)
+        let pg = gs.pointer
+        withExtendedLifetime((xs, ws, gs)) {
+            if x.requiresGrad {  // dX[rows, in] = dY · W  (W read as [out, in])
+                gemm.run(transA: false, transB: inputMajor, m: rows, n: inF, k: outF, a: pg, lda: outF, b: pw,
+                         ldb: ldw, beta: 1, c: x.gradBuffer().data, ldc: inF)
+            }
+            if weight.requiresGrad {
+                if inputMajor {  // dW[in, out] = Xᵀ · dY
+                    gemm.run(transA: true, transB: false, m: inF, n: outF, k: rows, a: px, lda: inF, b: pg,
+                             ldb: outF, beta: 1, c: weight.gradBuffer().data, ldc: outF)
+                } else {         // dW[out, in] = dYᵀ · X
+                    gemm.run(transA: true, transB: false, m: outF, n: inF, k: rows, a: pg, lda: outF, b: px,
+                             ldb: inF, beta: 1, c: weight.gradBuffer().data, ldc: inF)
+                }
             }
         }
         if let bias, bias.requiresGrad {
-            columnSums(pg, rows: rows, cols: outF, into: bias.gradBuffer().data)
+            columnSums(g.data, rows: rows, cols: outF, into: bias.gradBuffer().data)
         }
     }
     return out
+}
+
+/// A GEMM at one precision, over operands prepared for it by `operand(_:)`.
+private struct PrecisionGemm {
+    let precision: MatmulPrecision
+
+    /// A matrix as the products read it: the tensor's own fp32 data, or a bf16 copy
+    /// (`owner` keeps the copy alive).
+    struct Operand {
+        let pointer: UnsafeRawPointer
+        let owner: AnyObject
+    }
+
+    func operand(_ t: Tensor) -> Operand {
+        switch precision {
+        case .fp32:
+            return Operand(pointer: UnsafeRawPointer(t.data), owner: t)
+        case .bf16:
+            let copy = Storage(count: t.count, dtype: .bfloat16, zeroed: false)
+            let narrow = copy.raw.assumingMemoryBound(to: UInt16.self)
+            Kernels.floatToBFloat16(count: t.count, t.data, narrow)
+            return Operand(pointer: UnsafeRawPointer(narrow), owner: copy)
+        }
+    }
+
+    func run(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: UnsafeRawPointer, lda: Int,
+             b: UnsafeRawPointer, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        switch precision {
+        case .fp32:
+            Gemm.sgemm(transA: transA, transB: transB, m: m, n: n, k: k,
+                       a: a.assumingMemoryBound(to: Float.self), lda: lda,
+                       b: b.assumingMemoryBound(to: Float.self), ldb: ldb, beta: beta, c: c, ldc: ldc)
+        case .bf16:
+            Gemm.gemmBF16(transA: transA, transB: transB, m: m, n: n, k: k,
+                          a: a.assumingMemoryBound(to: UInt16.self), lda: lda,
+                          b: b.assumingMemoryBound(to: UInt16.self), ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+    }
 }
 
 /// into[c] += Σ_r x[r, c], with per-thread partial sums.

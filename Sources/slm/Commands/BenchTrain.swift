@@ -17,7 +17,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Vocabulary size for random tokens.") var vocabSize = 65
     @Option(help: "Steps in all.") var steps = 13
     @Option(help: "Steps not timed at the start.") var warmup = 3
-    @Option(help: "fp32 (bf16 matrix multiplies in training are not implemented yet).") var precision = "fp32"
+    @Option(help: "Matrix products in fp32, or in bf16 with fp32 weights (MFU is then against the bf16 peak).") var precision = MatmulPrecision.fp32
     @Option(name: .customLong("set"), help: "Override any value: model.KEY=VALUE or training.KEY=VALUE.") var overrides: [String] = []
     @Flag(help: "Print a JSON object.") var json = false
     @OptionGroup var runtime: RuntimeOptions
@@ -37,7 +37,6 @@ struct BenchTrain: ParsableCommand {
 
     func run() throws {
         try runtime.apply()
-        guard precision == "fp32" else { throw CommandError("--precision \(precision): only fp32 training is implemented so far") }
         guard steps > warmup, warmup >= 0 else { throw CommandError("--steps must exceed --warmup") }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("slm-bench-train-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }
@@ -47,6 +46,7 @@ struct BenchTrain: ParsableCommand {
         try userFacing { try p.override(overrides) }
         var (modelConfig, training) = try userFacing { try p.configs(vocabSize: trainingData.meta.vocabularySize) }
         training.steps = steps
+        training.precision = precision
         training.logInterval = 1
         training.evalInterval = steps + 1
         training.evalBatches = 1
@@ -64,7 +64,7 @@ struct BenchTrain: ParsableCommand {
         let tokensPerStep = training.batch * training.accumulation * modelConfig.context
         let rate = rates.map(\.1).sorted()[rates.count / 2], mfu = rates.map(\.2).sorted()[rates.count / 2]
         modelConfig.dropout = model.config.dropout
-        let report = Report(preset: preset, precision: precision, threads: Parallel.threadCount, parameters: model.parameterCount,
+        let report = Report(preset: preset, precision: precision.rawValue, threads: Parallel.threadCount, parameters: model.parameterCount,
                             tokensPerStep: tokensPerStep, msPerStep: 1000 * Double(tokensPerStep) / rate, tokensPerSecond: rate,
                             mfu: mfu, peakRSSMiB: peakResidentMiB(), config: modelConfig)
         if json {
@@ -73,7 +73,7 @@ struct BenchTrain: ParsableCommand {
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             print(String(format: "%@ (%d parameters, %d threads, %@): %.0f ms/step, %.0f tokens/s, MFU %.1f%%, peak RSS %.0f MiB",
-                         preset, report.parameters, report.threads, precision, report.msPerStep, rate, 100 * mfu, report.peakRSSMiB))
+                         preset, report.parameters, report.threads, precision.rawValue, report.msPerStep, rate, 100 * mfu, report.peakRSSMiB))
         }
     }
 

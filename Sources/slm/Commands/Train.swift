@@ -45,6 +45,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override any value: model.KEY=VALUE or training.KEY=VALUE (repeatable).")
     var overrides: [String] = []
 
+    @Option(help: "Matrix products in fp32, or in bf16 with fp32 weights, gradients and optimizer (about twice as fast on CPUs with AVX512-BF16). Default: the preset's training.precision, else fp32.")
+    var precision: MatmulPrecision?
+
     @Option(help: "Characters of text to sample at the end (0: none).")
     var sample = 200
 
@@ -100,6 +103,7 @@ struct Train: ParsableCommand {
         if let lr { t.learningRate = lr; t.minLearningRate = min(t.minLearningRate, lr) }
         if let seed { t.seed = UInt64(seed) }
         if let evalInterval { t.evalInterval = evalInterval }
+        if let precision { t.precision = precision }
         if let time {
             guard let s = SLMTrain.Duration.seconds(time) else { throw CommandError("--time must look like 90s, 10m or 1h30m, not \(time)") }
             t.timeBudget = s
