@@ -1,3 +1,4 @@
+import CSLMKernels
 /// One recorded op: its inputs and how to send the output's gradient back to them.
 final class Node {
     let op: String
@@ -46,6 +47,33 @@ extension Tensor {
         return g
     }
 
+    /// The gradient buffer for a kernel that writes every element: left uninitialized when
+    /// this is the first contribution (`fresh`), so the kernel overwrites instead of adding
+    /// to zeros (one pass over memory instead of three).
+    func gradBufferForWriting() -> (buffer: Tensor, fresh: Bool) {
+        if let g = grad { return (g, false) }
+        let g = Tensor(uninitialized: shape)
+        grad = g
+        return (g, true)
+    }
+
+    /// grad += alpha * source (same element count); a copy for the first contribution.
+    func accumulateGrad(_ source: Tensor, alpha: Float = 1) {
+        precondition(source.count == count, "accumulateGrad: gradient of \(source.count) elements for tensor of \(count)")
+        let (g, fresh) = gradBufferForWriting()
+        let px = source.data, py = g.data
+        Parallel.forRanges(count, grain: 1 << 16) { r in
+            let n = Int64(r.count), o = r.lowerBound
+            if !fresh {
+                slm_axpy(n, alpha, px + o, py + o)
+            } else if alpha == 1 {
+                (py + o).update(from: px + o, count: r.count)
+            } else {
+                slm_scale(n, alpha, px + o, py + o)
+            }
+        }
+    }
+
     /// Back-propagates from this tensor. A one-element tensor seeds with 1; any other
     /// needs an explicit `gradient` of the same shape. Leaves keep their `.grad`
     /// (accumulating across calls until zeroed); the graph is freed.
@@ -62,7 +90,7 @@ extension Tensor {
             precondition(count == 1, "backward: tensor of shape \(shape) is not a scalar; pass gradient:")
             seed = Tensor.ones(shape)
         }
-        Kernels.accumulate(seed, into: gradBuffer())
+        accumulateGrad(seed)
 
         for t in topologicalOrder().reversed() {
             guard let node = t.node else { continue }

@@ -62,7 +62,7 @@ import Testing
             Autograd.record(out, op: "badSquare", inputs: [x]) { g in
                 // Off by 5%: d(x²)/dx is 2x, this says 1.9x.
                 let scaled = Autograd.noGrad { g * x * 1.9 }
-                Kernels.accumulate(scaled, into: x.gradBuffer())
+                x.accumulateGrad(scaled)
             }
             return out
         }

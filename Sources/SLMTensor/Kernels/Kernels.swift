@@ -3,13 +3,6 @@ import Foundation
 
 /// Small Swift conveniences over the C kernels, shared by the ops.
 enum Kernels {
-    /// into += source (same element count).
-    static func accumulate(_ source: Tensor, into target: Tensor) {
-        precondition(source.count == target.count,
-                     "accumulate: gradient of \(source.count) elements for tensor of \(target.count)")
-        axpy(count: source.count, alpha: 1, source.data, target.data)
-    }
-
     /// y += alpha * x, split across threads for large arrays.
     static func axpy(count: Int, alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
         Parallel.forRanges(count, grain: 1 << 16) { r in

@@ -100,12 +100,17 @@ func broadcastBinary(_ a: Tensor, _ b: Tensor, _ op: BinaryOp) -> Tensor {
     return out
 }
 
-/// target += alpha * (g summed down to target's shape), g having the broadcast shape.
+/// target's gradient += alpha * (g summed down to target's shape), g having the broadcast shape.
 func accumulateReduced(_ g: Tensor, alpha: Float, into target: Tensor) {
-    let pg = g.data, pt = target.data
-    switch BroadcastLayout(target.shape, in: g.shape) {
+    let layout = BroadcastLayout(target.shape, in: g.shape)
+    if case .same = layout {
+        target.accumulateGrad(g, alpha: alpha)
+        return
+    }
+    let pg = g.data, pt = target.gradBuffer().data
+    switch layout {
     case .same:
-        Kernels.axpy(count: g.count, alpha: alpha, pg, pt)
+        break
     case .rowVector(let cols):
         for r in 0..<(g.count / cols) { slm_axpy(Int64(cols), alpha, pg + r * cols, pt) }
     case .general:
@@ -120,11 +125,11 @@ func binaryOp(_ a: Tensor, _ b: Tensor, _ op: BinaryOp) -> Tensor {
     Autograd.record(out, op: op.name, inputs: [a, b]) { g in
         switch op {
         case .add, .sub:
-            if a.requiresGrad { accumulateReduced(g, alpha: 1, into: a.gradBuffer()) }
-            if b.requiresGrad { accumulateReduced(g, alpha: op == .add ? 1 : -1, into: b.gradBuffer()) }
+            if a.requiresGrad { accumulateReduced(g, alpha: 1, into: a) }
+            if b.requiresGrad { accumulateReduced(g, alpha: op == .add ? 1 : -1, into: b) }
         case .mul:
-            if a.requiresGrad { accumulateReduced(broadcastBinary(g, sb, .mul), alpha: 1, into: a.gradBuffer()) }
-            if b.requiresGrad { accumulateReduced(broadcastBinary(g, sa, .mul), alpha: 1, into: b.gradBuffer()) }
+            if a.requiresGrad { accumulateReduced(broadcastBinary(g, sb, .mul), alpha: 1, into: a) }
+            if b.requiresGrad { accumulateReduced(broadcastBinary(g, sa, .mul), alpha: 1, into: b) }
         }
     }
     return out
@@ -140,7 +145,7 @@ public func scale(_ x: Tensor, _ alpha: Float) -> Tensor {
     let px = x.data, py = out.data
     Kernels.elements(x.count) { s, n in slm_scale(Int64(n), alpha, px + s, py + s) }
     Autograd.record(out, op: "scale", inputs: [x]) { g in
-        Kernels.axpy(count: g.count, alpha: alpha, g.data, x.gradBuffer().data)
+        x.accumulateGrad(g, alpha: alpha)
     }
     return out
 }

@@ -158,8 +158,9 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, inputMajor:
         let pg = gs.pointer
         withExtendedLifetime((xs, ws, gs)) {
             if x.requiresGrad {  // dX[rows, in] = dY · W  (W read as [out, in])
+                let (dx, fresh) = x.gradBufferForWriting()
                 gemm.run(transA: false, transB: inputMajor, m: rows, n: inF, k: outF, a: pg, lda: outF, b: pw,
-                         ldb: ldw, beta: 1, c: x.gradBuffer().data, ldc: inF)
+                         ldb: ldw, beta: fresh ? 0 : 1, c: dx.data, ldc: inF)
             }
             if weight.requiresGrad {
                 if inputMajor {  // dW[in, out] = Xᵀ · dY

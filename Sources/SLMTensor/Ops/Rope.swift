@@ -47,7 +47,7 @@ public func rope(_ x: Tensor, _ table: RotaryEmbedding, offset: Int = 0) -> Tens
     Autograd.record(out, op: "rope", inputs: [x]) { g in
         let back = Tensor(uninitialized: x.shape)
         rotate(g.data, back.data, b: b, t: t, h: h, d: d, offset: offset, table: table, inverse: true)
-        Kernels.accumulate(back, into: x.gradBuffer())
+        x.accumulateGrad(back)
     }
     return out
 }

@@ -8,7 +8,7 @@ extension Tensor {
         let target = checked { () throws(ShapeError) in try Shape.resolving(dims, count: count, op: "reshape") }
         let out = Tensor(shape: target, storage: storage, offset: offset)
         Autograd.record(out, op: "reshape", inputs: [self]) { [self] g in
-            Kernels.accumulate(g, into: gradBuffer())
+            accumulateGrad(g)
         }
         return out
     }
