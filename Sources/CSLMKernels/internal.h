@@ -26,6 +26,10 @@ static inline uint32_t slm_dropout_hash(uint64_t seed, uint32_t index) {
     return slm_fmix32(h ^ (uint32_t)(seed >> 32));
 }
 
+// Row strides of an attention call, with 0 meaning packed.
+static inline int64_t slm_attention_ldq(const slm_attention_args *a) { return a->ldq ? a->ldq : a->Hq * a->D; }
+static inline int64_t slm_attention_ldkv(const slm_attention_args *a) { return a->ldkv ? a->ldkv : a->Hkv * a->D; }
+
 // Elements whose hash, shifted to 24 bits, is below this are dropped.
 static inline uint32_t slm_dropout_threshold(float p) { return (uint32_t)((double)p * 16777216.0); }
 void slm_f32_to_bf16_avx512bf16(int64_t n, const float *x, uint16_t *y);

@@ -269,17 +269,18 @@ void slm_rope(int64_t B, int64_t T, int64_t H, int64_t D, int64_t pos0,
 // Attention reference: materialises one row of scores at a time, in double.
 void slm_attention_fwd_ref(const slm_attention_args *a, int64_t task_begin, int64_t task_end) {
     const int64_t G = a->Hq / a->Hkv, D = a->D, off = a->Tk - a->Tq;
+    const int64_t ldq = slm_attention_ldq(a), ldkv = slm_attention_ldkv(a);
     double *s = malloc(sizeof(double) * (size_t)a->Tk);
     for (int64_t task = task_begin; task < task_end; task++) {
         int64_t b = task / a->Hkv, kvh = task % a->Hkv;
         for (int64_t g = 0; g < G; g++) {
             int64_t h = kvh * G + g;
             for (int64_t i = 0; i < a->Tq; i++) {
-                const float *q = a->q + ((b * a->Tq + i) * a->Hq + h) * D;
+                const float *q = a->q + (b * a->Tq + i) * ldq + h * D;
                 int64_t n = i + off + 1;
                 double m = -INFINITY, l = 0;
                 for (int64_t j = 0; j < n; j++) {
-                    const float *k = a->k + ((b * a->Tk + j) * a->Hkv + kvh) * D;
+                    const float *k = a->k + (b * a->Tk + j) * ldkv + kvh * D;
                     double d = 0;
                     for (int64_t c = 0; c < D; c++) d += (double)q[c] * k[c];
                     s[j] = d * a->scale;
@@ -290,7 +291,7 @@ void slm_attention_fwd_ref(const slm_attention_args *a, int64_t task_begin, int6
                 for (int64_t c = 0; c < D; c++) {
                     double acc = 0;
                     for (int64_t j = 0; j < n; j++)
-                        acc += s[j] * a->v[((b * a->Tk + j) * a->Hkv + kvh) * D + c];
+                        acc += s[j] * a->v[(b * a->Tk + j) * ldkv + kvh * D + c];
                     o[c] = (float)(acc / l);
                 }
                 if (a->lse) a->lse[(b * a->Hq + h) * a->Tq + i] = (float)(m + log(l));
@@ -303,34 +304,35 @@ void slm_attention_fwd_ref(const slm_attention_args *a, int64_t task_begin, int6
 void slm_attention_bwd_ref(const slm_attention_args *a, const float *dout, float *dq, float *dk,
                            float *dv, int64_t task_begin, int64_t task_end) {
     const int64_t G = a->Hq / a->Hkv, D = a->D, off = a->Tk - a->Tq;
+    const int64_t ldq = slm_attention_ldq(a), ldkv = slm_attention_ldkv(a);
     double *p = malloc(sizeof(double) * (size_t)a->Tk);
     for (int64_t task = task_begin; task < task_end; task++) {
         int64_t b = task / a->Hkv, kvh = task % a->Hkv;
         for (int64_t g = 0; g < G; g++) {
             int64_t h = kvh * G + g;
             for (int64_t i = 0; i < a->Tq; i++) {
-                int64_t row = (b * a->Tq + i) * a->Hq + h;
-                const float *q = a->q + row * D, *o = a->out + row * D, *dO = dout + row * D;
+                int64_t row = (b * a->Tq + i) * a->Hq + h, qrow = (b * a->Tq + i) * ldq + h * D;
+                const float *q = a->q + qrow, *o = a->out + row * D, *dO = dout + row * D;
                 float lse = a->lse[(b * a->Hq + h) * a->Tq + i];
                 int64_t n = i + off + 1;
                 double Di = 0;
                 for (int64_t c = 0; c < D; c++) Di += (double)dO[c] * o[c];
                 for (int64_t j = 0; j < n; j++) {
-                    const float *k = a->k + ((b * a->Tk + j) * a->Hkv + kvh) * D;
+                    const float *k = a->k + (b * a->Tk + j) * ldkv + kvh * D;
                     double d = 0;
                     for (int64_t c = 0; c < D; c++) d += (double)q[c] * k[c];
                     p[j] = exp(d * a->scale - lse);
                 }
                 for (int64_t j = 0; j < n; j++) {
-                    int64_t kvrow = (b * a->Tk + j) * a->Hkv + kvh;
-                    const float *k = a->k + kvrow * D, *v = a->v + kvrow * D;
+                    int64_t kvrow = (b * a->Tk + j) * ldkv + kvh * D;
+                    const float *k = a->k + kvrow, *v = a->v + kvrow;
                     double dp = 0;
                     for (int64_t c = 0; c < D; c++) dp += (double)dO[c] * v[c];
                     double ds = p[j] * (dp - Di) * a->scale;
                     for (int64_t c = 0; c < D; c++) {
-                        dq[row * D + c] += (float)(ds * k[c]);
-                        dk[kvrow * D + c] += (float)(ds * q[c]);
-                        dv[kvrow * D + c] += (float)(p[j] * dO[c]);
+                        dq[qrow + c] += (float)(ds * k[c]);
+                        dk[kvrow + c] += (float)(ds * q[c]);
+                        dv[kvrow + c] += (float)(p[j] * dO[c]);
                     }
                 }
             }

@@ -564,19 +564,20 @@ static inline int64_t FN(round_up)(int64_t n, int64_t to) { return (n + to - 1) 
 // S = Q·Kᵀ block by block, a row-wise causal softmax, O = P·V.
 static void FN(attention_fwd)(const slm_attention_args *a, int64_t task_begin, int64_t task_end) {
     const int64_t D = a->D, G = a->Hq / a->Hkv, Tk = a->Tk, Tq = a->Tq, off = Tk - Tq;
-    const int64_t ldt = FN(round_up)(Tk, VW), kvstride = a->Hkv * D, qstride = a->Hq * D;
+    const int64_t ldt = FN(round_up)(Tk, VW), kvstride = slm_attention_ldkv(a), qstride = slm_attention_ldq(a);
+    const int64_t ostride = a->Hq * D;
     float *kt = FN(scratch)(D * ldt), *s = FN(scratch)(ATT_QUERY_BLOCK * ldt);
     for (int64_t task = task_begin; task < task_end; task++) {
         const int64_t b = task / a->Hkv, kvh = task % a->Hkv;
-        const float *kb = a->k + (b * Tk * a->Hkv + kvh) * D;
-        const float *vb = a->v + (b * Tk * a->Hkv + kvh) * D;
+        const float *kb = a->k + b * Tk * kvstride + kvh * D;
+        const float *vb = a->v + b * Tk * kvstride + kvh * D;
         FN(transpose_rows)(kb, kvstride, Tk, D, ldt, kt);
         for (int64_t g = 0; g < G; g++) {
             const int64_t h = kvh * G + g;
             for (int64_t i0 = 0; i0 < Tq; i0 += ATT_QUERY_BLOCK) {
                 const int64_t rows = Tq - i0 < ATT_QUERY_BLOCK ? Tq - i0 : ATT_QUERY_BLOCK;
                 const int64_t n = i0 + rows + off;  // keys the block's last row sees
-                const float *qb = a->q + ((b * Tq + i0) * a->Hq + h) * D;
+                const float *qb = a->q + (b * Tq + i0) * qstride + h * D;
                 FN(small_gemm)(rows, FN(round_up)(n, VW), D, qb, qstride, 1, kt, ldt, s, ldt, 0);
                 for (int64_t r = 0; r < rows; r++) {
                     const int64_t ni = i0 + r + off + 1;
@@ -588,7 +589,7 @@ static void FN(attention_fwd)(const slm_attention_args *a, int64_t task_begin, i
                     if (a->lse) a->lse[(b * a->Hq + h) * Tq + i0 + r] = m + logf(l);
                 }
                 float *ob = a->out + ((b * Tq + i0) * a->Hq + h) * D;
-                FN(small_gemm)(rows, D, n, s, ldt, 1, vb, kvstride, ob, qstride, 0);
+                FN(small_gemm)(rows, D, n, s, ldt, 1, vb, kvstride, ob, ostride, 0);
             }
         }
     }
@@ -601,13 +602,14 @@ static void FN(attention_fwd)(const slm_attention_args *a, int64_t task_begin, i
 static void FN(attention_bwd)(const slm_attention_args *a, const float *dout, float *dq, float *dk,
                               float *dv, int64_t task_begin, int64_t task_end) {
     const int64_t D = a->D, G = a->Hq / a->Hkv, Tk = a->Tk, Tq = a->Tq, off = Tk - Tq;
-    const int64_t ldt = FN(round_up)(Tk, VW), kvstride = a->Hkv * D, qstride = a->Hq * D;
+    const int64_t ldt = FN(round_up)(Tk, VW), kvstride = slm_attention_ldkv(a), qstride = slm_attention_ldq(a);
+    const int64_t ostride = a->Hq * D;
     float *kt = FN(scratch)(D * ldt), *vt = FN(scratch)(D * ldt);
     float *p = FN(scratch)(ATT_QUERY_BLOCK * ldt), *ds = FN(scratch)(ATT_QUERY_BLOCK * ldt);
     float *dk_acc = FN(scratch)(Tk * D), *dv_acc = FN(scratch)(Tk * D);
     for (int64_t task = task_begin; task < task_end; task++) {
         const int64_t b = task / a->Hkv, kvh = task % a->Hkv;
-        const int64_t kvoff = (b * Tk * a->Hkv + kvh) * D;
+        const int64_t kvoff = b * Tk * kvstride + kvh * D;
         const float *kb = a->k + kvoff, *vb = a->v + kvoff;
         FN(transpose_rows)(kb, kvstride, Tk, D, ldt, kt);
         FN(transpose_rows)(vb, kvstride, Tk, D, ldt, vt);
@@ -618,14 +620,14 @@ static void FN(attention_bwd)(const slm_attention_args *a, const float *dout, fl
             for (int64_t i0 = 0; i0 < Tq; i0 += ATT_QUERY_BLOCK) {
                 const int64_t rows = Tq - i0 < ATT_QUERY_BLOCK ? Tq - i0 : ATT_QUERY_BLOCK;
                 const int64_t n = i0 + rows + off, npad = FN(round_up)(n, VW);
-                const int64_t first = (b * Tq + i0) * a->Hq + h;
-                const float *qb = a->q + first * D, *dob = dout + first * D, *ob = a->out + first * D;
+                const int64_t first = ((b * Tq + i0) * a->Hq + h) * D, qfirst = (b * Tq + i0) * qstride + h * D;
+                const float *qb = a->q + qfirst, *dob = dout + first, *ob = a->out + first;
                 FN(small_gemm)(rows, npad, D, qb, qstride, 1, kt, ldt, p, ldt, 0);
-                FN(small_gemm)(rows, npad, D, dob, qstride, 1, vt, ldt, ds, ldt, 0);
+                FN(small_gemm)(rows, npad, D, dob, ostride, 1, vt, ldt, ds, ldt, 0);
                 for (int64_t r = 0; r < rows; r++) {
                     const int64_t ni = i0 + r + off + 1;
                     const float lse = a->lse[(b * a->Hq + h) * Tq + i0 + r];
-                    const float di = FN(row_dot)(D, dob + r * qstride, ob + r * qstride);
+                    const float di = FN(row_dot)(D, dob + r * ostride, ob + r * ostride);
                     float *pr = p + r * ldt, *dsr = ds + r * ldt;
                     FN(row_exp)(ni, pr, a->scale, lse, pr);
                     const vf vdi = V_SET1(di), vsc = V_SET1(a->scale);
@@ -636,9 +638,9 @@ static void FN(attention_bwd)(const slm_attention_args *a, const float *dout, fl
                     memset(pr + ni, 0, sizeof(float) * (size_t)(n - ni));
                     memset(dsr + ni, 0, sizeof(float) * (size_t)(n - ni));
                 }
-                FN(small_gemm)(rows, D, n, ds, ldt, 1, kb, kvstride, dq + first * D, qstride, 1);
+                FN(small_gemm)(rows, D, n, ds, ldt, 1, kb, kvstride, dq + qfirst, qstride, 1);
                 FN(small_gemm)(n, D, rows, ds, 1, ldt, qb, qstride, dk_acc, D, 1);
-                FN(small_gemm)(n, D, rows, p, 1, ldt, dob, qstride, dv_acc, D, 1);
+                FN(small_gemm)(n, D, rows, p, 1, ldt, dob, ostride, dv_acc, D, 1);
             }
         }
         for (int64_t j = 0; j < Tk; j++) {

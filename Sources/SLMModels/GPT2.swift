@@ -56,11 +56,15 @@ public final class GPT2: LanguageModel {
         x = drop(x, p, &rng)
         for (i, b) in blocks.enumerated() {
             let qkv = linear(layerNorm(x, weight: b.ln1Weight, bias: b.ln1Bias, eps: eps), weight: b.attnWeight,
-                             bias: b.attnBias, inputMajor: true).split([d, d, d], axis: 2)
-            let (q, k, v) = (qkv[0].reshaped([batch, time, h, d / h]), qkv[1].reshaped([batch, time, h, d / h]),
-                             qkv[2].reshaped([batch, time, h, d / h]))
-            let (keys, values) = cache?.append(layer: i, keys: k, values: v) ?? (k, v)
-            let attended = attention(q, keys, values).reshaped([batch, time, d])
+                             bias: b.attnBias, inputMajor: true)
+            let attended: Tensor
+            if let cache {
+                let parts = qkv.split([d, d, d], axis: 2).map { $0.reshaped([batch, time, h, d / h]) }
+                let (keys, values) = cache.append(layer: i, keys: parts[1], values: parts[2])
+                attended = attention(parts[0], keys, values).reshaped([batch, time, d])
+            } else {  // training and full recomputation read q, k and v in place
+                attended = attention(packedQKV: qkv, heads: h).reshaped([batch, time, d])
+            }
             x = x + drop(linear(attended, weight: b.attnProjWeight, bias: b.attnProjBias, inputMajor: true), p, &rng)
             let m = gelu(linear(layerNorm(x, weight: b.ln2Weight, bias: b.ln2Bias, eps: eps), weight: b.fcWeight,
                                 bias: b.fcBias, inputMajor: true))

@@ -105,6 +105,23 @@ import Testing
         expectGradients([q, k, v]) { attention($0[0], $0[1], $0[2]) }
     }
 
+    /// GPT-2's fused projection read in place: same values and gradients as splitting it.
+    @Test func attentionFromPackedQKV() {
+        let (b, t, h, d) = (2, 37, 3, 8)
+        let qkv = randomTensor([b, t, 3 * h * d], seed: 28)
+        expectGradients([qkv]) { attention(packedQKV: $0[0], heads: h) }
+        let packed = Tensor(qkv.toArray(), shape: qkv.shape, requiresGrad: true)
+        let split = Tensor(qkv.toArray(), shape: qkv.shape, requiresGrad: true)
+        let upstream = randomTensor([b, t, h, d], seed: 29)
+        let y1 = attention(packedQKV: packed, heads: h)
+        let parts = split.split([h * d, h * d, h * d], axis: 2).map { $0.reshaped([b, t, h, d]) }
+        let y2 = attention(parts[0], parts[1], parts[2])
+        expectClose(y1.toArray(), y2.toArray(), tolerance: 1e-6)
+        y1.backward(gradient: upstream)
+        y2.backward(gradient: upstream)
+        expectClose(packed.grad!.toArray(), split.grad!.toArray(), tolerance: 1e-5)
+    }
+
     @Test func crossEntropyWithIgnoredRows() {
         let logits = randomTensor([2, 3, 11], seed: 27, scale: 2)
         expectGradients([logits]) { crossEntropy($0[0], targets: [3, -100, 0, 10, 5, -100]) }

@@ -144,7 +144,7 @@ import Testing
             let out1 = Tensor.zeros(q.shape), out2 = Tensor.zeros(q.shape)
             let lse1 = Tensor.zeros([b, hq, tq]), lse2 = Tensor.zeros([b, hq, tq])
             func args(_ out: Tensor, _ lse: Tensor) -> slm_attention_args {
-                slm_attention_args(B: Int64(b), Tq: Int64(tq), Tk: Int64(tk), Hq: Int64(hq), Hkv: Int64(hkv), D: Int64(d),
+                slm_attention_args(B: Int64(b), Tq: Int64(tq), Tk: Int64(tk), Hq: Int64(hq), Hkv: Int64(hkv), D: Int64(d), ldq: 0, ldkv: 0,
                                    scale: 0.3, q: q.data, k: kk.data, v: v.data, out: out.data, lse: lse.data)
             }
             var a1 = args(out1, lse1), a2 = args(out2, lse2)
@@ -158,6 +158,37 @@ import Testing
             slm_attention_bwd_ref(&a2, dout.data, grads2[0].data, grads2[1].data, grads2[2].data, 0, Int64(b * hkv))
             for (g1, g2) in zip(grads1, grads2) { expectClose(g1.toArray(), g2.toArray(), tolerance: 1e-4) }
         }
+    }
+
+    /// q, k and v read from inside one wider row (GPT-2's fused projection), as the
+    /// strides say, and their gradients written back the same way.
+    @Test(arguments: isas)
+    func attentionWithRowStrides(_ isa: slm_isa) {
+        let k = slm_kernel_table_for(isa)!.pointee
+        let (b, t, h, d) = (2, 45, 2, 24), width = h * d, ld = 3 * width + 5  // padded rows
+        let fused = randomTensor([b, t, ld], seed: 30), dout = randomTensor([b, t, h, d], seed: 31)
+        var outs: [[Float]] = [], grads: [[Float]] = []
+        for reference in [false, true] {
+            let out = Tensor.zeros([b, t, h, d]), lse = Tensor.zeros([b, h, t]), g = randomTensor([b, t, ld], seed: 32)
+            var a = slm_attention_args(B: Int64(b), Tq: Int64(t), Tk: Int64(t), Hq: Int64(h), Hkv: Int64(h), D: Int64(d),
+                                       ldq: Int64(ld), ldkv: Int64(ld), scale: 0.2, q: fused.data,
+                                       k: fused.data + width, v: fused.data + 2 * width, out: out.data, lse: lse.data)
+            let (dq, dk, dv) = (g.data, g.data + width, g.data + 2 * width)
+            if reference {
+                slm_attention_fwd_ref(&a, 0, Int64(b * h))
+                slm_attention_bwd_ref(&a, dout.data, dq, dk, dv, 0, Int64(b * h))
+            } else {
+                k.attention_fwd(&a, 0, Int64(b * h))
+                k.attention_bwd(&a, dout.data, dq, dk, dv, 0, Int64(b * h))
+            }
+            outs.append(out.toArray())
+            grads.append(g.toArray())
+        }
+        expectClose(outs[0], outs[1], tolerance: 1e-5)
+        expectClose(grads[0], grads[1], tolerance: 1e-4)
+        // The padding between rows is never written.
+        let g0 = randomTensor([b, t, ld], seed: 32).toArray()
+        for row in 0..<(b * t) { for c in (3 * width)..<ld { #expect(grads[0][row * ld + c] == g0[row * ld + c]) } }
     }
 
     @Test func bfloat16ConversionMatchesReference() {

@@ -126,8 +126,12 @@ void slm_rope(int64_t B, int64_t T, int64_t H, int64_t D, int64_t pos0,
 /// q: [B, Tq, Hq, D]; k, v: [B, Tk, Hkv, D]; out: [B, Tq, Hq, D];
 /// lse (optional): [B, Hq, Tq]. Query i sees keys j <= i + (Tk - Tq).
 /// Hq must be a multiple of Hkv (grouped-query attention).
+/// ldq / ldkv: floats from one token's q (k, v) row to the next's, for q, k and v that
+/// live inside a wider tensor (GPT-2's fused QKV projection); 0 means packed (Hq·D, Hkv·D).
+/// Their gradients use the same strides.
 typedef struct {
     int64_t B, Tq, Tk, Hq, Hkv, D;
+    int64_t ldq, ldkv;
     float scale;
     const float *q, *k, *v;
     float *out;

@@ -10,7 +10,7 @@ import Foundation
 /// Only the output and one log-sum-exp per query row are kept for the backward pass,
 /// which recomputes the attention probabilities: no B×H×T×T tensor stays alive.
 public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float? = nil) -> Tensor {
-    let dims = checked { () throws(ShapeError) -> (b: Int, tq: Int, tk: Int, hq: Int, hkv: Int, d: Int) in
+    let dims = checked { () throws(ShapeError) -> AttentionDims in
         guard q.rank == 4, k.rank == 4 else {
             throw ShapeError("attention: q and k must be [B, T, H, D], got \(q.shape) and \(k.shape)")
         }
@@ -24,14 +24,53 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float? = nil
         guard k.shape[1] >= q.shape[1] else {
             throw ShapeError("attention: fewer keys (\(k.shape[1])) than queries (\(q.shape[1])) for q \(q.shape), k \(k.shape)")
         }
-        return (q.shape[0], q.shape[1], k.shape[1], q.shape[2], k.shape[2], q.shape[3])
+        return AttentionDims(b: q.shape[0], tq: q.shape[1], tk: k.shape[1], hq: q.shape[2], hkv: k.shape[2], d: q.shape[3])
     }
-    let out = Tensor(uninitialized: q.shape)
+    return causalAttention(dims, inputs: [q, k, v], q: q.data, k: k.data, v: v.data, ldq: 0, ldkv: 0, scale: scale) {
+        // Inputs that need no gradient still get a scratch buffer for the kernel to fill.
+        let targets = [q, k, v].map { $0.requiresGrad ? $0.gradBuffer() : Tensor(zeros: $0.shape) }
+        return (targets[0].data, targets[1].data, targets[2].data, targets)
+    }
+}
+
+/// Self-attention straight from GPT-2's fused projection: qkv [B, T, 3·H·D] holds each
+/// token's queries, keys and values side by side. The kernel reads them with a row
+/// stride and writes their gradients into one buffer the same way, so no split copies.
+public func attention(packedQKV qkv: Tensor, heads: Int, scale: Float? = nil) -> Tensor {
+    let dims = checked { () throws(ShapeError) -> AttentionDims in
+        guard qkv.rank == 3, heads > 0, qkv.shape[2] % (3 * heads) == 0 else {
+            throw ShapeError("attention: packed qkv must be [B, T, 3·H·D] with H = \(heads), got \(qkv.shape)")
+        }
+        let d = qkv.shape[2] / (3 * heads)
+        return AttentionDims(b: qkv.shape[0], tq: qkv.shape[1], tk: qkv.shape[1], hq: heads, hkv: heads, d: d)
+    }
+    let width = heads * dims.d, p = qkv.data
+    return causalAttention(dims, inputs: [qkv], q: p, k: p + width, v: p + 2 * width, ldq: 3 * width,
+                           ldkv: 3 * width, scale: scale) {
+        let (g, fresh) = qkv.requiresGrad ? qkv.gradBufferForWriting() : (Tensor(uninitialized: qkv.shape), true)
+        if fresh { g.data.update(repeating: 0, count: g.count) }
+        return (g.data, g.data + width, g.data + 2 * width, [g])
+    }
+}
+
+struct AttentionDims {
+    let b, tq, tk, hq, hkv, d: Int
+}
+
+/// Runs the kernel over (batch, key/value head) tasks on all threads and records the
+/// backward pass, which gets its gradient pointers from `gradients` (plus the tensors
+/// that own them).
+private func causalAttention(
+    _ dims: AttentionDims, inputs: [Tensor], q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+    v: UnsafePointer<Float>, ldq: Int, ldkv: Int, scale: Float?,
+    gradients: @escaping () -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, [Tensor])
+) -> Tensor {
+    let out = Tensor(uninitialized: [dims.b, dims.tq, dims.hq, dims.d])
     let lse = Tensor(uninitialized: [dims.b, dims.hq, dims.tq])
     let args = slm_attention_args(
         B: Int64(dims.b), Tq: Int64(dims.tq), Tk: Int64(dims.tk), Hq: Int64(dims.hq), Hkv: Int64(dims.hkv),
-        D: Int64(dims.d), scale: scale ?? 1 / Float(dims.d).squareRoot(),
-        q: q.data, k: k.data, v: v.data, out: out.data, lse: lse.data)
+        D: Int64(dims.d), ldq: Int64(ldq), ldkv: Int64(ldkv), scale: scale ?? 1 / Float(dims.d).squareRoot(),
+        q: q, k: k, v: v, out: out.data, lse: lse.data)
     let tasks = dims.b * dims.hkv
     // Multiply-adds per task; small problems (decoding one token) stay on one thread.
     let workPerTask = dims.tq * dims.tk * dims.d * (dims.hq / dims.hkv)
@@ -41,16 +80,15 @@ public func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float? = nil
             Parallel.forRanges(tasks, grain: grain) { r in slm_attention_fwd(a, Int64(r.lowerBound), Int64(r.upperBound)) }
         }
     }
-    // args points into out (alive while its node runs) and lse (captured).
-    Autograd.record(out, op: "attention", inputs: [q, k, v]) { [lse] g in
-        // Inputs that need no gradient still get a scratch buffer for the kernel to fill.
-        func target(_ t: Tensor) -> Tensor { t.requiresGrad ? t.gradBuffer() : Tensor(zeros: t.shape) }
-        let dq = target(q), dk = target(k), dv = target(v)
+    // args points into the inputs (alive while the graph holds them), out (alive while its
+    // node runs) and lse (captured).
+    Autograd.record(out, op: "attention", inputs: inputs) { [lse] g in
+        let (dq, dk, dv, owners) = gradients()
         let pg = g.data
-        withExtendedLifetime(lse) {
+        withExtendedLifetime((lse, owners)) {
             withUnsafePointer(to: args) { a in
                 Parallel.forRanges(tasks, grain: grain) { r in
-                    slm_attention_bwd(a, pg, dq.data, dk.data, dv.data, Int64(r.lowerBound), Int64(r.upperBound))
+                    slm_attention_bwd(a, pg, dq, dk, dv, Int64(r.lowerBound), Int64(r.upperBound))
                 }
             }
         }
