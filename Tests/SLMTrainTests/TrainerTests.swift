@@ -229,5 +229,20 @@ func scratch() -> URL {
         let (dm, dt) = try d.configs(vocabSize: 2000)
         #expect(dm.layers == 4 && dm.width == 256 && dm.heads == 4)
         #expect(dt.steps == 20 * dm.parameterCount / (8 * 64))
+        var q = try Preset(name: "q", text: "[model]\nlayers = 2\nheads = 2\nwidth = 32\ncontext = 16\n")
+        try q.override(["training.precision=\"bf16\""])
+        #expect(try q.configs(vocabSize: 50).1.precision == .bf16)
+        try q.override(["training.precision=\"fp16\""])
+        #expect(throws: TOMLError("[training] precision must be fp32 or bf16, not fp16")) { try q.configs(vocabSize: 50) }
+    }
+
+    /// A trainer_state.json written before a setting existed still resumes, with the default.
+    @Test func savedSettingsWithoutNewerKeysDecode() throws {
+        let old = #"{"batch": 8, "steps": 100, "learning_rate": 0.002, "seed": 7}"#
+        let t = try JSONDecoder().decode(TrainingConfig.self, from: Data(old.utf8))
+        #expect(t.batch == 8 && t.steps == 100 && t.learningRate == 0.002 && t.seed == 7)
+        #expect(t.precision == .fp32 && t.warmup == TrainingConfig().warmup && t.timeBudget == nil)
+        let roundTrip = try JSONDecoder().decode(TrainingConfig.self, from: try JSONEncoder().encode(t))
+        #expect(roundTrip == t)
     }
 }

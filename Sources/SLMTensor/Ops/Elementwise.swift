@@ -102,19 +102,15 @@ func broadcastBinary(_ a: Tensor, _ b: Tensor, _ op: BinaryOp) -> Tensor {
 
 /// target's gradient += alpha * (g summed down to target's shape), g having the broadcast shape.
 func accumulateReduced(_ g: Tensor, alpha: Float, into target: Tensor) {
-    let layout = BroadcastLayout(target.shape, in: g.shape)
-    if case .same = layout {
-        target.accumulateGrad(g, alpha: alpha)
-        return
-    }
-    let pg = g.data, pt = target.gradBuffer().data
-    switch layout {
+    let pg = g.data
+    switch BroadcastLayout(target.shape, in: g.shape) {
     case .same:
-        break
+        target.accumulateGrad(g, alpha: alpha)
     case .rowVector(let cols):
+        let pt = target.gradBuffer().data
         for r in 0..<(g.count / cols) { slm_axpy(Int64(cols), alpha, pg + r * cols, pt) }
     case .general:
-        let st = broadcastStrides(target.shape, in: g.shape)
+        let pt = target.gradBuffer().data, st = broadcastStrides(target.shape, in: g.shape)
         forEachBroadcast(g.shape, st, st) { i, ot, _ in pt[ot] += alpha * pg[i] }
     }
 }
