@@ -41,6 +41,7 @@ typedef __m256i vi;
 #define V_ICAST(v) _mm256_castsi256_ps(v)
 #define V_HSUM(v) slm_hsum256(v)
 #define V_HMAX(v) slm_hmax256(v)
+#define V_LOAD_I8(p) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p))))
 #define FN(name) name##_avx2
 
 #include "simd_template.h"

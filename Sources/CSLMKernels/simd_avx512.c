@@ -29,6 +29,7 @@ typedef __m512i vi;
 #define V_ICAST(v) _mm512_castsi512_ps(v)
 #define V_HSUM(v) _mm512_reduce_add_ps(v)
 #define V_HMAX(v) _mm512_reduce_max_ps(v)
+#define V_LOAD_I8(p) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))))
 #define FN(name) name##_avx512
 
 #include "simd_template.h"
