@@ -21,6 +21,8 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Tokens generated per timed run.") var tokens = 200
     @Option(help: "Timed runs (the median is reported).") var repeats = 3
     @Flag(help: "Skip the run without the cache (slow for big models).") var cacheOnly = false
+    @Option(help: "Decoder weights: fp32 or int8 (weight-only, one scale per output row).") var weights: WeightPrecision = .fp32
+    @Flag(help: "Time the general forward pass with a KVCache instead of the fast decoder.") var reference = false
     @Flag(help: "Print a JSON object.") var json = false
     @OptionGroup var runtime: RuntimeOptions
 
@@ -28,6 +30,8 @@ struct BenchGenerate: ParsableCommand {
         var model: String
         var parameters: Int
         var threads: Int
+        var weights: String
+        var decoder: String
         var promptTokens: Int
         var generatedTokens: Int
         var timeToFirstTokenMs: Double
@@ -48,7 +52,8 @@ struct BenchGenerate: ParsableCommand {
         var rng = RNG(seed: 2)
         let ids = (0..<prompt).map { _ in Int32(rng.next() % UInt64(m.config.vocabSize)) }
         let options = GenerationOptions(maxTokens: tokens, sampling: SamplingParameters(temperature: 0))
-        let generator = Generator(model: m, tokenizer: VocabularyOnly(size: m.config.vocabSize))
+        let generator = Generator(model: m, tokenizer: VocabularyOnly(size: m.config.vocabSize), precision: weights,
+                                  fastDecoding: !reference)
 
         var firstTimes: [Double] = [], rates: [Double] = []
         for run in 0...repeats {  // run 0 warms up
@@ -75,7 +80,8 @@ struct BenchGenerate: ParsableCommand {
             }
             withoutCache = Double(min(tokens, 64)) / Date().timeIntervalSince(started)
         }
-        let result = Result(model: name, parameters: m.parameterCount, threads: Parallel.threadCount, promptTokens: prompt,
+        let result = Result(model: name, parameters: m.parameterCount, threads: Parallel.threadCount,
+                            weights: weights.rawValue, decoder: reference ? "reference" : "fast", promptTokens: prompt,
                             generatedTokens: tokens, timeToFirstTokenMs: median(firstTimes) * 1e3, tokensPerSecond: median(rates),
                             tokensPerSecondWithoutCache: withoutCache)
         if json {
@@ -83,14 +89,16 @@ struct BenchGenerate: ParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(result), as: UTF8.self))
         } else {
-            print(String(format: "%@ (%d parameters, %d threads): first token after %.1f ms; %.0f tokens/s with the KV cache%@",
-                         name, m.parameterCount, Parallel.threadCount, result.timeToFirstTokenMs, result.tokensPerSecond,
+            print(String(format: "%@ (%d parameters, %d threads, %@ weights, %@ decoder): first token after %.1f ms; %.0f tokens/s with the KV cache%@",
+                         name, m.parameterCount, Parallel.threadCount, result.weights, result.decoder, result.timeToFirstTokenMs, result.tokensPerSecond,
                          withoutCache.map { String(format: ", %.0f tokens/s recomputing the context", $0) } ?? ""))
         }
     }
 
     private func median(_ xs: [Double]) -> Double { xs.isEmpty ? .nan : xs.sorted()[xs.count / 2] }
 }
+
+extension WeightPrecision: ExpressibleByArgument {}
 
 /// A stand-in tokenizer for timing models with random weights: ids are bytes' worth of nothing.
 struct VocabularyOnly: Tokenizer {
