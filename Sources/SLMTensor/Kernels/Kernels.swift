@@ -46,6 +46,15 @@ public enum CPUKernels {
     public static var activeISA: String { String(cString: slm_isa_name(slm_isa_active())) }
     public static var hasAVX512BF16: Bool { slm_cpu_has_avx512bf16() != 0 }
 
+    /// log Σ exp(x[i]) with the SIMD exponential (one pass over a vocabulary-sized row,
+    /// ~30x faster than `exp` per element in Double; relative error ~1e-7).
+    public static func logSumExp(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        precondition(count > 0)
+        var target: Int32 = -1, loss: Float = 0, lse: Float = 0
+        slm_xent_fwd(1, Int64(count), x, &target, -1, &loss, &lse)
+        return Double(lse)
+    }
+
     /// FLOP/s that independent fp32 FMA chains reach on all threads at once over about
     /// `seconds`: the measured peak that MFU figures are shares of. Runs on dedicated
     /// threads, so the measurements truly overlap (a work pool may still be starting).
