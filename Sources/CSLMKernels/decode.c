@@ -7,6 +7,12 @@
 // number on its own cache line); after a job it spins on that word for SPIN_NS, so the
 // next region of the same token starts within a fraction of a microsecond, and only
 // then sleeps on a condition variable, so an idle pool burns no CPU.
+//
+// Tasks are claimed, not assigned: every thread (the caller included) takes the next
+// unclaimed task from one shared counter until none are left. On a machine shared
+// with other processes a worker is often descheduled for a whole time slice; with a
+// static split the caller would wait for it, here the caller simply runs its tasks
+// and waits only for tasks a worker has actually started.
 #include "internal.h"
 
 #include <pthread.h>
@@ -37,23 +43,43 @@ static int64_t now_ns(void) {
 }
 
 typedef struct {
-    _Alignas(64) _Atomic uint64_t seq;  // bumped by the caller: a new job for this worker
-    _Alignas(64) _Atomic uint64_t done; // set to seq by the worker when its task finished
+    _Alignas(64) _Atomic uint64_t seq;  // bumped by the caller: a job to join
     _Atomic int sleeping;
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    int64_t index;                      // task index this worker runs (1-based)
 } worker_slot;
 
 static worker_slot slots[MAX_WORKERS];
 static _Atomic int64_t started = 0;
 static pthread_mutex_t submit_lock = PTHREAD_MUTEX_INITIALIZER;
 
-// The job in flight. Written by the caller before it bumps the workers' sequence
-// numbers (release), read by workers after they see the bump (acquire).
-static slm_pool_fn job_fn;
-static void *job_ctx;
-static int64_t job_tasks;
+// The job in flight. `claim` packs the job's generation (high 32 bits) and the next
+// unclaimed task (low 32 bits); a task is claimed by a compare-and-swap that also
+// checks the generation, so a worker that wakes late can never run a task of a job
+// it did not read. The fields are written (relaxed) before `claim` is published
+// (release) and only rewritten once every task of the previous job has finished.
+static _Alignas(64) _Atomic uint64_t claim = 0;
+static _Alignas(64) _Atomic int64_t finished = 0;
+static _Atomic(slm_pool_fn) job_fn;
+static _Atomic(void *) job_ctx;
+static _Atomic int64_t job_tasks;
+
+// Claims and runs tasks of the current job until none are left.
+static void run_tasks(void) {
+    uint64_t w = atomic_load_explicit(&claim, memory_order_acquire);
+    for (;;) {
+        slm_pool_fn fn = atomic_load_explicit(&job_fn, memory_order_relaxed);
+        void *ctx = atomic_load_explicit(&job_ctx, memory_order_relaxed);
+        int64_t tasks = atomic_load_explicit(&job_tasks, memory_order_relaxed);
+        int64_t task = (int64_t)(w & 0xffffffffu);
+        if (task >= tasks) return;
+        if (atomic_compare_exchange_weak_explicit(&claim, &w, w + 1, memory_order_acq_rel, memory_order_acquire)) {
+            fn(ctx, task, tasks);
+            atomic_fetch_add_explicit(&finished, 1, memory_order_release);
+            w = atomic_load_explicit(&claim, memory_order_acquire);
+        }
+    }
+}
 
 static void *worker_main(void *arg) {
     worker_slot *s = arg;
@@ -79,8 +105,7 @@ static void *worker_main(void *arg) {
             }
         }
         seen = seq;
-        job_fn(job_ctx, s->index, job_tasks);
-        atomic_store_explicit(&s->done, seen, memory_order_release);
+        run_tasks();
     }
     return NULL;
 }
@@ -91,7 +116,6 @@ static void ensure_workers(int64_t n) {
         worker_slot *s = &slots[i];
         pthread_mutex_init(&s->lock, NULL);
         pthread_cond_init(&s->wake, NULL);
-        s->index = i + 1;
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
@@ -104,35 +128,36 @@ static void ensure_workers(int64_t n) {
 
 int64_t slm_pool_workers(void) { return atomic_load(&started); }
 
-void slm_pool_run(int64_t tasks, slm_pool_fn fn, void *ctx) {
-    if (tasks > MAX_WORKERS + 1) tasks = MAX_WORKERS + 1;
-    if (tasks <= 1) {
-        fn(ctx, 0, 1);
+void slm_pool_run(int64_t threads, int64_t tasks, slm_pool_fn fn, void *ctx) {
+    if (threads > MAX_WORKERS + 1) threads = MAX_WORKERS + 1;
+    if (threads > tasks) threads = tasks;
+    if (threads <= 1) {
+        for (int64_t t = 0; t < tasks; t++) fn(ctx, t, tasks);
         return;
     }
     pthread_mutex_lock(&submit_lock);
-    ensure_workers(tasks - 1);
-    job_fn = fn;
-    job_ctx = ctx;
-    job_tasks = tasks;
-    uint64_t target[MAX_WORKERS];
-    for (int64_t i = 0; i < tasks - 1; i++) {
+    ensure_workers(threads - 1);
+    atomic_store_explicit(&job_fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&job_ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&job_tasks, tasks, memory_order_relaxed);
+    atomic_store_explicit(&finished, 0, memory_order_relaxed);
+    uint64_t generation = (atomic_load_explicit(&claim, memory_order_relaxed) >> 32) + 1;
+    atomic_store_explicit(&claim, generation << 32, memory_order_release);
+    for (int64_t i = 0; i < threads - 1; i++) {
         worker_slot *s = &slots[i];
-        target[i] = atomic_fetch_add(&s->seq, 1) + 1;  // seq_cst: pairs with `sleeping`
+        atomic_fetch_add(&s->seq, 1);  // seq_cst: pairs with `sleeping`
         if (atomic_load(&s->sleeping)) {
             pthread_mutex_lock(&s->lock);
             pthread_cond_signal(&s->wake);
             pthread_mutex_unlock(&s->lock);
         }
     }
-    fn(ctx, 0, tasks);
-    for (int64_t i = 0; i < tasks - 1; i++) {
-        // A worker that has to be woken, or was preempted by another process, can take
-        // a while: spin a little, then give the core away while waiting.
-        for (int spins = 0; atomic_load_explicit(&slots[i].done, memory_order_acquire) != target[i]; spins++) {
-            if (spins < 20000) CPU_RELAX();
-            else sched_yield();
-        }
+    run_tasks();
+    // Every task is claimed; wait for those that workers are still running. A worker
+    // preempted in the middle of one can take a while: spin a little, then yield.
+    for (int spins = 0; atomic_load_explicit(&finished, memory_order_acquire) != tasks; spins++) {
+        if (spins < 1000) CPU_RELAX();  // ~35 µs of PAUSE on Zen 5
+        else sched_yield();
     }
     pthread_mutex_unlock(&submit_lock);
 }
@@ -163,10 +188,14 @@ static void gemv_rows(const slm_matrix *m, int64_t r0, int64_t r1, const float *
         slm_gemv_f32(r1 - r0, m->cols, (const float *)m->w + r0 * m->cols, x, bias, y + r0, accumulate);
 }
 
+// Tasks per thread: a few, so that a thread that falls behind (preempted, or slower
+// memory) hands work to the others, while each claim (~0.1 µs) stays rare.
+#define TASKS_PER_THREAD 4
+
 static int64_t tasks_for(int64_t threads, int64_t weights, int64_t rows) {
-    if (threads < 1 || weights < PARALLEL_MIN_WEIGHTS) return 1;
-    int64_t most = (rows + ROW_ALIGN - 1) / ROW_ALIGN;
-    return threads < most ? threads : most;
+    if (threads <= 1 || weights < PARALLEL_MIN_WEIGHTS) return 1;
+    int64_t most = (rows + ROW_ALIGN - 1) / ROW_ALIGN, want = threads * TASKS_PER_THREAD;
+    return want < most ? want : most;
 }
 
 typedef struct {
@@ -188,7 +217,7 @@ static void gemv_task(void *ctx, int64_t task, int64_t tasks) {
 void slm_decode_gemv(int64_t threads, const slm_matrix *m, const float *x, float *y, int accumulate,
                      slm_activation act) {
     gemv_job j = {.m = m, .x = x, .y = y, .accumulate = accumulate, .act = act};
-    slm_pool_run(tasks_for(threads, m->rows * m->cols, m->rows), gemv_task, &j);
+    slm_pool_run(threads, tasks_for(threads, m->rows * m->cols, m->rows), gemv_task, &j);
 }
 
 // Gate and up rows of the same range in one task, then SwiGLU on that range: no
@@ -206,7 +235,7 @@ static void swiglu_task(void *ctx, int64_t task, int64_t tasks) {
 void slm_decode_gemv_swiglu(int64_t threads, const slm_matrix *gate, const slm_matrix *up, const float *x,
                             float *y, float *scratch) {
     gemv_job j = {.m = gate, .up = up, .x = x, .y = y, .scratch = scratch};
-    slm_pool_run(tasks_for(threads, 2 * gate->rows * gate->cols, gate->rows), swiglu_task, &j);
+    slm_pool_run(threads, tasks_for(threads, 2 * gate->rows * gate->cols, gate->rows), swiglu_task, &j);
 }
 
 static void attention_task(void *ctx, int64_t task, int64_t tasks) {
@@ -215,8 +244,8 @@ static void attention_task(void *ctx, int64_t task, int64_t tasks) {
 }
 
 void slm_decode_attention(int64_t threads, const slm_attention_decode_args *a) {
-    // Work per head ~ 2·n·D multiply-adds: short contexts are cheaper on one thread.
-    int64_t tasks = a->n * a->D * a->Hq < 16 * 1024 ? 1 : threads;
-    if (tasks > a->Hq) tasks = a->Hq;
-    slm_pool_run(tasks < 1 ? 1 : tasks, attention_task, (void *)a);
+    // One task per head. Work per head ~ 2·n·D multiply-adds: short contexts are
+    // cheaper on one thread.
+    if (a->n * a->D * a->Hq < 16 * 1024) threads = 1;
+    slm_pool_run(threads, a->Hq, attention_task, (void *)a);
 }

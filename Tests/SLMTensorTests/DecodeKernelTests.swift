@@ -82,29 +82,27 @@ import Testing
         }
     }
 
-    /// Every task of every region runs exactly once, with 1, 2 and 3 tasks, including
-    /// after the workers have gone to sleep.
+    /// Every task of every region runs exactly once, for 1 to 3 threads and more tasks
+    /// than threads, including after the workers have gone to sleep.
     @Test func poolRunsEachTaskOnce() {
         final class Counts: @unchecked Sendable {
-            let slots = UnsafeMutablePointer<Int>.allocate(capacity: 8)
-            init() { slots.initialize(repeating: 0, count: 8) }
+            let slots = UnsafeMutablePointer<Int>.allocate(capacity: 9)
+            init() { slots.initialize(repeating: 0, count: 9) }
             deinit { slots.deallocate() }
         }
         let counts = Counts()
         let fn: slm_pool_fn = { ctx, task, tasks in
             let slots = ctx!.assumingMemoryBound(to: Int.self)
             slots[Int(task)] += 1  // each task owns its slot: no race
-            slots[7] = Int(tasks)  // written by all tasks with the same value
         }
-        for tasks in [1, 2, 3] {
-            counts.slots.update(repeating: 0, count: 8)
+        for (threads, tasks) in [(1, 1), (1, 3), (2, 2), (2, 8), (3, 3), (3, 7)] {
+            counts.slots.update(repeating: 0, count: 9)
             for round in 0..<2000 {
                 if round % 500 == 499 { usleep(2000) }  // let the workers fall asleep, then wake them
-                slm_pool_run(Int64(tasks), fn, counts.slots)
+                slm_pool_run(Int64(threads), Int64(tasks), fn, counts.slots)
             }
-            for t in 0..<tasks { #expect(counts.slots[t] == 2000, "task \(t) of \(tasks)") }
-            for t in tasks..<7 { #expect(counts.slots[t] == 0) }
-            #expect(counts.slots[7] == tasks)
+            for t in 0..<tasks { #expect(counts.slots[t] == 2000, "task \(t) of \(tasks) on \(threads) threads") }
+            for t in tasks..<9 { #expect(counts.slots[t] == 0) }
         }
         #expect(slm_pool_workers() >= 2)
     }

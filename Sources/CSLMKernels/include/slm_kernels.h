@@ -167,11 +167,12 @@ void slm_decode_attention(int64_t threads, const slm_attention_decode_args *a);
 
 /// A task of a parallel region: `task` in [0, tasks).
 typedef void (*slm_pool_fn)(void *ctx, int64_t task, int64_t tasks);
-/// Runs fn(ctx, t, tasks) for t in [0, tasks) and returns when all are done. The caller
-/// runs task 0; persistent workers run the rest. Idle workers spin for a short while
-/// (a token's next region usually comes within microseconds), then sleep on a condition
-/// variable, so an idle pool costs no CPU. One region runs at a time (callers serialise).
-void slm_pool_run(int64_t tasks, slm_pool_fn fn, void *ctx);
+/// Runs fn(ctx, t, tasks) once for each t in [0, tasks) on up to `threads` threads (the
+/// caller and persistent workers; each claims the next task until none are left) and
+/// returns when all are done. Idle workers spin for a short while (a token's next region
+/// usually comes within microseconds), then sleep on a condition variable, so an idle
+/// pool costs no CPU. One region runs at a time (callers serialise).
+void slm_pool_run(int64_t threads, int64_t tasks, slm_pool_fn fn, void *ctx);
 /// Worker threads started so far (for tests).
 int64_t slm_pool_workers(void);
 
