@@ -89,10 +89,15 @@ static void *worker_main(void *arg) {
         if (seq == seen) {
             int64_t until = now_ns() + SPIN_NS;
             for (int spins = 1;; spins++) {
-                CPU_RELAX();
+                // Busy-wait with PAUSE for ~20 µs (the gap between two regions of a
+                // token), then yield between checks: on a machine shared with other
+                // processes the caller may be waiting for this very core, and a worker
+                // burning its time slice would only delay the job it waits for.
+                if (spins < 512) CPU_RELAX();
+                else sched_yield();
                 seq = atomic_load_explicit(&s->seq, memory_order_acquire);
                 if (seq != seen) break;
-                if ((spins & 255) == 0 && now_ns() > until) {
+                if ((spins & 63) == 0 && now_ns() > until) {
                     // Sleep. `sleeping` and `seq` are both seq_cst: either the caller sees
                     // sleeping == 1 and signals under the lock, or we see its new seq here.
                     pthread_mutex_lock(&s->lock);
@@ -128,9 +133,25 @@ static void ensure_workers(int64_t n) {
 
 int64_t slm_pool_workers(void) { return atomic_load(&started); }
 
+// Back-off when the machine is oversubscribed. A worker preempted in the middle of a
+// task holds the caller up for a scheduler time slice (milliseconds), far longer than
+// the task. When that happens the next regions run on the caller alone, for a stretch
+// that doubles while stalls recur (up to ~100 tokens) and shrinks again after regions
+// that finish cleanly. On a quiet machine no wait comes near STALL_NS and this never
+// triggers. Heuristic state: relaxed atomics, races only blur the counts.
+#define STALL_NS 300000LL
+#define BACKOFF_MIN 64
+#define BACKOFF_MAX 4096
+static _Atomic int64_t backoff_left = 0;
+static _Atomic int64_t backoff_next = BACKOFF_MIN;
+
 void slm_pool_run(int64_t threads, int64_t tasks, slm_pool_fn fn, void *ctx) {
     if (threads > MAX_WORKERS + 1) threads = MAX_WORKERS + 1;
     if (threads > tasks) threads = tasks;
+    if (threads > 1 && atomic_load_explicit(&backoff_left, memory_order_relaxed) > 0) {
+        atomic_fetch_sub_explicit(&backoff_left, 1, memory_order_relaxed);
+        threads = 1;
+    }
     if (threads <= 1) {
         for (int64_t t = 0; t < tasks; t++) fn(ctx, t, tasks);
         return;
@@ -155,9 +176,23 @@ void slm_pool_run(int64_t threads, int64_t tasks, slm_pool_fn fn, void *ctx) {
     run_tasks();
     // Every task is claimed; wait for those that workers are still running. A worker
     // preempted in the middle of one can take a while: spin a little, then yield.
+    int64_t yielding_since = 0, waited = 0;
     for (int spins = 0; atomic_load_explicit(&finished, memory_order_acquire) != tasks; spins++) {
-        if (spins < 1000) CPU_RELAX();  // ~35 µs of PAUSE on Zen 5
-        else sched_yield();
+        if (spins < 1000) {
+            CPU_RELAX();  // ~35 µs of PAUSE on Zen 5
+        } else {
+            if (yielding_since == 0) yielding_since = now_ns();
+            sched_yield();
+        }
+    }
+    if (yielding_since) waited = now_ns() - yielding_since;
+    if (waited > STALL_NS) {
+        int64_t n = atomic_load_explicit(&backoff_next, memory_order_relaxed);
+        atomic_store_explicit(&backoff_left, n, memory_order_relaxed);
+        atomic_store_explicit(&backoff_next, n * 2 < BACKOFF_MAX ? n * 2 : BACKOFF_MAX, memory_order_relaxed);
+    } else if (yielding_since == 0) {
+        int64_t n = atomic_load_explicit(&backoff_next, memory_order_relaxed);
+        if (n > BACKOFF_MIN) atomic_store_explicit(&backoff_next, n - 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&submit_lock);
 }
