@@ -36,7 +36,7 @@ let package = Package(
         ),
         .target(name: "SLMTensor", dependencies: ["CSLMKernels"]),
         .target(name: "SLMText"),
-        .target(name: "SLMModels", dependencies: ["SLMTensor"]),
+        .target(name: "SLMModels", dependencies: ["SLMTensor", "CSLMKernels"]),
         .target(name: "SLMTrain", dependencies: ["CSLMKernels", "SLMTensor", "SLMModels", "SLMText"]),
         .target(name: "SLMGenerate", dependencies: ["SLMTensor", "SLMModels", "SLMText"]),
         .target(

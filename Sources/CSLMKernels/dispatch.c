@@ -34,6 +34,9 @@ static const slm_kernel_table slm_kernels_scalar = {
     .xent_bwd = slm_xent_bwd_ref,
     .attention_fwd = slm_attention_fwd_ref,
     .attention_bwd = slm_attention_bwd_ref,
+    .gemv_f32 = slm_gemv_f32_ref,
+    .gemv_i8 = slm_gemv_i8_ref,
+    .attention_decode = slm_attention_decode_ref,
 };
 
 slm_isa slm_isa_detected(void) {
@@ -179,6 +182,18 @@ void slm_attention_fwd(const slm_attention_args *a, int64_t task_begin, int64_t 
 void slm_attention_bwd(const slm_attention_args *a, const float *dout, float *dq, float *dk,
                        float *dv, int64_t task_begin, int64_t task_end) {
     K->attention_bwd(a, dout, dq, dk, dv, task_begin, task_end);
+}
+
+void slm_gemv_f32(int64_t rows, int64_t cols, const float *w, const float *x, const float *bias,
+                  float *y, int accumulate) {
+    K->gemv_f32(rows, cols, w, x, bias, y, accumulate);
+}
+void slm_gemv_i8(int64_t rows, int64_t cols, const int8_t *wq, const float *scales,
+                 const float *x, const float *bias, float *y, int accumulate) {
+    K->gemv_i8(rows, cols, wq, scales, x, bias, y, accumulate);
+}
+void slm_attention_decode(const slm_attention_decode_args *a, int64_t head_begin, int64_t head_end) {
+    K->attention_decode(a, head_begin, head_end);
 }
 
 void slm_f32_to_bf16(int64_t n, const float *x, uint16_t *y) {

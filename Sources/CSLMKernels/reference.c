@@ -375,3 +375,50 @@ void slm_sgemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, fl
             C[i * ldc + j] = alpha * (float)acc + prior;
         }
 }
+
+// MARK: decoding one token
+
+void slm_gemv_f32_ref(int64_t rows, int64_t cols, const float *w, const float *x, const float *bias,
+                      float *y, int accumulate) {
+    for (int64_t r = 0; r < rows; r++) {
+        double acc = 0;
+        for (int64_t k = 0; k < cols; k++) acc += (double)w[r * cols + k] * x[k];
+        float v = (float)acc + (bias ? bias[r] : 0.0f);
+        y[r] = accumulate ? y[r] + v : v;
+    }
+}
+
+void slm_gemv_i8_ref(int64_t rows, int64_t cols, const int8_t *wq, const float *scales,
+                     const float *x, const float *bias, float *y, int accumulate) {
+    for (int64_t r = 0; r < rows; r++) {
+        double acc = 0;
+        for (int64_t k = 0; k < cols; k++) acc += (double)wq[r * cols + k] * x[k];
+        float v = (float)(acc * scales[r]) + (bias ? bias[r] : 0.0f);
+        y[r] = accumulate ? y[r] + v : v;
+    }
+}
+
+void slm_attention_decode_ref(const slm_attention_decode_args *a, int64_t head_begin, int64_t head_end) {
+    const int64_t D = a->D, G = a->Hq / a->Hkv, n = a->n;
+    for (int64_t h = head_begin; h < head_end; h++) {
+        const int64_t kvh = h / G;
+        const float *q = a->q + h * D, *kt = a->kt + kvh * D * a->ldk, *v = a->v + kvh * a->ldv * D;
+        float *s = a->scores + h * a->ldk, *o = a->out + h * D;
+        double m = -INFINITY, l = 0;
+        for (int64_t j = 0; j < n; j++) {
+            double d = 0;
+            for (int64_t c = 0; c < D; c++) d += (double)q[c] * kt[c * a->ldk + j];
+            s[j] = (float)(d * a->scale);
+            if (s[j] > m) m = s[j];
+        }
+        for (int64_t j = 0; j < n; j++) {
+            s[j] = (float)exp(s[j] - m);
+            l += s[j];
+        }
+        for (int64_t c = 0; c < D; c++) {
+            double acc = 0;
+            for (int64_t j = 0; j < n; j++) acc += (double)s[j] * v[j * D + c];
+            o[c] = (float)(acc / l);
+        }
+    }
+}

@@ -48,6 +48,7 @@ typedef __m256i vi;
 #define V_ISRLI(v, n) _mm256_srli_epi32(v, n)
 // a >= b as "not b > a"; the shifted hashes are non-negative, so signed compares are exact.
 #define V_SELECT_IGE(a, b, x) _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(b, a)), x)
+#define V_LOAD_I8(p) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(p))))
 #define FN(name) name##_avx2
 
 #include "simd_template.h"

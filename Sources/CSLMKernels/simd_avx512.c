@@ -35,6 +35,7 @@ typedef __m512i vi;
 #define V_IXOR(a, b) _mm512_xor_si512(a, b)
 #define V_ISRLI(v, n) _mm512_srli_epi32(v, n)
 #define V_SELECT_IGE(a, b, x) _mm512_maskz_mov_ps(_mm512_cmpge_epi32_mask(a, b), x)
+#define V_LOAD_I8(p) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))))
 #define FN(name) name##_avx512
 
 #include "simd_template.h"

@@ -7,7 +7,7 @@
 // V_ZERO, V_ADD, V_SUB, V_MUL, V_DIV, V_MAX, V_MIN, V_FMA(a,b,c) = a*b+c, V_ROUND,
 // V_CVTI, V_IADD, V_ISET1, V_ISLLI, V_ICAST, V_HSUM, V_HMAX, V_SQRT, V_ILOAD, V_IMUL
 // (low 32 bits), V_IXOR, V_ISRLI, V_SELECT_IGE(a, b, x) = (int a >= int b) ? x : 0,
-// FN(name).
+// V_LOAD_I8(p) (VW int8 values widened to floats), FN(name).
 
 #include <math.h>
 #include <stdlib.h>
@@ -677,6 +677,153 @@ static void FN(attention_bwd)(const slm_attention_args *a, const float *dout, fl
     free(dv_acc);
 }
 
+
+// MARK: decoding one token
+
+// Stores one GEMV output: adds the bias, then writes or accumulates.
+static inline void FN(gemv_put)(float *y, int64_t r, float v, const float *bias, int accumulate) {
+    v += bias ? bias[r] : 0.0f;
+    y[r] = accumulate ? y[r] + v : v;
+}
+
+// Four rows at a time: each load of x feeds four FMAs, and four independent weight
+// streams keep enough loads in flight when W comes from L3 or DRAM (a batch-1 GEMV
+// is bound by how fast the weights arrive, not by arithmetic).
+static void FN(gemv_f32)(int64_t rows, int64_t cols, const float *w, const float *x, const float *bias,
+                         float *y, int accumulate) {
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float *w0 = w + r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
+        vf a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
+        int64_t k = 0;
+        for (; k + VW <= cols; k += VW) {
+            vf xv = V_LOAD(x + k);
+            a0 = V_FMA(V_LOAD(w0 + k), xv, a0);
+            a1 = V_FMA(V_LOAD(w1 + k), xv, a1);
+            a2 = V_FMA(V_LOAD(w2 + k), xv, a2);
+            a3 = V_FMA(V_LOAD(w3 + k), xv, a3);
+        }
+        float s0 = V_HSUM(a0), s1 = V_HSUM(a1), s2 = V_HSUM(a2), s3 = V_HSUM(a3);
+        for (; k < cols; k++) {
+            s0 += w0[k] * x[k];
+            s1 += w1[k] * x[k];
+            s2 += w2[k] * x[k];
+            s3 += w3[k] * x[k];
+        }
+        FN(gemv_put)(y, r, s0, bias, accumulate);
+        FN(gemv_put)(y, r + 1, s1, bias, accumulate);
+        FN(gemv_put)(y, r + 2, s2, bias, accumulate);
+        FN(gemv_put)(y, r + 3, s3, bias, accumulate);
+    }
+    for (; r < rows; r++) FN(gemv_put)(y, r, FN(row_dot)(cols, w + r * cols, x), bias, accumulate);
+}
+
+// Same shape for int8 weights: the bytes are widened to floats in registers, so a row
+// costs a quarter of the memory traffic; the row scale is applied once to the sum.
+static void FN(gemv_i8)(int64_t rows, int64_t cols, const int8_t *wq, const float *scales,
+                        const float *x, const float *bias, float *y, int accumulate) {
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const int8_t *w0 = wq + r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
+        vf a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
+        int64_t k = 0;
+        for (; k + VW <= cols; k += VW) {
+            vf xv = V_LOAD(x + k);
+            a0 = V_FMA(V_LOAD_I8(w0 + k), xv, a0);
+            a1 = V_FMA(V_LOAD_I8(w1 + k), xv, a1);
+            a2 = V_FMA(V_LOAD_I8(w2 + k), xv, a2);
+            a3 = V_FMA(V_LOAD_I8(w3 + k), xv, a3);
+        }
+        float s0 = V_HSUM(a0), s1 = V_HSUM(a1), s2 = V_HSUM(a2), s3 = V_HSUM(a3);
+        for (; k < cols; k++) {
+            s0 += (float)w0[k] * x[k];
+            s1 += (float)w1[k] * x[k];
+            s2 += (float)w2[k] * x[k];
+            s3 += (float)w3[k] * x[k];
+        }
+        FN(gemv_put)(y, r, s0 * scales[r], bias, accumulate);
+        FN(gemv_put)(y, r + 1, s1 * scales[r + 1], bias, accumulate);
+        FN(gemv_put)(y, r + 2, s2 * scales[r + 2], bias, accumulate);
+        FN(gemv_put)(y, r + 3, s3 * scales[r + 3], bias, accumulate);
+    }
+    for (; r < rows; r++) {
+        const int8_t *wr = wq + r * cols;
+        vf a = V_ZERO();
+        int64_t k = 0;
+        for (; k + VW <= cols; k += VW) a = V_FMA(V_LOAD_I8(wr + k), V_LOAD(x + k), a);
+        float s = V_HSUM(a);
+        for (; k < cols; k++) s += (float)wr[k] * x[k];
+        FN(gemv_put)(y, r, s * scales[r], bias, accumulate);
+    }
+}
+
+// Single-query helpers for decoding. Keys come in blocks of ATT_BLOCK (the decoder pads
+// its transposed key cache to a multiple of 64 floats, so whole blocks are always there).
+#define ATT_BLOCK (4 * VW)
+
+// s[j] = sum_d x[d] * t[d * ldt + j] for j < n (rounded up to ATT_BLOCK; t is padded).
+static inline void FN(dots_transposed)(const float *x, const float *t, int64_t D, int64_t ldt,
+                                       int64_t n, float *s) {
+    for (int64_t j = 0; j < n; j += ATT_BLOCK) {
+        vf a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
+        const float *col = t + j;
+        for (int64_t d = 0; d < D; d++, col += ldt) {
+            vf xd = V_SET1(x[d]);
+            a0 = V_FMA(xd, V_LOAD(col), a0);
+            a1 = V_FMA(xd, V_LOAD(col + VW), a1);
+            a2 = V_FMA(xd, V_LOAD(col + 2 * VW), a2);
+            a3 = V_FMA(xd, V_LOAD(col + 3 * VW), a3);
+        }
+        V_STORE(s + j, a0);
+        V_STORE(s + j + VW, a1);
+        V_STORE(s + j + 2 * VW, a2);
+        V_STORE(s + j + 3 * VW, a3);
+    }
+}
+
+// o[d] = sum_{j<n} p[j] * rows[j * stride + d]
+static inline void FN(weighted_rows)(const float *p, int64_t n, const float *rows, int64_t stride,
+                                     int64_t D, float *o) {
+    int64_t d = 0;
+    for (; d + 2 * VW <= D; d += 2 * VW) {
+        vf a0 = V_ZERO(), a1 = V_ZERO();
+        const float *r = rows + d;
+        for (int64_t j = 0; j < n; j++, r += stride) {
+            vf pj = V_SET1(p[j]);
+            a0 = V_FMA(pj, V_LOAD(r), a0);
+            a1 = V_FMA(pj, V_LOAD(r + VW), a1);
+        }
+        V_STORE(o + d, a0);
+        V_STORE(o + d + VW, a1);
+    }
+    for (; d + VW <= D; d += VW) {
+        vf a0 = V_ZERO();
+        const float *r = rows + d;
+        for (int64_t j = 0; j < n; j++, r += stride) a0 = V_FMA(V_SET1(p[j]), V_LOAD(r), a0);
+        V_STORE(o + d, a0);
+    }
+    for (; d < D; d++) {
+        float acc = 0;
+        for (int64_t j = 0; j < n; j++) acc += p[j] * rows[j * stride + d];
+        o[d] = acc;
+    }
+}
+
+// One query row per head over the cached keys (stored transposed and padded, so the
+// scores of ATT_BLOCK keys come from D broadcast FMAs), softmax, weighted sum of values.
+static void FN(attention_decode)(const slm_attention_decode_args *a, int64_t head_begin, int64_t head_end) {
+    const int64_t D = a->D, G = a->Hq / a->Hkv, n = a->n;
+    for (int64_t h = head_begin; h < head_end; h++) {
+        const int64_t kvh = h / G;
+        float *s = a->scores + h * a->ldk, *o = a->out + h * D;
+        FN(dots_transposed)(a->q + h * D, a->kt + kvh * D * a->ldk, D, a->ldk, n, s);
+        float m = FN(row_max)(n, s) * a->scale;
+        float l = FN(row_exp)(n, s, a->scale, m, s);
+        FN(weighted_rows)(s, n, a->v + kvh * a->ldv * D, D, D, o);
+        FN(scale)(D, 1.0f / l, o, o);
+    }
+}
+
 const slm_kernel_table FN(slm_kernels) = {
     .add = FN(add),
     .sub = FN(sub),
@@ -706,4 +853,7 @@ const slm_kernel_table FN(slm_kernels) = {
     .xent_bwd = FN(xent_bwd),
     .attention_fwd = FN(attention_fwd),
     .attention_bwd = FN(attention_bwd),
+    .gemv_f32 = FN(gemv_f32),
+    .gemv_i8 = FN(gemv_i8),
+    .attention_decode = FN(attention_decode),
 };

@@ -50,12 +50,30 @@ public struct GenerationResult: Sendable {
 public final class Generator {
     public let model: any LanguageModel
     public let tokenizer: any Tokenizer
+    /// Weight storage of the fast decoder (int8: weight-only quantisation).
+    public let precision: WeightPrecision
     let endOfText: Int32?
+    private let fastDecoding: Bool
+    private var decodingWeights: DecodingWeights?
 
-    public init(model: any LanguageModel, tokenizer: any Tokenizer) {
+    /// `fastDecoding` runs generations on the batch-1 `IncrementalDecoder` (no autograd, all buffers
+    /// preallocated); off, they run the model's general forward pass with a `KVCache`
+    /// (the reference the decoder is tested against). The decoder snapshots the weights
+    /// at the first generation.
+    public init(model: any LanguageModel, tokenizer: any Tokenizer, precision: WeightPrecision = .fp32,
+                fastDecoding: Bool = true) {
         self.model = model
         self.tokenizer = tokenizer
+        self.precision = precision
+        self.fastDecoding = fastDecoding
         endOfText = tokenizer.specialTokens["<|endoftext|>"]
+    }
+
+    /// A decoder for one generation, sharing this generator's decode weights.
+    func makeDecoder() -> IncrementalDecoder? {
+        guard fastDecoding else { return nil }
+        if decodingWeights == nil { decodingWeights = model.decodingWeights(precision: precision) }
+        return decodingWeights.map { IncrementalDecoder($0) }
     }
 
     /// A generation that advances one token per `next()`: servers interleave many.
@@ -90,10 +108,13 @@ public final class GenerationSession {
     let promptCount: Int
     private var sampler: Sampler
     private var stream: TextStream
-    private let cache: KVCache
+    /// The fast decoder, or else the model's own forward pass with this cache.
+    private let decoder: IncrementalDecoder?
+    private let cache: KVCache?
     private var window: [Int32]
-    private var logits: Tensor?
-    private var row = 0
+    /// The next token's logits: in the decoder's buffer or in `logitsTensor`.
+    private var logits: UnsafePointer<Float>?
+    private var logitsTensor: Tensor?
     private var produced = 0
     public private(set) var result: GenerationResult?
 
@@ -104,7 +125,8 @@ public final class GenerationSession {
         sampler = Sampler(options.sampling)
         sampler.observe(prompt)
         stream = TextStream(stops: options.stop)
-        cache = KVCache(generator.model.config)
+        decoder = generator.makeDecoder()
+        cache = decoder == nil ? KVCache(generator.model.config) : nil
         window = prompt.isEmpty ? [generator.endOfText ?? 0] : Array(prompt.suffix(generator.model.config.context))
     }
 
@@ -112,12 +134,9 @@ public final class GenerationSession {
     public func next() -> Step {
         if let result { return .finished(result) }
         let model = generator.model
-        if logits == nil {  // prefill
-            logits = Autograd.noGrad { model.logits(window, cache: cache) }
-            row = window.count - 1
-        }
+        if logits == nil { prefill() }
         guard produced < options.maxTokens else { return finish(.length) }
-        let choice = sampler.sample(logits!.data + row * model.config.vocabSize, count: model.config.vocabSize,
+        let choice = sampler.sample(logits!, count: model.config.vocabSize,
                                     topLogprobs: options.topLogprobs)
         produced += 1
         if choice.id == generator.endOfText { return finish(.stop) }
@@ -129,17 +148,31 @@ public final class GenerationSession {
             return .token(token)
         }
         window.append(choice.id)
-        if cache.remaining == 0 {
+        if (decoder?.remaining ?? cache!.remaining) == 0 {
             // Full: keep the most recent half and read it again at fresh positions.
             window = Array(window.suffix(model.config.context / 2))
-            cache.reset()
-            logits = Autograd.noGrad { model.logits(window, cache: cache) }
-            row = window.count - 1
+            decoder?.reset()
+            cache?.reset()
+            prefill()
+        } else if let decoder {
+            logits = decoder.step(choice.id).baseAddress!
         } else {
-            logits = Autograd.noGrad { model.logits([choice.id], cache: cache) }
-            row = 0
+            let t = Autograd.noGrad { model.logits([choice.id], cache: cache!) }
+            logitsTensor = t
+            logits = UnsafePointer(t.data)
         }
         return .token(token)
+    }
+
+    /// Reads the whole window (the prompt, or the kept half of a full context).
+    private func prefill() {
+        if let decoder {
+            logits = decoder.prefill(window).baseAddress!
+        } else {
+            let t = Autograd.noGrad { generator.model.logits(window, cache: cache!) }
+            logitsTensor = t
+            logits = UnsafePointer(t.data + (window.count - 1) * generator.model.config.vocabSize)
+        }
     }
 
     /// Stops early (a client went away); releases the cache.
@@ -149,6 +182,7 @@ public final class GenerationSession {
         let r = GenerationResult(text: stream.text, finishReason: .cancelled, promptTokens: promptCount, completionTokens: produced)
         result = r
         logits = nil
+        logitsTensor = nil
         return r
     }
 

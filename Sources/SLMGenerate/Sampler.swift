@@ -73,18 +73,36 @@ public struct Sampler: Sendable {
 
     /// Samples from `logits` (one row of `count` floats) and records the choice.
     public mutating func sample(_ logits: UnsafePointer<Float>, count: Int, topLogprobs: Int = 0) -> SampledToken {
-        var scores = (0..<count).map { Double(logits[$0]) }
-        let raw = logSoftmax(scores)
-        applyPenalties(&scores)
+        // Log-probabilities need only the log-sum-exp; they are formed for the chosen and
+        // the reported tokens, not for the whole vocabulary.
+        let lse = CPUKernels.logSumExp(logits, count: count)
         let choice: Int
-        if parameters.temperature == 0 {
-            choice = scores.indices.max { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 > $1) }!
+        if parameters.temperature == 0 && !hasPenalties {
+            // Greedy: the first largest logit, without a copy of the row.
+            var best = 0
+            for i in 1..<max(count, 1) where logits[i] > logits[best] { best = i }
+            choice = best
         } else {
-            choice = draw(from: candidates(scores.map { $0 / parameters.temperature }))
+            var scores = (0..<count).map { Double(logits[$0]) }
+            applyPenalties(&scores)
+            if parameters.temperature == 0 {
+                choice = scores.indices.max { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 > $1) }!
+            } else {
+                choice = draw(from: candidates(scores.map { $0 / parameters.temperature }))
+            }
         }
         counts[Int32(choice), default: 0] += 1
-        let top = topLogprobs > 0 ? Sampler.largest(raw, topLogprobs).map { (Int32($0), raw[$0]) } : []
-        return SampledToken(id: Int32(choice), logprob: raw[choice], top: top)
+        var top: [(Int32, Double)] = []
+        if topLogprobs > 0 {
+            let raw = (0..<count).map { Double(logits[$0]) - lse }
+            top = Sampler.largest(raw, topLogprobs).map { (Int32($0), raw[$0]) }
+        }
+        return SampledToken(id: Int32(choice), logprob: Double(logits[choice]) - lse, top: top)
+    }
+
+    private var hasPenalties: Bool {
+        let p = parameters
+        return p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0
     }
 
     private func applyPenalties(_ scores: inout [Double]) {
@@ -178,11 +196,5 @@ public struct Sampler: Sendable {
             }
         }
         return heap.sorted { less($1, $0) }
-    }
-
-    func logSoftmax(_ x: [Double]) -> [Double] {
-        let m = x.max() ?? 0
-        let lse = m + log(x.reduce(0) { $0 + exp($1 - m) })
-        return x.map { $0 - lse }
     }
 }

@@ -36,6 +36,12 @@ public final class KVCache {
                 values[layer].slice(axis: 0, 0..<n).reshaped([1, n, kvHeads, headSize]))
     }
 
+    /// This layer's key and value storage, [capacity, kvHeads, headSize] each (for the
+    /// fast decoder, which copies a batched prefill into its own layout).
+    func storage(layer: Int) -> (keys: UnsafePointer<Float>, values: UnsafePointer<Float>) {
+        (UnsafePointer(keys[layer].data), UnsafePointer(values[layer].data))
+    }
+
     /// Called by the model once every layer has appended `t` tokens.
     func advance(by t: Int) { length += t }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import SLMGenerate
+import SLMModels
 import SLMTensor
 import SLMText
 
@@ -93,12 +94,13 @@ public final class GenerationScheduler: @unchecked Sendable {
     }
 
     /// Takes the bundle over: from here on only the worker thread touches it.
-    public init(bundle: ModelBundle, name: String? = nil) {
+    /// `precision` chooses the decoder's weights (int8: weight-only quantisation).
+    public init(bundle: ModelBundle, name: String? = nil, precision: WeightPrecision = .fp32) {
         self.bundle = bundle
         modelName = name ?? bundle.name
         contextLength = bundle.model.config.context
         parameterCount = bundle.model.parameterCount
-        generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer)
+        generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer, precision: precision)
         Thread { [self] in
             Thread.current.name = "slm-generation"  // (set from the thread itself, Linux shows it)
             // The GEMM layer applies the thread count on every calling thread itself.

@@ -172,4 +172,28 @@ import Testing
         #expect(session.cancel().finishReason == .cancelled)
         if case .finished(let again) = session.next() { #expect(again.finishReason == .cancelled) } else { Issue.record("not finished") }
     }
+
+    /// The fast decoder and the general forward pass choose the same tokens, through
+    /// several context-full shifts (greedy, and seeded sampling with penalties), for
+    /// both architectures; int8 runs to the end too.
+    @Test(arguments: [ModelConfig.Architecture.gpt2, .llama])
+    func fastDecoderMatchesTheForwardPass(_ architecture: ModelConfig.Architecture) throws {
+        let config = ModelConfig(architecture: architecture, vocabSize: 28, layers: 2, heads: 4, kvHeads: architecture == .llama ? 2 : 4,
+                                 width: 32, context: 10)
+        let model = try makeModel(config, seed: 9)
+        // Larger weights than the initial ones, so the logits are far from uniform.
+        for (_, t) in model.parameters where t.rank == 2 { for i in 0..<t.count { t.data[i] *= 20 } }
+        let tokenizer = CharTokenizer(charset: .micro)
+        let fast = Generator(model: model, tokenizer: tokenizer), slow = Generator(model: model, tokenizer: tokenizer, fastDecoding: false)
+        for sampling in [SamplingParameters(temperature: 0), SamplingParameters(temperature: 0.9, topP: 0.9, presencePenalty: 0.5, seed: 3)] {
+            let options = GenerationOptions(maxTokens: 35, sampling: sampling)
+            var a: [Int32] = [], b: [Int32] = []
+            let ra = fast.generate(prompt: [3, 4, 5], options: options) { a.append($0.id); return true }
+            let rb = slow.generate(prompt: [3, 4, 5], options: options) { b.append($0.id); return true }
+            #expect(a == b)
+            #expect(ra.text == rb.text && ra.completionTokens == 35)
+        }
+        let int8 = Generator(model: model, tokenizer: tokenizer, precision: .int8)
+        #expect(int8.generate(prompt: [3, 4, 5], options: GenerationOptions(maxTokens: 25)).completionTokens == 25)
+    }
 }

@@ -4,6 +4,11 @@ import Testing
 @testable import SLMServer
 
 @Suite(.timeLimit(.minutes(2))) struct SchedulerTests {
+    /// More tokens than the tiny test model can produce while a test looks at a running
+    /// generation (the fast decoder makes 4,000 of them in milliseconds); such tests
+    /// cancel or shut it down instead of waiting for it.
+    static let endless = 100_000_000
+
     func greedy(_ maxTokens: Int, seed: UInt64 = 0) -> GenerationOptions {
         GenerationOptions(maxTokens: maxTokens, sampling: SamplingParameters(temperature: 0, seed: seed))
     }
@@ -85,7 +90,7 @@ import Testing
 
     @Test func cancellingFreesTheSessions() async throws {
         try await withScheduler { scheduler in
-            let s = scheduler.submit(prompt: "x", choices: [greedy(4000), greedy(4000)])
+            let s = scheduler.submit(prompt: "x", choices: [greedy(Self.endless), greedy(Self.endless)])
             var iterator = s.events.makeAsyncIterator()
             _ = await iterator.next()
             #expect(scheduler.activeSessions == 2)
@@ -101,7 +106,7 @@ import Testing
     /// A consumer that goes away (its task cancelled) cancels its generations.
     @Test func aCancelledConsumerTaskFreesTheSessions() async throws {
         try await withScheduler { scheduler in
-            let s = scheduler.submit(prompt: "x", choices: [greedy(4000)])
+            let s = scheduler.submit(prompt: "x", choices: [greedy(Self.endless)])
             let consumer = Task {
                 var n = 0
                 for await _ in s.events { n += 1 }
@@ -119,7 +124,7 @@ import Testing
         let dir = try makeModelFolder()
         defer { try? FileManager.default.removeItem(at: dir.deletingLastPathComponent()) }
         let scheduler = GenerationScheduler(bundle: try ModelBundle(directory: dir))
-        let running = scheduler.submit(prompt: "x", choices: [greedy(4000)])
+        let running = scheduler.submit(prompt: "x", choices: [greedy(Self.endless)])
         var iterator = running.events.makeAsyncIterator()
         _ = await iterator.next()
         scheduler.shutdown()

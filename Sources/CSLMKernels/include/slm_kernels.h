@@ -145,6 +145,66 @@ void slm_attention_fwd(const slm_attention_args *a, int64_t task_begin, int64_t 
 void slm_attention_bwd(const slm_attention_args *a, const float *dout, float *dq, float *dk,
                        float *dv, int64_t task_begin, int64_t task_end);
 
+// MARK: - Decoding one token (batch 1)
+
+/// y[r] = dot(W[r, :], x) (+ bias[r]) for r < rows; W row-major [rows, cols].
+/// accumulate != 0 adds into y (the residual stream) instead of overwriting it.
+/// bias may be NULL.
+void slm_gemv_f32(int64_t rows, int64_t cols, const float *w, const float *x, const float *bias,
+                  float *y, int accumulate);
+/// The same with int8 weights and one fp32 scale per row: W[r, k] = scale[r] * wq[r, k].
+/// Activations stay fp32; the int8 values are widened to float inside the dot product.
+void slm_gemv_i8(int64_t rows, int64_t cols, const int8_t *wq, const float *scales,
+                 const float *x, const float *bias, float *y, int accumulate);
+
+/// One query per head against a KV cache. Keys are stored transposed per KV head,
+/// kt[kvh][d][ldk] (so a query's scores vectorise across keys; ldk is the padded
+/// capacity, a multiple of 64, and unused columns must be finite); values row-wise,
+/// v[kvh][ldv][d]. The query sees keys 0..<n. scores: Hq * ldk floats of scratch.
+typedef struct {
+    int64_t Hq, Hkv, D, n, ldk, ldv;
+    float scale;
+    const float *q, *kt, *v;
+    float *out, *scores;
+} slm_attention_decode_args;
+
+/// Processes query heads [head_begin, head_end).
+void slm_attention_decode(const slm_attention_decode_args *a, int64_t head_begin, int64_t head_end);
+
+/// A weight matrix in decode layout: row-major [rows, cols], fp32 or int8 + row scales.
+typedef struct {
+    int64_t rows, cols;
+    int int8;              ///< 0: w is float, 1: w is int8_t with `scales`
+    const void *w;
+    const float *scales;   ///< one per row (int8 only)
+    const float *bias;     ///< rows entries, or NULL
+} slm_matrix;
+
+/// Activations the decode GEMV applies to its output rows (within the same parallel task).
+typedef enum { SLM_ACT_NONE = 0, SLM_ACT_GELU = 1 } slm_activation;
+
+/// y (+)= m x, rows split across `threads` threads of the decode pool, then `act` on y.
+void slm_decode_gemv(int64_t threads, const slm_matrix *m, const float *x, float *y,
+                     int accumulate, slm_activation act);
+/// y = silu(gate x) * (up x) in one parallel region; `scratch` holds up->rows floats.
+void slm_decode_gemv_swiglu(int64_t threads, const slm_matrix *gate, const slm_matrix *up,
+                            const float *x, float *y, float *scratch);
+/// Single-query attention, heads split across threads.
+void slm_decode_attention(int64_t threads, const slm_attention_decode_args *a);
+
+// MARK: - Decode thread pool
+
+/// A task of a parallel region: `task` in [0, tasks).
+typedef void (*slm_pool_fn)(void *ctx, int64_t task, int64_t tasks);
+/// Runs fn(ctx, t, tasks) once for each t in [0, tasks) on up to `threads` threads (the
+/// caller and persistent workers; each claims the next task until none are left) and
+/// returns when all are done. Idle workers spin for a short while (a token's next region
+/// usually comes within microseconds), then sleep on a condition variable, so an idle
+/// pool costs no CPU. One region runs at a time (callers serialise).
+void slm_pool_run(int64_t threads, int64_t tasks, slm_pool_fn fn, void *ctx);
+/// Worker threads started so far (for tests).
+int64_t slm_pool_workers(void);
+
 // MARK: - bfloat16
 
 void slm_f32_to_bf16(int64_t n, const float *x, uint16_t *y);
@@ -186,6 +246,10 @@ typedef struct {
     void (*attention_fwd)(const slm_attention_args *, int64_t, int64_t);
     void (*attention_bwd)(const slm_attention_args *, const float *, float *, float *, float *,
                           int64_t, int64_t);
+    void (*gemv_f32)(int64_t, int64_t, const float *, const float *, const float *, float *, int);
+    void (*gemv_i8)(int64_t, int64_t, const int8_t *, const float *, const float *, const float *,
+                    float *, int);
+    void (*attention_decode)(const slm_attention_decode_args *, int64_t, int64_t);
 } slm_kernel_table;
 
 /// The kernels built for `isa` (the scalar table when this CPU or build lacks it).
@@ -231,6 +295,11 @@ void slm_attention_fwd_ref(const slm_attention_args *a, int64_t task_begin, int6
 void slm_attention_bwd_ref(const slm_attention_args *a, const float *dout, float *dq, float *dk,
                            float *dv, int64_t task_begin, int64_t task_end);
 void slm_f32_to_bf16_ref(int64_t n, const float *x, uint16_t *y);
+void slm_gemv_f32_ref(int64_t rows, int64_t cols, const float *w, const float *x, const float *bias,
+                      float *y, int accumulate);
+void slm_gemv_i8_ref(int64_t rows, int64_t cols, const int8_t *wq, const float *scales,
+                     const float *x, const float *bias, float *y, int accumulate);
+void slm_attention_decode_ref(const slm_attention_decode_args *a, int64_t head_begin, int64_t head_end);
 
 // MARK: - Matrix multiply (row-major): C = alpha * op(A) op(B) + beta * C
 

@@ -39,6 +39,15 @@ public enum CPUKernels {
     public static var activeISA: String { String(cString: slm_isa_name(slm_isa_active())) }
     public static var hasAVX512BF16: Bool { slm_cpu_has_avx512bf16() != 0 }
 
+    /// log Σ exp(x[i]) with the SIMD exponential (one pass over a vocabulary-sized row,
+    /// ~30x faster than `exp` per element in Double; relative error ~1e-7).
+    public static func logSumExp(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        precondition(count > 0)
+        var target: Int32 = -1, loss: Float = 0, lse: Float = 0
+        slm_xent_fwd(1, Int64(count), x, &target, -1, &loss, &lse)
+        return Double(lse)
+    }
+
     /// FLOP/s that independent fp32 (or bf16) FMA chains reach on all threads at once over
     /// about `seconds`, best of `repeats`: the measured peak that MFU figures are shares
     /// of. One short try can land on a busy or still-clocking core and read half the peak,

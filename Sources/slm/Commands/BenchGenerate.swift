@@ -21,6 +21,8 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Tokens generated per timed run.") var tokens = 200
     @Option(help: "Timed runs (the median is reported).") var repeats = 3
     @Flag(help: "Skip the run without the cache (slow for big models).") var cacheOnly = false
+    @OptionGroup var decode: DecodeOptions
+    @Flag(help: "Time the general forward pass with a KVCache instead of the fast decoder.") var reference = false
     @Flag(help: "Print a JSON object.") var json = false
     @OptionGroup var runtime: RuntimeOptions
 
@@ -28,11 +30,17 @@ struct BenchGenerate: ParsableCommand {
         var model: String
         var parameters: Int
         var threads: Int
+        var weights: String
+        var decoder: String
         var promptTokens: Int
         var generatedTokens: Int
         var timeToFirstTokenMs: Double
         var tokensPerSecond: Double
         var tokensPerSecondWithoutCache: Double?
+        /// int8 only: share of greedy steps where int8 picks fp32's token, and the largest
+        /// logit difference as a share of the largest fp32 logit (on the fp32 token path).
+        var int8GreedyAgreement: Double?
+        var int8MaxLogitError: Double?
     }
 
     func run() throws {
@@ -48,7 +56,8 @@ struct BenchGenerate: ParsableCommand {
         var rng = RNG(seed: 2)
         let ids = (0..<prompt).map { _ in Int32(rng.next() % UInt64(m.config.vocabSize)) }
         let options = GenerationOptions(maxTokens: tokens, sampling: SamplingParameters(temperature: 0))
-        let generator = Generator(model: m, tokenizer: VocabularyOnly(size: m.config.vocabSize))
+        let generator = Generator(model: m, tokenizer: VocabularyOnly(size: m.config.vocabSize), precision: decode.weights,
+                                  fastDecoding: !reference)
 
         var firstTimes: [Double] = [], rates: [Double] = []
         for run in 0...repeats {  // run 0 warms up
@@ -75,18 +84,45 @@ struct BenchGenerate: ParsableCommand {
             }
             withoutCache = Double(min(tokens, 64)) / Date().timeIntervalSince(started)
         }
-        let result = Result(model: name, parameters: m.parameterCount, threads: Parallel.threadCount, promptTokens: prompt,
+        var agreement: Double? = nil, logitError: Double? = nil
+        if decode.weights == .int8, !reference, let a = m.makeDecoder(precision: .fp32), let b = m.makeDecoder(precision: .int8) {
+            (agreement, logitError) = compareInt8(fp32: a, int8: b, prompt: ids, steps: min(tokens, m.config.context - prompt))
+        }
+        let result = Result(model: name, parameters: m.parameterCount, threads: Parallel.threadCount,
+                            weights: decode.weights.rawValue, decoder: reference ? "reference" : "fast", promptTokens: prompt,
                             generatedTokens: tokens, timeToFirstTokenMs: median(firstTimes) * 1e3, tokensPerSecond: median(rates),
-                            tokensPerSecondWithoutCache: withoutCache)
+                            tokensPerSecondWithoutCache: withoutCache,
+                            int8GreedyAgreement: agreement, int8MaxLogitError: logitError)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(result), as: UTF8.self))
         } else {
-            print(String(format: "%@ (%d parameters, %d threads): first token after %.1f ms; %.0f tokens/s with the KV cache%@",
-                         name, m.parameterCount, Parallel.threadCount, result.timeToFirstTokenMs, result.tokensPerSecond,
+            print(String(format: "%@ (%d parameters, %d threads, %@ weights, %@ decoder): first token after %.1f ms; %.0f tokens/s with the KV cache%@",
+                         name, m.parameterCount, Parallel.threadCount, result.weights, result.decoder, result.timeToFirstTokenMs, result.tokensPerSecond,
                          withoutCache.map { String(format: ", %.0f tokens/s recomputing the context", $0) } ?? ""))
+            if let agreement, let logitError {
+                print(String(format: "int8 vs fp32 over the same tokens: greedy choice agrees on %.1f%% of steps; logits differ by up to %.2f%% of the largest",
+                             agreement * 100, logitError * 100))
+            }
         }
+    }
+
+    /// Steps both decoders along fp32's greedy tokens (int8 prefills token by token, so
+    /// both see the prompt through their own weights).
+    private func compareInt8(fp32 a: IncrementalDecoder, int8 b: IncrementalDecoder, prompt: [Int32], steps: Int) -> (Double, Double) {
+        var la = Array(a.prefill(prompt)), lb = Array(b.prefill(prompt)), agree = 0, compared = 0, worst: Float = 0
+        for _ in 0..<max(steps, 1) {
+            compared += 1
+            let ta = la.indices.max { la[$0] < la[$1] }!, tb = lb.indices.max { lb[$0] < lb[$1] }!
+            if ta == tb { agree += 1 }
+            let scale = max(la.map(abs).max() ?? 0, 1e-9)
+            worst = max(worst, zip(la, lb).map { abs($0 - $1) }.max()! / scale)
+            if a.remaining == 0 { break }
+            la = Array(a.step(Int32(ta)))
+            lb = Array(b.step(Int32(ta)))
+        }
+        return (Double(agree) / Double(compared), Double(worst))
     }
 
     private func median(_ xs: [Double]) -> Double { xs.isEmpty ? .nan : xs.sorted()[xs.count / 2] }

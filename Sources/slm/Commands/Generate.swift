@@ -28,6 +28,16 @@ struct SamplingOptions: ParsableArguments {
     }
 }
 
+extension WeightPrecision: ExpressibleByArgument {}
+
+/// How generation stores the model's weights (generate, chat, serve, bench generate).
+struct DecodeOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Decoder weights: fp32 (as trained) or int8 (weight-only, one scale per output row).",
+        discussion: "int8 reads a quarter of the bytes per token, so it decodes 2-4x faster; logits move by about 1-3% and greedy choices rarely change (docs/BENCHMARKS.md)."))
+    var weights: WeightPrecision = .fp32
+}
+
 func loadBundle(_ path: String) throws -> ModelBundle {
     try userFacing { try ModelBundle(directory: URL(fileURLWithPath: path)) }
 }
@@ -45,6 +55,7 @@ struct Generate: ParsableCommand {
     @Option(help: "The text to continue.") var prompt: String
     @Flag(help: "Print text as it is generated.") var stream = false
     @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var decode: DecodeOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
@@ -53,7 +64,7 @@ struct Generate: ParsableCommand {
         let options = try sampling.options()
         let (ids, dropped) = bundle.encodePrompt(prompt)
         reportDropped(dropped)
-        let generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer)
+        let generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer, precision: decode.weights)
         let started = Date()
         let result = generator.generate(prompt: ids, options: options) { token in
             if stream, !token.text.isEmpty { print(token.text, terminator: ""); slm_stdout_flush() }
@@ -74,6 +85,7 @@ struct Chat: ParsableCommand {
     @Option(help: "Checkpoint or model folder.") var model: String
     @Option(help: "A system message to start the conversation.") var system: String?
     @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var decode: DecodeOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
@@ -81,7 +93,7 @@ struct Chat: ParsableCommand {
         let bundle = try loadBundle(model)
         var options = try sampling.options()
         options.stop += ChatTemplate.stops
-        let generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer)
+        let generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer, precision: decode.weights)
         var messages: [ChatMessage] = system.map { [ChatMessage(role: .system, content: $0)] } ?? []
         print("chatting with \(bundle.name) (\(bundle.model.parameterCount) parameters); empty line or /quit to end")
         while true {

@@ -1,0 +1,120 @@
+import CSLMKernels
+import SLMTensor
+
+/// How a decoder stores its weight matrices.
+public enum WeightPrecision: String, Sendable, CaseIterable, Codable {
+    /// The trained fp32 weights, as they are.
+    case fp32
+    /// Weight-only int8: one fp32 scale per output row (max |w| / 127), activations fp32.
+    /// A quarter of the memory traffic per token; logits move by a fraction of a percent.
+    case int8
+}
+
+/// A 64-byte-aligned buffer that a decoder owns (weights, caches, scratch).
+final class AlignedBuffer<Element> {
+    let pointer: UnsafeMutablePointer<Element>
+    let count: Int
+
+    init(count: Int, zeroed: Bool = true) {
+        self.count = count
+        let bytes = max(64, (count * MemoryLayout<Element>.stride + 63) / 64 * 64)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        if zeroed { raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
+        pointer = raw.bindMemory(to: Element.self, capacity: count)
+    }
+
+    convenience init(copying source: UnsafePointer<Element>, count: Int) {
+        self.init(count: count, zeroed: false)
+        pointer.update(from: source, count: count)
+    }
+
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+}
+
+/// A weight matrix in decode layout: row-major [rows (outputs), cols (inputs)], so one
+/// output is one contiguous dot product and threads split the rows. fp32, or int8 with
+/// a scale per row. Built once from a model's tensors (a copy: later changes to the
+/// model do not reach it).
+final class DecodeMatrix {
+    let rows: Int
+    let cols: Int
+    let precision: WeightPrecision
+    private let f32: AlignedBuffer<Float>?
+    private let i8: AlignedBuffer<Int8>?
+    private let scales: AlignedBuffer<Float>?
+    private let bias: AlignedBuffer<Float>?
+    /// What the C kernels read; points into the buffers above.
+    private(set) var descriptor: slm_matrix
+
+    /// Stacks row blocks (each [rows_i, cols], row-major) into one matrix, with their
+    /// biases (all or none). `inputMajor` blocks are stored [cols, rows_i] (GPT-2's
+    /// Conv1D layout) and are transposed here.
+    init(blocks: [(weight: Tensor, bias: Tensor?)], inputMajor: Bool, precision: WeightPrecision) {
+        precondition(!blocks.isEmpty)
+        let cols = inputMajor ? blocks[0].weight.shape[0] : blocks[0].weight.shape[1]
+        let rowCounts = blocks.map { inputMajor ? $0.weight.shape[1] : $0.weight.shape[0] }
+        let rows = rowCounts.reduce(0, +)
+        self.rows = rows
+        self.cols = cols
+        self.precision = precision
+        for b in blocks {
+            precondition(b.weight.dtype == .float32 && b.weight.rank == 2, "decode: weights must be fp32 matrices")
+            precondition((inputMajor ? b.weight.shape[0] : b.weight.shape[1]) == cols, "decode: stacked blocks differ in width")
+        }
+        // fp32 row-major copy first (transposed if needed), then quantised if asked.
+        let dense = AlignedBuffer<Float>(count: rows * cols, zeroed: false)
+        var row0 = 0
+        for (b, n) in zip(blocks, rowCounts) {
+            let src = b.weight.data, dst = dense.pointer + row0 * cols
+            if inputMajor {
+                for i in 0..<cols { for o in 0..<n { dst[o * cols + i] = src[i * n + o] } }
+            } else {
+                dst.update(from: src, count: n * cols)
+            }
+            row0 += n
+        }
+        if blocks.contains(where: { $0.bias != nil }) {
+            let b = AlignedBuffer<Float>(count: rows)
+            row0 = 0
+            for (block, n) in zip(blocks, rowCounts) {
+                if let t = block.bias { (b.pointer + row0).update(from: t.data, count: n) }
+                row0 += n
+            }
+            bias = b
+        } else {
+            bias = nil
+        }
+        switch precision {
+        case .fp32:
+            f32 = dense
+            i8 = nil
+            scales = nil
+        case .int8:
+            let (q, s) = DecodeMatrix.quantize(dense.pointer, rows: rows, cols: cols)
+            f32 = nil
+            i8 = q
+            scales = s
+        }
+        let w: UnsafeRawPointer = f32.map { UnsafeRawPointer($0.pointer) } ?? UnsafeRawPointer(i8!.pointer)
+        descriptor = slm_matrix(rows: Int64(rows), cols: Int64(cols), int8: precision == .int8 ? 1 : 0, w: w,
+                                scales: scales.map { UnsafePointer($0.pointer) }, bias: bias.map { UnsafePointer($0.pointer) })
+    }
+
+    /// Symmetric per-row quantisation: scale = max |w| / 127, q = round(w / scale).
+    /// A row of zeros gets scale 0 (and q = 0), so it stays exactly zero.
+    static func quantize(_ w: UnsafePointer<Float>, rows: Int, cols: Int) -> (AlignedBuffer<Int8>, AlignedBuffer<Float>) {
+        let q = AlignedBuffer<Int8>(count: rows * cols, zeroed: false), s = AlignedBuffer<Float>(count: rows)
+        for r in 0..<rows {
+            let row = w + r * cols, out = q.pointer + r * cols
+            var m: Float = 0
+            for k in 0..<cols { m = max(m, abs(row[k])) }
+            let scale = m / 127, inverse = m > 0 ? 127 / m : 0
+            for k in 0..<cols { out[k] = Int8(max(-127, min(127, (row[k] * inverse).rounded()))) }
+            s.pointer[r] = scale
+        }
+        return (q, s)
+    }
+
+    /// Bytes of weights (and scales) a GEMV with this matrix reads.
+    var weightBytes: Int { rows * cols * (precision == .int8 ? 1 : 4) + (precision == .int8 ? rows * 4 : 0) }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import SLMTensor
+
+/// A model's weights laid out for batch-1 decoding, shared by every `IncrementalDecoder` (one per
+/// generation) of that model: projections as row-major [out, in] matrices (fp32 or
+/// int8), Q/K/V stacked into one matrix so that a token runs one GEMV for them, and
+/// small vectors (norms, embeddings) copied out of the tensors.
+///
+/// A snapshot: built from the model's tensors when made, immutable afterwards. Training
+/// the model further does not change it; make new weights for that.
+public final class DecodingWeights {
+    public let config: ModelConfig
+    public let precision: WeightPrecision
+    /// The model itself, for the batched (GEMM) prefill of long fp32 prompts.
+    let model: any LanguageModel
+
+    struct Layer {
+        let norm1: AlignedBuffer<Float>
+        let norm1Bias: AlignedBuffer<Float>?
+        let qkv: DecodeMatrix
+        let o: DecodeMatrix
+        let norm2: AlignedBuffer<Float>
+        let norm2Bias: AlignedBuffer<Float>?
+        /// GPT-2: c_fc (followed by GELU); LLaMA: up_proj (SwiGLU with `gate`).
+        let up: DecodeMatrix
+        let gate: DecodeMatrix?
+        let down: DecodeMatrix
+    }
+
+    let tokenEmbedding: AlignedBuffer<Float>        // [vocab, width], fp32: one row per token
+    let positionEmbedding: AlignedBuffer<Float>?    // GPT-2: [context, width]
+    let layers: [Layer]
+    let finalNorm: AlignedBuffer<Float>
+    let finalNormBias: AlignedBuffer<Float>?
+    let head: DecodeMatrix
+    /// LLaMA: RoPE tables [context, headSize / 2], computed exactly as `RotaryEmbedding` does.
+    let ropeCos: AlignedBuffer<Float>?
+    let ropeSin: AlignedBuffer<Float>?
+
+    /// Bytes of weights one token reads (the memory traffic that bounds decode speed).
+    public var bytesPerToken: Int {
+        layers.reduce(head.weightBytes) { $0 + $1.qkv.weightBytes + $1.o.weightBytes + $1.up.weightBytes
+            + ($1.gate?.weightBytes ?? 0) + $1.down.weightBytes }
+    }
+
+    init(gpt2 m: GPT2, precision: WeightPrecision) {
+        config = m.config
+        self.precision = precision
+        model = m
+        tokenEmbedding = vector(m.tokenEmbedding)
+        positionEmbedding = vector(m.positionEmbedding)
+        layers = m.blocks.map { b in
+            Layer(norm1: vector(b.ln1Weight), norm1Bias: optionalVector(b.ln1Bias),
+                  qkv: DecodeMatrix(blocks: [(b.attnWeight, b.attnBias)], inputMajor: true, precision: precision),
+                  o: DecodeMatrix(blocks: [(b.attnProjWeight, b.attnProjBias)], inputMajor: true, precision: precision),
+                  norm2: vector(b.ln2Weight), norm2Bias: optionalVector(b.ln2Bias),
+                  up: DecodeMatrix(blocks: [(b.fcWeight, b.fcBias)], inputMajor: true, precision: precision),
+                  gate: nil,
+                  down: DecodeMatrix(blocks: [(b.fcProjWeight, b.fcProjBias)], inputMajor: true, precision: precision))
+        }
+        finalNorm = vector(m.finalNormWeight)
+        finalNormBias = optionalVector(m.finalNormBias)
+        head = DecodeMatrix(blocks: [(m.head ?? m.tokenEmbedding, nil)], inputMajor: false, precision: precision)
+        ropeCos = nil
+        ropeSin = nil
+    }
+
+    init(llama m: Llama, precision: WeightPrecision) {
+        config = m.config
+        self.precision = precision
+        model = m
+        tokenEmbedding = vector(m.tokenEmbedding)
+        positionEmbedding = nil
+        layers = m.layers.map { l in
+            Layer(norm1: vector(l.inputNorm), norm1Bias: nil,
+                  qkv: DecodeMatrix(blocks: [(l.q, l.qBias), (l.k, l.kBias), (l.v, l.vBias)], inputMajor: false, precision: precision),
+                  o: DecodeMatrix(blocks: [(l.o, l.oBias)], inputMajor: false, precision: precision),
+                  norm2: vector(l.postNorm), norm2Bias: nil,
+                  up: DecodeMatrix(blocks: [(l.up, nil)], inputMajor: false, precision: precision),
+                  gate: DecodeMatrix(blocks: [(l.gate, nil)], inputMajor: false, precision: precision),
+                  down: DecodeMatrix(blocks: [(l.down, nil)], inputMajor: false, precision: precision))
+        }
+        finalNorm = vector(m.finalNorm)
+        finalNormBias = nil
+        head = DecodeMatrix(blocks: [(m.head ?? m.tokenEmbedding, nil)], inputMajor: false, precision: precision)
+        // The same formula as RotaryEmbedding (angles in Double), so positions rotate
+        // bit-identically to the training path.
+        let half = config.headSize / 2, c = AlignedBuffer<Float>(count: config.context * half)
+        let s = AlignedBuffer<Float>(count: config.context * half)
+        for p in 0..<config.context {
+            for i in 0..<half {
+                let angle = Double(p) * pow(config.ropeTheta, -Double(2 * i) / Double(config.headSize))
+                c.pointer[p * half + i] = Float(cos(angle))
+                s.pointer[p * half + i] = Float(sin(angle))
+            }
+        }
+        ropeCos = c
+        ropeSin = s
+    }
+}
+
+private func vector(_ t: Tensor) -> AlignedBuffer<Float> {
+    precondition(t.dtype == .float32, "decode: weights must be fp32")
+    return AlignedBuffer(copying: t.data, count: t.count)
+}
+
+private func optionalVector(_ t: Tensor?) -> AlignedBuffer<Float>? { t.map { vector($0) } }
+
+extension LanguageModel {
+    /// Weights for the fast batch-1 decoder, or nil for a model type it does not know.
+    public func decodingWeights(precision: WeightPrecision = .fp32) -> DecodingWeights? {
+        if let m = self as? GPT2 { return DecodingWeights(gpt2: m, precision: precision) }
+        if let m = self as? Llama { return DecodingWeights(llama: m, precision: precision) }
+        return nil
+    }
+
+    /// A fast batch-1 decoder over a snapshot of this model's weights.
+    public func makeDecoder(precision: WeightPrecision = .fp32) -> IncrementalDecoder? {
+        decodingWeights(precision: precision).map { IncrementalDecoder($0) }
+    }
+}

@@ -1,0 +1,181 @@
+import CSLMKernels
+import SLMTensor
+
+/// Batch-1 inference without autograd: one token in, the next token's logits out.
+///
+/// Everything a token needs is allocated once, here: the KV cache (keys stored
+/// transposed per head, [kvHeads][headSize][capacity], so a query's scores vectorise
+/// across keys; values [kvHeads][capacity][headSize]) and the activations of one
+/// position. A token is then ~5 parallel regions per layer on the decode thread pool
+/// (GEMVs split by rows, attention split by heads) and a few single-row kernels
+/// between them, with no tensor, graph node or allocation.
+///
+/// Not thread-safe: one decoder per generation. Many decoders share one `DecodingWeights`.
+public final class IncrementalDecoder {
+    public let weights: DecodingWeights
+    public let config: ModelConfig
+    /// Tokens in the cache.
+    public private(set) var length = 0
+    public var capacity: Int { config.context }
+    public var remaining: Int { capacity - length }
+
+    private let width, heads, kvHeads, headSize, kvWidth, ffn: Int
+    private let ldk: Int                   // keys' padded capacity (a multiple of 64)
+    private let keys: AlignedBuffer<Float>
+    private let values: AlignedBuffer<Float>
+    private let x, h, qkv, attended, hidden, up, scores, logits, stats: AlignedBuffer<Float>
+    private var prefillCache: KVCache?
+
+    public init(_ weights: DecodingWeights) {
+        self.weights = weights
+        config = weights.config
+        width = config.width
+        heads = config.heads
+        kvHeads = config.kvHeads
+        headSize = config.headSize
+        kvWidth = kvHeads * headSize
+        ffn = config.ffnWidth
+        ldk = (config.context + 63) / 64 * 64
+        keys = AlignedBuffer(count: config.layers * kvHeads * headSize * ldk)
+        values = AlignedBuffer(count: config.layers * kvHeads * config.context * headSize)
+        x = AlignedBuffer(count: width)
+        h = AlignedBuffer(count: width)
+        qkv = AlignedBuffer(count: width + 2 * kvWidth)
+        attended = AlignedBuffer(count: width)
+        hidden = AlignedBuffer(count: ffn)
+        up = AlignedBuffer(count: ffn)
+        scores = AlignedBuffer(count: heads * ldk)
+        logits = AlignedBuffer(count: config.vocabSize)
+        stats = AlignedBuffer(count: 2)
+    }
+
+    /// Forgets every cached token.
+    public func reset() { length = 0 }
+
+    /// Reads `ids` after the cached tokens and returns the logits after the last one.
+    /// fp32 weights and an empty cache take the batched (GEMM) path of the model, which
+    /// is several times faster per token for long prompts; its keys and values are then
+    /// copied into this cache. Otherwise the tokens are stepped one by one (so int8
+    /// decoders see their own int8 keys and values).
+    @discardableResult
+    public func prefill(_ ids: [Int32]) -> UnsafeBufferPointer<Float> {
+        precondition(!ids.isEmpty && length + ids.count <= capacity,
+                     "decoder: \(length) cached + \(ids.count) new tokens exceed the context of \(capacity)")
+        if weights.precision == .fp32 && length == 0 && ids.count > 1 {
+            return prefillBatched(ids)
+        }
+        for id in ids.dropLast() { _ = step(id) }
+        return step(ids.last!)
+    }
+
+    /// Reads one token and returns the logits for the next (valid until the next call).
+    public func step(_ token: Int32) -> UnsafeBufferPointer<Float> {
+        precondition(length < capacity, "decoder: the context of \(capacity) tokens is full")
+        precondition(token >= 0 && Int(token) < config.vocabSize, "decoder: token \(token) outside the vocabulary")
+        switch config.architecture {
+        case .gpt2: stepGPT2(Int(token))
+        case .llama: stepLlama(Int(token))
+        }
+        length += 1
+        return UnsafeBufferPointer(start: logits.pointer, count: config.vocabSize)
+    }
+
+    // MARK: - One token
+
+    /// Threads per parallel region; nil follows `Parallel.threadCount` (--threads,
+    /// SLM_NUM_THREADS). Tests set it to compare thread counts.
+    public var threadCount: Int?
+    private var threads: Int64 { Int64(threadCount ?? Parallel.threadCount) }
+
+    private func stepGPT2(_ token: Int) {
+        let w = weights, d = Int64(width), eps = Float(config.normEps), pos = length
+        slm_add(d, w.tokenEmbedding.pointer + token * width, w.positionEmbedding!.pointer + pos * width, x.pointer)
+        for (i, l) in w.layers.enumerated() {
+            slm_layernorm_fwd(1, d, x.pointer, l.norm1.pointer, l.norm1Bias?.pointer, eps, h.pointer, stats.pointer, stats.pointer + 1)
+            gemv(l.qkv, h, qkv)
+            attend(layer: i, position: pos)
+            gemv(l.o, attended, x, accumulate: true)
+            slm_layernorm_fwd(1, d, x.pointer, l.norm2.pointer, l.norm2Bias?.pointer, eps, h.pointer, stats.pointer, stats.pointer + 1)
+            gemv(l.up, h, hidden, activation: SLM_ACT_GELU)
+            gemv(l.down, hidden, x, accumulate: true)
+        }
+        slm_layernorm_fwd(1, d, x.pointer, w.finalNorm.pointer, w.finalNormBias?.pointer, eps, h.pointer, stats.pointer, stats.pointer + 1)
+        gemv(w.head, h, logits)
+    }
+
+    private func stepLlama(_ token: Int) {
+        let w = weights, d = Int64(width), eps = Float(config.normEps), pos = length
+        x.pointer.update(from: w.tokenEmbedding.pointer + token * width, count: width)
+        let cosTable = w.ropeCos!.pointer, sinTable = w.ropeSin!.pointer
+        for (i, l) in w.layers.enumerated() {
+            slm_rmsnorm_fwd(1, d, x.pointer, l.norm1.pointer, eps, h.pointer, stats.pointer)
+            gemv(l.qkv, h, qkv)
+            let q = qkv.pointer, k = qkv.pointer + width
+            slm_rope(1, 1, Int64(heads), Int64(headSize), Int64(pos), cosTable, sinTable, q, q, 0)
+            slm_rope(1, 1, Int64(kvHeads), Int64(headSize), Int64(pos), cosTable, sinTable, k, k, 0)
+            attend(layer: i, position: pos)
+            gemv(l.o, attended, x, accumulate: true)
+            slm_rmsnorm_fwd(1, d, x.pointer, l.norm2.pointer, eps, h.pointer, stats.pointer)
+            withUnsafePointer(to: l.gate!.descriptor) { g in
+                withUnsafePointer(to: l.up.descriptor) { u in
+                    slm_decode_gemv_swiglu(threads, g, u, h.pointer, hidden.pointer, up.pointer)
+                }
+            }
+            gemv(l.down, hidden, x, accumulate: true)
+        }
+        slm_rmsnorm_fwd(1, d, x.pointer, w.finalNorm.pointer, eps, h.pointer, stats.pointer)
+        gemv(w.head, h, logits)
+    }
+
+    private func gemv(_ m: DecodeMatrix, _ input: AlignedBuffer<Float>, _ output: AlignedBuffer<Float>,
+                      accumulate: Bool = false, activation: slm_activation = SLM_ACT_NONE) {
+        withUnsafePointer(to: m.descriptor) { slm_decode_gemv(threads, $0, input.pointer, output.pointer, accumulate ? 1 : 0, activation) }
+    }
+
+    /// Stores this position's key and value (from `qkv`) in the cache, then attends.
+    private func attend(layer: Int, position pos: Int) {
+        let (kt, v) = cachePointers(layer: layer)
+        let k = qkv.pointer + width, vNew = qkv.pointer + width + kvWidth
+        for kvh in 0..<kvHeads {
+            let column = kt + kvh * headSize * ldk + pos
+            for c in 0..<headSize { column[c * ldk] = k[kvh * headSize + c] }
+            (v + (kvh * capacity + pos) * headSize).update(from: vNew + kvh * headSize, count: headSize)
+        }
+        var args = slm_attention_decode_args(
+            Hq: Int64(heads), Hkv: Int64(kvHeads), D: Int64(headSize), n: Int64(pos + 1), ldk: Int64(ldk),
+            ldv: Int64(capacity), scale: 1 / Float(headSize).squareRoot(), q: qkv.pointer, kt: kt, v: v,
+            out: attended.pointer, scores: scores.pointer)
+        slm_decode_attention(threads, &args)
+    }
+
+    private func cachePointers(layer: Int) -> (keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>) {
+        (keys.pointer + layer * kvHeads * headSize * ldk, values.pointer + layer * kvHeads * capacity * headSize)
+    }
+
+    // MARK: - Batched prefill
+
+    private func prefillBatched(_ ids: [Int32]) -> UnsafeBufferPointer<Float> {
+        let cache = prefillCache ?? KVCache(config)
+        prefillCache = cache
+        cache.reset()
+        let out = Autograd.noGrad { weights.model.logits(ids, cache: cache) }
+        let n = ids.count
+        logits.pointer.update(from: out.data + (n - 1) * config.vocabSize, count: config.vocabSize)
+        // The model's cache is [position][kvHead][headSize] per layer; ours is transposed
+        // for keys and head-major for values.
+        for layer in 0..<config.layers {
+            let (src_k, src_v) = cache.storage(layer: layer)
+            let (kt, v) = cachePointers(layer: layer)
+            for p in 0..<n {
+                for kvh in 0..<kvHeads {
+                    let sk = src_k + (p * kvHeads + kvh) * headSize, sv = src_v + (p * kvHeads + kvh) * headSize
+                    let column = kt + kvh * headSize * ldk + p
+                    for c in 0..<headSize { column[c * ldk] = sk[c] }
+                    (v + (kvh * capacity + p) * headSize).update(from: sv, count: headSize)
+                }
+            }
+        }
+        length = n
+        return UnsafeBufferPointer(start: logits.pointer, count: config.vocabSize)
+    }
+}

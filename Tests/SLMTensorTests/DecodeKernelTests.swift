@@ -1,0 +1,144 @@
+import CSLMKernels
+import Foundation
+import SLMTestSupport
+import Synchronization
+import Testing
+@testable import SLMTensor
+
+/// The batch-1 decode kernels (GEMV fp32 / int8, single-query attention) of every SIMD
+/// table against the scalar reference, and the decode thread pool.
+@Suite struct DecodeKernelTests {
+    static let isas: [slm_isa] = [SLM_ISA_SCALAR, SLM_ISA_AVX2, SLM_ISA_AVX512].filter { $0.rawValue <= slm_isa_detected().rawValue }
+    // (rows, cols): remainders of the 4-row block and of the vector width.
+    static let shapes = [(1, 1), (3, 7), (4, 16), (9, 33), (37, 100), (64, 288), (130, 257)]
+
+    static func int8Array(_ n: Int, seed: UInt64) -> [Int8] {
+        var rng = RNG(seed: seed)
+        return (0..<n).map { _ in Int8(Int(rng.next() % 255) - 127) }
+    }
+
+    @Test(arguments: isas)
+    func gemv(_ isa: slm_isa) {
+        let k = slm_kernel_table_for(isa)!.pointee
+        for (rows, cols) in Self.shapes {
+            let w = randomArray(rows * cols, seed: 1), x = randomArray(cols, seed: 2), bias = randomArray(rows, seed: 3)
+            let wq = Self.int8Array(rows * cols, seed: 4), scales = randomArray(rows, seed: 5, scale: 0.01).map(abs)
+            let y0 = randomArray(rows, seed: 6)
+            for accumulate: Int32 in [0, 1] {
+                for b in [nil, bias] {
+                    var y1 = y0, y2 = y0
+                    k.gemv_f32(Int64(rows), Int64(cols), w, x, b, &y1, accumulate)
+                    slm_gemv_f32_ref(Int64(rows), Int64(cols), w, x, b, &y2, accumulate)
+                    expectClose(y1, y2, tolerance: 1e-4 * Float(cols).squareRoot())
+                    y1 = y0
+                    y2 = y0
+                    k.gemv_i8(Int64(rows), Int64(cols), wq, scales, x, b, &y1, accumulate)
+                    slm_gemv_i8_ref(Int64(rows), Int64(cols), wq, scales, x, b, &y2, accumulate)
+                    expectClose(y1, y2, tolerance: 2e-4 * Float(cols).squareRoot())
+                }
+            }
+        }
+    }
+
+    /// The int8 GEMV computes exactly the fp32 GEMV of the dequantised weights (up to
+    /// summation order): the reference multiplies the same numbers.
+    @Test func int8ReferenceIsTheDequantisedProduct() {
+        let rows = 5, cols = 19
+        let wq = Self.int8Array(rows * cols, seed: 7), scales: [Float] = [0.01, 0.02, 0.5, 0, 1]
+        let x = randomArray(cols, seed: 8)
+        let dense = (0..<(rows * cols)).map { Float(wq[$0]) * scales[$0 / cols] }
+        var y1 = [Float](repeating: 0, count: rows), y2 = y1
+        slm_gemv_i8_ref(Int64(rows), Int64(cols), wq, scales, x, nil, &y1, 0)
+        slm_gemv_f32_ref(Int64(rows), Int64(cols), dense, x, nil, &y2, 0)
+        expectClose(y1, y2, tolerance: 1e-5)
+        #expect(y1[3] == 0)
+    }
+
+    @Test(arguments: isas)
+    func attentionDecode(_ isa: slm_isa) {
+        let k = slm_kernel_table_for(isa)!.pointee
+        for (hq, hkv, d, n, capacity) in [(4, 2, 16, 9, 20), (3, 1, 64, 70, 70), (2, 2, 7, 1, 5), (6, 6, 48, 200, 256)] {
+            let ldk = (capacity + 63) / 64 * 64
+            let q = randomArray(hq * d, seed: 9), kt = randomArray(hkv * d * ldk, seed: 10), v = randomArray(hkv * capacity * d, seed: 11)
+            var out1 = [Float](repeating: 0, count: hq * d), out2 = out1
+            var s1 = [Float](repeating: 0, count: hq * ldk), s2 = s1
+            func run(_ out: inout [Float], _ scores: inout [Float], _ f: (UnsafePointer<slm_attention_decode_args>) -> Void) {
+                q.withUnsafeBufferPointer { qp in kt.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
+                    out.withUnsafeMutableBufferPointer { op in scores.withUnsafeMutableBufferPointer { sp in
+                        var a = slm_attention_decode_args(Hq: Int64(hq), Hkv: Int64(hkv), D: Int64(d), n: Int64(n), ldk: Int64(ldk),
+                                                          ldv: Int64(capacity), scale: 0.25, q: qp.baseAddress, kt: kp.baseAddress,
+                                                          v: vp.baseAddress, out: op.baseAddress, scores: sp.baseAddress)
+                        f(&a)
+                    } }
+                } } }
+            }
+            run(&out1, &s1) { k.attention_decode($0, 0, Int64(hq)) }
+            run(&out2, &s2) { slm_attention_decode_ref($0, 0, Int64(hq)) }
+            expectClose(out1, out2, tolerance: 1e-5)
+            // Heads split across tasks give the same result as all at once.
+            var out3 = [Float](repeating: 0, count: hq * d), s3 = s1
+            run(&out3, &s3) { slm_decode_attention(3, $0) }
+            expectClose(out3, out2, tolerance: 1e-5)
+        }
+    }
+
+    /// Every task of every region runs exactly once, for 1 to 3 threads and more tasks
+    /// than threads, including after the workers have gone to sleep.
+    @Test func poolRunsEachTaskOnce() {
+        final class Counts: @unchecked Sendable {
+            let slots = UnsafeMutablePointer<Int>.allocate(capacity: 9)
+            init() { slots.initialize(repeating: 0, count: 9) }
+            deinit { slots.deallocate() }
+        }
+        let counts = Counts()
+        let fn: slm_pool_fn = { ctx, task, tasks in
+            let slots = ctx!.assumingMemoryBound(to: Int.self)
+            slots[Int(task)] += 1  // each task owns its slot: no race
+        }
+        for (threads, tasks) in [(1, 1), (1, 3), (2, 2), (2, 8), (3, 3), (3, 7)] {
+            counts.slots.update(repeating: 0, count: 9)
+            for round in 0..<2000 {
+                if round % 500 == 499 { usleep(2000) }  // let the workers fall asleep, then wake them
+                slm_pool_run(Int64(threads), Int64(tasks), fn, counts.slots)
+            }
+            for t in 0..<tasks { #expect(counts.slots[t] == 2000, "task \(t) of \(tasks) on \(threads) threads") }
+            for t in tasks..<9 { #expect(counts.slots[t] == 0) }
+        }
+        #expect(slm_pool_workers() >= 2)
+    }
+
+    /// Splitting a GEMV's rows across threads does not change a single bit of it.
+    @Test func parallelGEMVMatchesOneThread() {
+        let rows = 1000, cols = 288
+        let w = randomArray(rows * cols, seed: 12), x = randomArray(cols, seed: 13), bias = randomArray(rows, seed: 14)
+        let wq = Self.int8Array(rows * cols, seed: 15), scales = randomArray(rows, seed: 16, scale: 0.01)
+        let up = randomArray(rows * cols, seed: 17)
+        func run(_ threads: Int64) -> [[Float]] {
+            var outs: [[Float]] = []
+            w.withUnsafeBufferPointer { wp in wq.withUnsafeBufferPointer { qp in up.withUnsafeBufferPointer { upp in
+                scales.withUnsafeBufferPointer { sp in bias.withUnsafeBufferPointer { bp in
+                    var f = slm_matrix(rows: Int64(rows), cols: Int64(cols), int8: 0, w: wp.baseAddress, scales: nil, bias: bp.baseAddress)
+                    var q = slm_matrix(rows: Int64(rows), cols: Int64(cols), int8: 1, w: qp.baseAddress, scales: sp.baseAddress, bias: nil)
+                    var u = slm_matrix(rows: Int64(rows), cols: Int64(cols), int8: 0, w: upp.baseAddress, scales: nil, bias: nil)
+                    var y = [Float](repeating: 1, count: rows), scratch = y
+                    slm_decode_gemv(threads, &f, x, &y, 1, SLM_ACT_GELU)
+                    outs.append(y)
+                    slm_decode_gemv(threads, &q, x, &y, 0, SLM_ACT_NONE)
+                    outs.append(y)
+                    slm_decode_gemv_swiglu(threads, &f, &u, x, &y, &scratch)
+                    outs.append(y)
+                } }
+            } } }
+            return outs
+        }
+        let one = run(1)
+        #expect(run(2) == one)
+        #expect(run(3) == one)
+        // And the fused activations are the plain kernels applied afterwards.
+        var expected = [Float](repeating: 0, count: rows)
+        slm_gemv_f32(Int64(rows), Int64(cols), w, x, bias, &expected, 0)
+        expected = expected.map { $0 + 1 }
+        slm_gelu_fwd(Int64(rows), expected, &expected)
+        #expect(one[0] == expected)
+    }
+}
