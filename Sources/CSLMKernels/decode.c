@@ -55,22 +55,34 @@ static pthread_mutex_t submit_lock = PTHREAD_MUTEX_INITIALIZER;
 
 // The job in flight. `claim` packs the job's generation (high 32 bits) and the next
 // unclaimed task (low 32 bits); a task is claimed by a compare-and-swap that also
-// checks the generation, so a worker that wakes late can never run a task of a job
-// it did not read. The fields are written (relaxed) before `claim` is published
-// (release) and only rewritten once every task of the previous job has finished.
+// checks the generation, so a worker that wakes late can never run a task of a job it
+// did not read.
+//
+// The job's description lives in one of two slots, chosen by the generation's parity.
+// A worker may read a slot late (it loaded `claim`, was preempted, and the caller has
+// meanwhile finished that job). With one slot it could then pair the old `claim` with
+// the next job's description, and since the next job may have more tasks, claim and run
+// a task twice (a hang when the caller then counts one task too many, wrong sums before
+// that). With two, the slot of generation g is rewritten only for g + 2, after g + 1 was
+// published, so a claim of g whose compare-and-swap succeeds always read g's own slot.
+typedef struct {
+    _Atomic(slm_pool_fn) fn;
+    _Atomic(void *) ctx;
+    _Atomic int64_t tasks;
+} job_slot;
+
 static _Alignas(64) _Atomic uint64_t claim = 0;
 static _Alignas(64) _Atomic int64_t finished = 0;
-static _Atomic(slm_pool_fn) job_fn;
-static _Atomic(void *) job_ctx;
-static _Atomic int64_t job_tasks;
+static job_slot jobs[2];
 
 // Claims and runs tasks of the current job until none are left.
 static void run_tasks(void) {
     uint64_t w = atomic_load_explicit(&claim, memory_order_acquire);
     for (;;) {
-        slm_pool_fn fn = atomic_load_explicit(&job_fn, memory_order_relaxed);
-        void *ctx = atomic_load_explicit(&job_ctx, memory_order_relaxed);
-        int64_t tasks = atomic_load_explicit(&job_tasks, memory_order_relaxed);
+        const job_slot *job = &jobs[(w >> 32) & 1];
+        slm_pool_fn fn = atomic_load_explicit(&job->fn, memory_order_relaxed);
+        void *ctx = atomic_load_explicit(&job->ctx, memory_order_relaxed);
+        int64_t tasks = atomic_load_explicit(&job->tasks, memory_order_relaxed);
         int64_t task = (int64_t)(w & 0xffffffffu);
         if (task >= tasks) return;
         if (atomic_compare_exchange_weak_explicit(&claim, &w, w + 1, memory_order_acq_rel, memory_order_acquire)) {
@@ -158,11 +170,12 @@ void slm_pool_run(int64_t threads, int64_t tasks, slm_pool_fn fn, void *ctx) {
     }
     pthread_mutex_lock(&submit_lock);
     ensure_workers(threads - 1);
-    atomic_store_explicit(&job_fn, fn, memory_order_relaxed);
-    atomic_store_explicit(&job_ctx, ctx, memory_order_relaxed);
-    atomic_store_explicit(&job_tasks, tasks, memory_order_relaxed);
+    uint64_t generation = ((atomic_load_explicit(&claim, memory_order_relaxed) >> 32) + 1) & 0xffffffffu;
+    job_slot *job = &jobs[generation & 1];
+    atomic_store_explicit(&job->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&job->ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&job->tasks, tasks, memory_order_relaxed);
     atomic_store_explicit(&finished, 0, memory_order_relaxed);
-    uint64_t generation = (atomic_load_explicit(&claim, memory_order_relaxed) >> 32) + 1;
     atomic_store_explicit(&claim, generation << 32, memory_order_release);
     for (int64_t i = 0; i < threads - 1; i++) {
         worker_slot *s = &slots[i];

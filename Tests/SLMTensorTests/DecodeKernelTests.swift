@@ -107,6 +107,31 @@ import Testing
         #expect(slm_pool_workers() >= 2)
     }
 
+    /// Consecutive jobs with different task counts (a token's GEMVs and attention
+    /// alternate 8, 12, 6, … tasks). A worker that read one job's claim and the next job's
+    /// description used to run a task twice and leave the caller waiting forever.
+    @Test func poolJobsOfChangingSizesRunEachTaskOnce() {
+        final class Counts: @unchecked Sendable { let slots = UnsafeMutablePointer<Int>.allocate(capacity: 64) }
+        let counts = Counts()
+        defer { counts.slots.deallocate() }
+        let fn: slm_pool_fn = { ctx, task, _ in
+            ctx!.assumingMemoryBound(to: Int.self)[Int(task)] += 1
+        }
+        // Small jobs the caller often finishes alone, then larger ones; three threads on a
+        // two-core machine get workers preempted at every point of the loop.
+        let sizes = [2, 9, 3, 64, 2, 7, 31, 5]
+        for threads in [2, 3] {
+            counts.slots.update(repeating: 0, count: 64)
+            var expected = [Int](repeating: 0, count: 64)
+            for round in 0..<200_000 {
+                let tasks = sizes[round % sizes.count]
+                slm_pool_run(Int64(threads), Int64(tasks), fn, counts.slots)
+                for t in 0..<tasks { expected[t] += 1 }
+            }
+            #expect(Array(UnsafeBufferPointer(start: counts.slots, count: 64)) == expected, "\(threads) threads")
+        }
+    }
+
     /// Splitting a GEMV's rows across threads does not change a single bit of it.
     @Test func parallelGEMVMatchesOneThread() {
         let rows = 1000, cols = 288
