@@ -51,6 +51,9 @@ fi
 
 # Check what the build and the run time loader will find.
 [ -f /usr/include/oneapi/dnnl/dnnl.h ] || { say "oneDNN headers not found after install (expected /usr/include/oneapi/dnnl/dnnl.h)"; exit 1; }
-ldconfig -p | grep -q 'libdnnl\.so\.2' || { say "libdnnl.so.2 is not visible to the loader"; exit 1; }
-ldconfig -p | grep -q 'libopenblas\.so\.0' || say "warning: libopenblas.so.0 not visible; the CBLAS fallback is unavailable"
+# (The list is captured first: grep -q exits at the first match, and under pipefail the
+# SIGPIPE that ldconfig then gets would fail the check at random.)
+loader=$(ldconfig -p)
+grep -q 'libdnnl\.so\.2' <<<"$loader" || { say "libdnnl.so.2 is not visible to the loader"; exit 1; }
+grep -q 'libopenblas\.so\.0' <<<"$loader" || say "warning: libopenblas.so.0 not visible; the CBLAS fallback is unavailable"
 say "ok: oneDNN $(dpkg-query -W -f='${Version}' libdnnl-dev), OpenBLAS $(dpkg-query -W -f='${Version}' libopenblas-dev), $(swift --version 2>/dev/null | head -1)"
