@@ -83,12 +83,16 @@ public struct Sampler: Sendable {
             for i in 1..<max(count, 1) where logits[i] > logits[best] { best = i }
             choice = best
         } else {
-            var scores = (0..<count).map { Double(logits[$0]) }
+            var scores = Array(UnsafeBufferPointer(start: logits, count: count))
             applyPenalties(&scores)
             if parameters.temperature == 0 {
                 choice = scores.indices.max { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 > $1) }!
             } else {
-                choice = draw(from: candidates(scores.map { $0 / parameters.temperature }))
+                var probabilities = [Float](repeating: 0, count: count)
+                probabilities.withUnsafeMutableBufferPointer { p in
+                    CPUKernels.softmax(scores, count: count, temperature: Float(parameters.temperature), into: p.baseAddress!)
+                }
+                choice = draw(from: candidates(probabilities))
             }
         }
         counts[Int32(choice), default: 0] += 1
@@ -105,25 +109,25 @@ public struct Sampler: Sendable {
         return p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0
     }
 
-    private func applyPenalties(_ scores: inout [Double]) {
+    private func applyPenalties(_ scores: inout [Float]) {
         let p = parameters
         guard p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0 else { return }
         for (id, n) in counts where Int(id) < scores.count {
-            var s = scores[Int(id)]
+            var s = Double(scores[Int(id)])
             if p.repetitionPenalty != 1 { s = s > 0 ? s / p.repetitionPenalty : s * p.repetitionPenalty }
             s -= p.presencePenalty + p.frequencyPenalty * Double(n)
-            scores[Int(id)] = s
+            scores[Int(id)] = Float(s)
         }
     }
 
-    /// The tokens that survive top-k, min-p and top-p, with their (unnormalised) probabilities.
-    func candidates(_ scaled: [Double]) -> [(index: Int, weight: Double)] {
+    /// The tokens that survive top-k, min-p and top-p, with their probabilities (from the
+    /// softmax at the sampling temperature).
+    func candidates(_ probabilities: [Float]) -> [(index: Int, weight: Double)] {
         var pool: [(index: Int, weight: Double)]
-        let top = scaled.max() ?? 0
-        if parameters.topK > 0 && parameters.topK < scaled.count {
-            pool = Sampler.largest(scaled, parameters.topK).map { ($0, exp(scaled[$0] - top)) }
+        if parameters.topK > 0 && parameters.topK < probabilities.count {
+            pool = Sampler.largest(probabilities, parameters.topK).map { ($0, Double(probabilities[$0])) }
         } else {
-            pool = scaled.indices.map { ($0, exp(scaled[$0] - top)) }
+            pool = probabilities.indices.map { ($0, Double(probabilities[$0])) }
         }
         if parameters.minP > 0 {
             let best = pool.map(\.weight).max() ?? 0
@@ -133,24 +137,64 @@ public struct Sampler: Sendable {
         return pool
     }
 
-    /// The smallest set of most likely entries holding `p` of the mass: a threshold found
-    /// by bisection on the weight (linear passes), then a sort of the few above it.
+    /// The smallest set of most likely entries holding `p` of the mass, without sorting
+    /// the vocabulary: entries too small to matter are dropped, a threshold is found by
+    /// bisection on the weight, and only the entries at the threshold (ties) are sorted.
     static func nucleus(_ pool: [(index: Int, weight: Double)], _ p: Double) -> [(index: Int, weight: Double)] {
         let total = pool.reduce(0) { $0 + $1.weight }, target = p * total
-        var low = 0.0, high = pool.map(\.weight).max() ?? 0
-        for _ in 0..<50 {  // largest threshold whose survivors still hold the target mass
+        // Entries below (1 - p)·total / n hold at most (1 - p)·total together, so the
+        // others already reach the target: the nucleus never needs them.
+        let floor = (total - target) / Double(max(pool.count, 1))
+        let live = pool.filter { $0.weight >= floor }
+        let weights = live.map { Float($0.weight) }
+        // Invariant: the entries >= low hold the target mass, those >= high do not.
+        var low: Float = 0, high = (weights.max() ?? 0).nextUp
+        for _ in 0..<40 {
             let mid = (low + high) / 2
-            if pool.reduce(0, { $1.weight >= mid ? $0 + $1.weight : $0 }) >= target { low = mid } else { high = mid }
+            if mass(atLeast: mid, in: weights) >= target { low = mid } else { high = mid }
         }
-        var kept = pool.filter { $0.weight >= low }.sorted { $0.weight > $1.weight || ($0.weight == $1.weight && $0.index < $1.index) }
-        // Trim ties at the threshold so the set is the smallest that reaches the target.
-        var mass = 0.0, n = 0
-        while n < kept.count && mass < target {
-            mass += kept[n].weight
-            n += 1
+        var kept = live.filter { $0.weight >= Double(high) }
+        var keptMass = kept.reduce(0) { $0 + $1.weight }
+        var band = live.filter { $0.weight >= Double(low) && $0.weight < Double(high) }
+        if keptMass >= target {  // the fast sums rounded across the target: decide it exactly
+            band += kept
+            kept = []
+            keptMass = 0
         }
-        kept.removeLast(kept.count - max(n, 1))
+        // The band [low, high) supplies the last entries: most likely first, ties by index.
+        band.sort { $0.weight > $1.weight || ($0.weight == $1.weight && $0.index < $1.index) }
+        for entry in band where keptMass < target || kept.isEmpty {
+            kept.append(entry)
+            keptMass += entry.weight
+        }
+        // Only a row without any positive weight (NaN logits) gets here empty.
+        if kept.isEmpty, let first = pool.first { kept = [first] }
         return kept
+    }
+
+    /// Σ w[i] over w[i] >= threshold: the bisection's one pass, in 16 SIMD lanes, blocks
+    /// of 4,096 summed in Double.
+    static func mass(atLeast threshold: Float, in w: [Float]) -> Double {
+        w.withUnsafeBufferPointer { p in
+            let t = SIMD16<Float>(repeating: threshold)
+            var total = 0.0, i = 0
+            while i < p.count {
+                let end = min(i + 4096, p.count)
+                var acc = SIMD16<Float>()
+                while i + 16 <= end {
+                    let v = UnsafeRawPointer(p.baseAddress! + i).loadUnaligned(as: SIMD16<Float>.self)
+                    acc += v.replacing(with: 0, where: v .< t)
+                    i += 16
+                }
+                var part = Double(acc.sum())
+                while i < end {
+                    if p[i] >= threshold { part += Double(p[i]) }
+                    i += 1
+                }
+                total += part
+            }
+            return total
+        }
     }
 
     private mutating func draw(from pool: [(index: Int, weight: Double)]) -> Int {
@@ -164,7 +208,7 @@ public struct Sampler: Sendable {
     }
 
     /// Indices of the k largest values, largest first, with a k-sized min-heap.
-    static func largest(_ values: [Double], _ k: Int) -> [Int] {
+    static func largest<Value: Comparable>(_ values: [Value], _ k: Int) -> [Int] {
         let k = min(k, values.count)
         guard k > 0 else { return [] }
         var heap: [Int] = []  // min-heap on values

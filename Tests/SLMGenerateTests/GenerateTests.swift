@@ -47,6 +47,29 @@ import Testing
         #expect(Set(pick(SamplingParameters(temperature: 1, topP: 0.5, seed: 2)).keys) == [3])
     }
 
+    /// The nucleus without a full sort equals the obvious definition: sort by weight
+    /// (ties by index) and take the shortest prefix that reaches p of the mass.
+    @Test func nucleusMatchesSortingEverything() {
+        var rng = RNG(seed: 11)
+        for trial in 0..<300 {
+            let n = 1 + Int(rng.next() % 400)
+            // Few distinct values, so ties at the threshold are common; some pools peaked.
+            let pool = (0..<n).map { i -> (index: Int, weight: Double) in
+                let w = Double(rng.next() % 8 + 1) / 8
+                return (i, trial % 3 == 0 ? pow(w, 12) : w)
+            }
+            let p = [0.1, 0.5, 0.9, 0.95, 0.999][trial % 5]
+            let sorted = pool.sorted { $0.weight > $1.weight || ($0.weight == $1.weight && $0.index < $1.index) }
+            let target = p * pool.reduce(0) { $0 + $1.weight }
+            var expected: Set<Int> = [], mass = 0.0
+            for e in sorted where mass < target || expected.isEmpty {
+                expected.insert(e.index)
+                mass += e.weight
+            }
+            #expect(Set(Sampler.nucleus(pool, p).map(\.index)) == expected, "trial \(trial), n \(n), p \(p)")
+        }
+    }
+
     @Test func minPDropsTheUnlikely() {
         // Keep tokens with p >= 0.2 · 0.63: tokens 3 and 0 only.
         #expect(Set(pick(SamplingParameters(temperature: 1, minP: 0.2, seed: 3)).keys) == [0, 3])

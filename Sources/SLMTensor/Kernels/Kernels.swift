@@ -48,6 +48,14 @@ public enum CPUKernels {
         return Double(lse)
     }
 
+    /// probabilities = softmax(x / temperature) over one row, with the SIMD kernels
+    /// (sampling reads a vocabulary-sized row per token).
+    public static func softmax(_ x: UnsafePointer<Float>, count: Int, temperature: Float,
+                               into probabilities: UnsafeMutablePointer<Float>) {
+        slm_scale(Int64(count), 1 / temperature, x, probabilities)
+        slm_softmax_fwd(1, Int64(count), probabilities, probabilities)
+    }
+
     /// FLOP/s that independent fp32 (or bf16) FMA chains reach on all threads at once over
     /// about `seconds`, best of `repeats`: the measured peak that MFU figures are shares
     /// of. One short try can land on a busy or still-clocking core and read half the peak,

@@ -21,6 +21,8 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Tokens generated per timed run.") var tokens = 200
     @Option(help: "Timed runs (the median is reported).") var repeats = 3
     @Flag(help: "Skip the run without the cache (slow for big models).") var cacheOnly = false
+    @Option(help: "Sampling temperature (0: greedy, the default).") var temperature = 0.0
+    @Option(help: "Nucleus sampling threshold with --temperature (1: off).") var topP = 1.0
     @OptionGroup var decode: DecodeOptions
     @Flag(help: "Time the general forward pass with a KVCache instead of the fast decoder.") var reference = false
     @Flag(help: "Print a JSON object.") var json = false
@@ -55,7 +57,9 @@ struct BenchGenerate: ParsableCommand {
         guard prompt >= 1, tokens >= 1, repeats >= 1 else { throw CommandError("--prompt, --tokens and --repeats must be at least 1") }
         var rng = RNG(seed: 2)
         let ids = (0..<prompt).map { _ in Int32(rng.next() % UInt64(m.config.vocabSize)) }
-        let options = GenerationOptions(maxTokens: tokens, sampling: SamplingParameters(temperature: 0))
+        let sampling = SamplingParameters(temperature: temperature, topP: topP, seed: 3)
+        if let problem = sampling.problem { throw CommandError(problem) }
+        let options = GenerationOptions(maxTokens: tokens, sampling: sampling)
         let generator = Generator(model: m, tokenizer: VocabularyOnly(size: m.config.vocabSize), precision: decode.weights,
                                   fastDecoding: !reference)
 
