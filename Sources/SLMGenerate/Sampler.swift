@@ -88,9 +88,11 @@ public struct Sampler: Sendable {
             if parameters.temperature == 0 {
                 choice = scores.indices.max { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 > $1) }!
             } else {
+                // In Float, 1/T must stay finite: below 1e-6 every temperature is greedy anyway.
+                let temperature = max(Float(parameters.temperature), 1e-6)
                 var probabilities = [Float](repeating: 0, count: count)
                 probabilities.withUnsafeMutableBufferPointer { p in
-                    CPUKernels.softmax(scores, count: count, temperature: Float(parameters.temperature), into: p.baseAddress!)
+                    CPUKernels.softmax(scores, count: count, temperature: temperature, into: p.baseAddress!)
                 }
                 choice = draw(from: candidates(probabilities))
             }

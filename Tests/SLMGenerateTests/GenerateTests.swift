@@ -34,6 +34,8 @@ import Testing
 
     @Test func greedyTakesTheMaximum() {
         #expect(pick(SamplingParameters(temperature: 0)) == [3: 400])
+        // A vanishing temperature is greedy too (1/T would overflow a Float).
+        #expect(pick(SamplingParameters(temperature: 1e-30, seed: 4)) == [3: 400])
     }
 
     @Test func topKKeepsOnlyTheKMostLikely() {
