@@ -35,8 +35,9 @@ let package = Package(
             ]
         ),
         .target(name: "SLMTensor", dependencies: ["CSLMKernels"]),
-        .target(name: "SLMText"),
-        .target(name: "SLMModels", dependencies: ["SLMTensor", "CSLMKernels"]),
+        .target(name: "SLMSupport"),
+        .target(name: "SLMText", dependencies: ["SLMSupport"]),
+        .target(name: "SLMModels", dependencies: ["SLMTensor", "CSLMKernels", "SLMSupport"]),
         .target(name: "SLMTrain", dependencies: ["CSLMKernels", "SLMTensor", "SLMModels", "SLMText"]),
         .target(name: "SLMGenerate", dependencies: ["SLMTensor", "SLMModels", "SLMText"]),
         .target(
@@ -60,7 +61,7 @@ let package = Package(
         .target(name: "SLMTestSupport", dependencies: ["SLMTensor"], path: "Tests/SLMTestSupport"),
         .testTarget(name: "SLMTensorTests", dependencies: ["SLMTensor", "CSLMKernels", "SLMTestSupport"]),
         .testTarget(name: "SLMModelsTests", dependencies: ["SLMModels", "SLMTensor", "SLMTestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "SLMTextTests", dependencies: ["SLMText"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SLMTextTests", dependencies: ["SLMText", "SLMSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SLMGenerateTests", dependencies: ["SLMGenerate", "SLMModels", "SLMTensor", "SLMText"]),
         .testTarget(
             name: "SLMServerTests",

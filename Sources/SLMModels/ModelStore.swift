@@ -1,4 +1,5 @@
 import Foundation
+import SLMSupport
 import SLMTensor
 
 /// A model on disk: config.json and model.safetensors in one directory (plus, in
@@ -6,7 +7,7 @@ import SLMTensor
 public enum ModelStore {
     public static func save(_ model: any LanguageModel, to directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try writeAtomically(try model.config.jsonData(), to: directory.appendingPathComponent("config.json"))
+        try AtomicFile.write(try model.config.jsonData(), to: directory.appendingPathComponent("config.json"))
         try Safetensors.write(model.parameters, metadata: ["format": "pt"], to: directory.appendingPathComponent("model.safetensors"))
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import SLMSupport
 import SLMTensor
 
 /// The safetensors format: an 8-byte little-endian header length, a JSON header naming
@@ -9,14 +10,14 @@ public enum Safetensors {
                              to url: URL) throws {
         var entries: [String] = []
         if !metadata.isEmpty {
-            let pairs = metadata.keys.sorted().map { "\(jsonQuote($0)):\(jsonQuote(metadata[$0]!))" }
+            let pairs = metadata.keys.sorted().map { "\(JSONText.quote($0)):\(JSONText.quote(metadata[$0]!))" }
             entries.append("\"__metadata__\":{\(pairs.joined(separator: ","))}")
         }
         var offset = 0
         for (name, t) in tensors {
             let bytes = t.count * t.dtype.byteSize
             let dtype = t.dtype == .bfloat16 ? "BF16" : "F32"
-            entries.append("\(jsonQuote(name)):{\"dtype\":\"\(dtype)\",\"shape\":[\(t.shape.dims.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}")
+            entries.append("\(JSONText.quote(name)):{\"dtype\":\"\(dtype)\",\"shape\":[\(t.shape.dims.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}")
             offset += bytes
         }
         var header = Array(("{" + entries.joined(separator: ",") + "}").utf8)
@@ -28,7 +29,7 @@ public enum Safetensors {
             data.append(Data(bytesNoCopy: t.storage.raw + t.offset * t.dtype.byteSize, count: t.count * t.dtype.byteSize,
                              deallocator: .none))
         }
-        try writeAtomically(data, to: url)
+        try AtomicFile.write(data, to: url)
     }
 
     /// Reads every tensor as float32 (BF16 and F16 are widened). Any inconsistency (a
@@ -85,10 +86,6 @@ public enum Safetensors {
         return (tensors, metadata)
     }
 
-    static func jsonQuote(_ s: String) -> String {
-        let data = try! JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])
-        return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
-    }
 }
 
 public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
@@ -97,14 +94,3 @@ public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
     public var description: String { message }
 }
 
-/// Writes to a hidden name beside `url`, then renames over it.
-func writeAtomically(_ data: Data, to url: URL) throws {
-    let temp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
-    do {
-        try data.write(to: temp)
-        guard rename(temp.path, url.path) == 0 else { throw SafetensorsError("could not rename \(temp.path) to \(url.path)") }
-    } catch {
-        try? FileManager.default.removeItem(at: temp)
-        throw error
-    }
-}

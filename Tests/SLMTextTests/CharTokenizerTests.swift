@@ -1,4 +1,5 @@
 import Foundation
+import SLMSupport
 import Testing
 @testable import SLMText
 

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import SLMSupport
 
 /// Everything `slm data prepare` can be told.
 public struct PrepareOptions: Sendable {

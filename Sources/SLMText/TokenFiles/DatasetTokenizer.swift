@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import SLMSupport
 
 /// meta.json: how a data directory's token files were made.
 public struct DatasetMeta: Codable, Sendable, Equatable {

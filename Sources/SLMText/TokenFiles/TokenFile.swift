@@ -1,4 +1,5 @@
 import Foundation
+import SLMSupport
 
 /// Width of the ids in a token file: uint16 while the vocabulary fits, else uint32.
 public enum TokenWidth: String, Codable, Sendable {

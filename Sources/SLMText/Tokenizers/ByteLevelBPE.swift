@@ -1,4 +1,5 @@
 import Foundation
+import SLMSupport
 
 /// Byte-level BPE as GPT-2 and Hugging Face `tokenizers` define it: added tokens are
 /// split out first, the rest is cut into pieces by the GPT-2 pre-tokenizer, and each

@@ -1,4 +1,5 @@
 import Foundation
+import SLMSupport
 
 /// One id per character, from a charset or a saved `vocab.json` (character → id).
 public struct CharTokenizer: Tokenizer {

@@ -1,4 +1,5 @@
 import Foundation
+import SLMSupport
 
 /// Hugging Face `tokenizer.json` and GPT-2 `vocab.json` + `merges.txt`, read and written.
 ///
