@@ -757,69 +757,18 @@ static void FN(gemv_i8)(int64_t rows, int64_t cols, const int8_t *wq, const floa
     }
 }
 
-// Single-query helpers for decoding. Keys come in blocks of ATT_BLOCK (the decoder pads
-// its transposed key cache to a multiple of 64 floats, so whole blocks are always there).
-#define ATT_BLOCK (4 * VW)
-
-// s[j] = sum_d x[d] * t[d * ldt + j] for j < n (rounded up to ATT_BLOCK; t is padded).
-static inline void FN(dots_transposed)(const float *x, const float *t, int64_t D, int64_t ldt,
-                                       int64_t n, float *s) {
-    for (int64_t j = 0; j < n; j += ATT_BLOCK) {
-        vf a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
-        const float *col = t + j;
-        for (int64_t d = 0; d < D; d++, col += ldt) {
-            vf xd = V_SET1(x[d]);
-            a0 = V_FMA(xd, V_LOAD(col), a0);
-            a1 = V_FMA(xd, V_LOAD(col + VW), a1);
-            a2 = V_FMA(xd, V_LOAD(col + 2 * VW), a2);
-            a3 = V_FMA(xd, V_LOAD(col + 3 * VW), a3);
-        }
-        V_STORE(s + j, a0);
-        V_STORE(s + j + VW, a1);
-        V_STORE(s + j + 2 * VW, a2);
-        V_STORE(s + j + 3 * VW, a3);
-    }
-}
-
-// o[d] = sum_{j<n} p[j] * rows[j * stride + d]
-static inline void FN(weighted_rows)(const float *p, int64_t n, const float *rows, int64_t stride,
-                                     int64_t D, float *o) {
-    int64_t d = 0;
-    for (; d + 2 * VW <= D; d += 2 * VW) {
-        vf a0 = V_ZERO(), a1 = V_ZERO();
-        const float *r = rows + d;
-        for (int64_t j = 0; j < n; j++, r += stride) {
-            vf pj = V_SET1(p[j]);
-            a0 = V_FMA(pj, V_LOAD(r), a0);
-            a1 = V_FMA(pj, V_LOAD(r + VW), a1);
-        }
-        V_STORE(o + d, a0);
-        V_STORE(o + d + VW, a1);
-    }
-    for (; d + VW <= D; d += VW) {
-        vf a0 = V_ZERO();
-        const float *r = rows + d;
-        for (int64_t j = 0; j < n; j++, r += stride) a0 = V_FMA(V_SET1(p[j]), V_LOAD(r), a0);
-        V_STORE(o + d, a0);
-    }
-    for (; d < D; d++) {
-        float acc = 0;
-        for (int64_t j = 0; j < n; j++) acc += p[j] * rows[j * stride + d];
-        o[d] = acc;
-    }
-}
-
 // One query row per head over the cached keys (stored transposed and padded, so the
-// scores of ATT_BLOCK keys come from D broadcast FMAs), softmax, weighted sum of values.
+// scores come out of the same small-GEMM kernel as training's attention, with one row),
+// softmax, weighted sum of values.
 static void FN(attention_decode)(const slm_attention_decode_args *a, int64_t head_begin, int64_t head_end) {
     const int64_t D = a->D, G = a->Hq / a->Hkv, n = a->n;
     for (int64_t h = head_begin; h < head_end; h++) {
         const int64_t kvh = h / G;
         float *s = a->scores + h * a->ldk, *o = a->out + h * D;
-        FN(dots_transposed)(a->q + h * D, a->kt + kvh * D * a->ldk, D, a->ldk, n, s);
+        FN(small_gemm)(1, FN(round_up)(n, VW), D, a->q + h * D, D, 1, a->kt + kvh * D * a->ldk, a->ldk, s, a->ldk, 0);
         float m = FN(row_max)(n, s) * a->scale;
         float l = FN(row_exp)(n, s, a->scale, m, s);
-        FN(weighted_rows)(s, n, a->v + kvh * a->ldv * D, D, D, o);
+        FN(small_gemm)(1, D, n, s, n, 1, a->v + kvh * a->ldv * D, D, o, D, 0);
         FN(scale)(D, 1.0f / l, o, o);
     }
 }
