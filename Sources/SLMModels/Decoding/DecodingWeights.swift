@@ -1,4 +1,3 @@
-import Foundation
 import SLMTensor
 
 /// A model's weights laid out for batch-1 decoding, shared by every `IncrementalDecoder` (one per
@@ -33,7 +32,7 @@ public final class DecodingWeights {
     let finalNorm: AlignedBuffer<Float>
     let finalNormBias: AlignedBuffer<Float>?
     let head: DecodeMatrix
-    /// LLaMA: RoPE tables [context, headSize / 2], computed exactly as `RotaryEmbedding` does.
+    /// LLaMA: the model's RoPE tables [context, headSize / 2].
     let ropeCos: AlignedBuffer<Float>?
     let ropeSin: AlignedBuffer<Float>?
 
@@ -83,19 +82,9 @@ public final class DecodingWeights {
         finalNorm = vector(m.finalNorm)
         finalNormBias = nil
         head = DecodeMatrix(blocks: [(m.head ?? m.tokenEmbedding, nil)], inputMajor: false, precision: precision)
-        // The same formula as RotaryEmbedding (angles in Double), so positions rotate
-        // bit-identically to the training path.
-        let half = config.headSize / 2, c = AlignedBuffer<Float>(count: config.context * half)
-        let s = AlignedBuffer<Float>(count: config.context * half)
-        for p in 0..<config.context {
-            for i in 0..<half {
-                let angle = Double(p) * pow(config.ropeTheta, -Double(2 * i) / Double(config.headSize))
-                c.pointer[p * half + i] = Float(cos(angle))
-                s.pointer[p * half + i] = Float(sin(angle))
-            }
-        }
-        ropeCos = c
-        ropeSin = s
+        // The model's own tables, so positions rotate exactly as in the training path.
+        ropeCos = m.rotary.cosTable.withUnsafeBufferPointer { AlignedBuffer(copying: $0.baseAddress!, count: $0.count) }
+        ropeSin = m.rotary.sinTable.withUnsafeBufferPointer { AlignedBuffer(copying: $0.baseAddress!, count: $0.count) }
     }
 }
 

@@ -132,15 +132,21 @@ public final class IncrementalDecoder {
         withUnsafePointer(to: m.descriptor) { slm_decode_gemv(threads, $0, input.pointer, output.pointer, accumulate ? 1 : 0, activation) }
     }
 
-    /// Stores this position's key and value (from `qkv`) in the cache, then attends.
-    private func attend(layer: Int, position pos: Int) {
+    /// Stores one position's keys and values ([kvHeads, headSize] each) in a layer's
+    /// cache: keys as a column of the transposed layout, values as rows.
+    private func store(layer: Int, position pos: Int, keys k: UnsafePointer<Float>, values vNew: UnsafePointer<Float>) {
         let (kt, v) = cachePointers(layer: layer)
-        let k = qkv.pointer + width, vNew = qkv.pointer + width + kvWidth
         for kvh in 0..<kvHeads {
             let column = kt + kvh * headSize * ldk + pos
             for c in 0..<headSize { column[c * ldk] = k[kvh * headSize + c] }
             (v + (kvh * capacity + pos) * headSize).update(from: vNew + kvh * headSize, count: headSize)
         }
+    }
+
+    /// Stores this position's key and value (from `qkv`) in the cache, then attends.
+    private func attend(layer: Int, position pos: Int) {
+        store(layer: layer, position: pos, keys: qkv.pointer + width, values: qkv.pointer + width + kvWidth)
+        let (kt, v) = cachePointers(layer: layer)
         var args = slm_attention_decode_args(
             Hq: Int64(heads), Hkv: Int64(kvHeads), D: Int64(headSize), n: Int64(pos + 1), ldk: Int64(ldk),
             ldv: Int64(capacity), scale: 1 / Float(headSize).squareRoot(), q: qkv.pointer, kt: kt, v: v,
@@ -164,15 +170,9 @@ public final class IncrementalDecoder {
         // The model's cache is [position][kvHead][headSize] per layer; ours is transposed
         // for keys and head-major for values.
         for layer in 0..<config.layers {
-            let (src_k, src_v) = cache.storage(layer: layer)
-            let (kt, v) = cachePointers(layer: layer)
+            let (keys, values) = cache.storage(layer: layer)
             for p in 0..<n {
-                for kvh in 0..<kvHeads {
-                    let sk = src_k + (p * kvHeads + kvh) * headSize, sv = src_v + (p * kvHeads + kvh) * headSize
-                    let column = kt + kvh * headSize * ldk + p
-                    for c in 0..<headSize { column[c * ldk] = sk[c] }
-                    (v + (kvh * capacity + p) * headSize).update(from: sv, count: headSize)
-                }
+                store(layer: layer, position: p, keys: keys + p * kvWidth, values: values + p * kvWidth)
             }
         }
         length = n

@@ -7,8 +7,9 @@ public struct RotaryEmbedding: Sendable {
     public let headDim: Int
     public let maxPositions: Int
     public let theta: Double
-    let cosTable: [Float]
-    let sinTable: [Float]
+    /// cos and sin of each position's angles, [maxPositions, headDim / 2].
+    public let cosTable: [Float]
+    public let sinTable: [Float]
 
     public init(headDim: Int, maxPositions: Int, theta: Double = 10_000) {
         precondition(headDim > 0 && headDim % 2 == 0, "RotaryEmbedding: head dimension \(headDim) must be even")
