@@ -7,6 +7,7 @@ if every check passed. Loopback only.
 """
 
 import argparse
+import http.client
 import json
 import re
 import socket
@@ -110,6 +111,17 @@ def main():
         assert e.param == "top_p", e.body
 
     @checks.add
+    def key_guards_every_path_spelling():
+        # Request targets sent byte for byte (like curl --path-as-is): none may answer
+        # 2xx without the key.
+        body = {"model": args.model, "prompt": "a", "max_tokens": 2}
+        for method, path in [("GET", "//v1/models"), ("GET", "/v1//models"), ("GET", "/v1/models/"),
+                             ("GET", "/v1/./models"), ("POST", "//v1/completions"), ("POST", "/v1//completions"),
+                             ("POST", "/v1/completions/"), ("POST", "//v1//chat//completions")]:
+            status = raw_status(args.port, method, path, None, body if method == "POST" else None)
+            assert not 200 <= status < 300, f"{method} {path} answered {status} without the key"
+
+    @checks.add
     def open_routes():
         assert get_json(base + "/health") == {"status": "ok"}
         page = urllib.request.urlopen(base + "/", timeout=10).read().decode()
@@ -204,6 +216,18 @@ def wait_until(condition, seconds):
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {seconds} s")
         time.sleep(0.02)
+
+
+def raw_status(port, method, path, key, body):
+    """The status of one request whose target is sent exactly as given."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+    status = conn.getresponse().status
+    conn.close()
+    return status
 
 
 def raw_request(port, key, body):

@@ -1,15 +1,16 @@
 import Foundation
 import Hummingbird
 
-/// With an API key set, every /v1/ route needs `Authorization: Bearer KEY` (401 in
-/// OpenAI's shape otherwise). /health, /metrics and the playground page stay open: probes
-/// and scrapers need no secret, and the page holds no data (it sends the key the user
-/// types in with its own requests).
+/// With an API key set, every OpenAI route needs `Authorization: Bearer KEY` (401 in
+/// OpenAI's shape otherwise). It is installed on the routes themselves (see
+/// `Routes.register`), never matched against the raw path: the router accepts several
+/// spellings of one path, and the check must cover each. /health, /metrics and the
+/// playground page stay open: probes and scrapers need no secret, and the page holds no
+/// data (it sends the key the user types in with its own requests).
 struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     let key: String
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.uri.path.hasPrefix("/v1/") || request.uri.path == "/v1" else { return try await next(request, context) }
         guard let header = request.headers[.authorization] else { throw APIError.missingKey }
         let scheme = "bearer "
         guard header.count > scheme.count, header.prefix(scheme.count).lowercased() == scheme else { throw APIError.missingKey }

@@ -11,7 +11,11 @@ struct Routes: Sendable {
     /// When the server started (the model's `created`).
     let created = unixTime()
 
-    func register(on router: Router<ServerContext>) {
+    /// The open routes go straight on the router; every OpenAI route goes through the
+    /// `v1` group, whose middleware (the API key) runs inside the endpoint that the router
+    /// resolved. A request reaches an API handler only through that check, whatever
+    /// spelling of the path the router accepts (`//v1/models`, `/v1/models/`, …).
+    func register(on router: Router<ServerContext>, apiKey: String?) {
         router.get("/health") { _, _ in jsonResponse(["status": "ok"]) }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -20,14 +24,17 @@ struct Routes: Sendable {
         router.get("/") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: Playground.html)))
         }
-        router.get("/v1/models") { _, _ in jsonResponse(ModelList(data: [modelInfo])) }
-        router.get("/v1/models/{id}") { _, context in
+
+        let api = router.group("v1")
+        if let apiKey { api.add(middleware: APIKeyMiddleware(key: apiKey)) }
+        api.get("models") { _, _ in jsonResponse(ModelList(data: [modelInfo])) }
+        api.get("models/{id}") { _, context in
             let id = context.parameters.get("id") ?? ""
             guard id == scheduler.modelName else { throw APIError.modelNotFound(id) }
             return jsonResponse(modelInfo)
         }
-        router.post("/v1/completions") { request, context in try await completions(request, context) }
-        router.post("/v1/chat/completions") { request, context in try await chatCompletions(request, context) }
+        api.post("completions") { request, context in try await completions(request, context) }
+        api.post("chat/completions") { request, context in try await chatCompletions(request, context) }
     }
 
     var modelInfo: ModelInfo { ModelInfo(id: scheduler.modelName, created: created) }

@@ -37,13 +37,12 @@ public struct OpenAIServer: Sendable {
     }
 
     /// Middleware, outermost first: metrics (sees every final status), errors (OpenAI's
-    /// shape for whatever is thrown), the API key; then the routes.
+    /// shape for whatever is thrown); then the routes, where the API routes check the key.
     public func router() -> Router<ServerContext> {
         let router = Router(context: ServerContext.self)
         router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: ErrorMiddleware())
-        if let apiKey { router.add(middleware: APIKeyMiddleware(key: apiKey)) }
-        Routes(scheduler: scheduler, metrics: metrics).register(on: router)
+        Routes(scheduler: scheduler, metrics: metrics).register(on: router, apiKey: apiKey)
         return router
     }
 

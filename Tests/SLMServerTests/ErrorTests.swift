@@ -121,8 +121,8 @@ import Testing
             #expect(right.status == .ok)
             #expect(try await client.get("/v1/models").status == .unauthorized)
             #expect(try await client.get("/v1/models", headers: [.authorization: "Bearer sk-test-123"]).status == .ok)
-            // Unknown /v1 routes ask for the key first; probes, metrics and the page stay open.
-            #expect(try await client.get("/v1/nothing").status == .unauthorized)
+            // Unknown routes are not found with or without the key; probes, metrics and the page stay open.
+            #expect(try await client.get("/v1/nothing").status == .notFound)
             #expect(try await client.get("/health").status == .ok)
             #expect(try await client.get("/metrics").status == .ok)
             #expect(try await client.get("/").status == .ok)

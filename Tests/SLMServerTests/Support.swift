@@ -32,11 +32,12 @@ func withScheduler<T>(width: Int = 16, layers: Int = 1, context: Int = 32,
 
 /// The server on a fresh model ("tiny"), driven through HummingbirdTesting's router client.
 func withServer<T: Sendable>(apiKey: String? = nil, width: Int = 16, layers: Int = 1, context: Int = 32,
+                             setup: TestingSetup = .router,
                              _ body: @Sendable (any TestClientProtocol, OpenAIServer) async throws -> T) async throws -> T {
     try await withScheduler(width: width, layers: layers, context: context) { scheduler in
         let server = OpenAIServer(scheduler: scheduler, apiKey: apiKey)
         let app = Application(router: server.router(), logger: quietLogger)
-        return try await app.test(.router) { client in try await body(client, server) }
+        return try await app.test(setup) { client in try await body(client, server) }
     }
 }
 
