@@ -37,6 +37,15 @@ static const slm_kernel_table slm_kernels_scalar = {
     .gemv_f32 = slm_gemv_f32_ref,
     .gemv_i8 = slm_gemv_i8_ref,
     .attention_decode = slm_attention_decode_ref,
+    .sigmoid_fwd = slm_sigmoid_fwd_ref,
+    .sigmoid_bwd = slm_sigmoid_bwd_ref,
+    .softmax_cols_fwd = slm_softmax_cols_fwd_ref,
+    .softmax_cols_bwd = slm_softmax_cols_bwd_ref,
+    .causal_conv_fwd = slm_causal_conv_fwd_ref,
+    .causal_conv_bwd_data = slm_causal_conv_bwd_data_ref,
+    .causal_conv_bwd_weight = slm_causal_conv_bwd_weight_ref,
+    .monarch_fwd = slm_monarch_fwd_ref,
+    .monarch_bwd = slm_monarch_bwd_ref,
 };
 
 slm_isa slm_isa_detected(void) {
@@ -204,4 +213,30 @@ void slm_f32_to_bf16(int64_t n, const float *x, uint16_t *y) {
     }
 #endif
     slm_f32_to_bf16_ref(n, x, y);
+}
+
+void slm_sigmoid_fwd(int64_t n, const float *x, float *y) { K->sigmoid_fwd(n, x, y); }
+void slm_sigmoid_bwd(int64_t n, const float *y, const float *dy, float *dx) { K->sigmoid_bwd(n, y, dy, dx); }
+void slm_softmax_cols_fwd(int64_t rows, int64_t cols, const float *x, float *y) { K->softmax_cols_fwd(rows, cols, x, y); }
+void slm_softmax_cols_bwd(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx) {
+    K->softmax_cols_bwd(rows, cols, y, dy, dx);
+}
+void slm_causal_conv_fwd(int64_t r0, int64_t r1, int64_t T, int64_t C, int64_t Kw, const float *x, const float *wt,
+                         float *y) {
+    K->causal_conv_fwd(r0, r1, T, C, Kw, x, wt, y);
+}
+void slm_causal_conv_bwd_data(int64_t r0, int64_t r1, int64_t T, int64_t C, int64_t Kw, const float *dy,
+                              const float *wt, float *dx) {
+    K->causal_conv_bwd_data(r0, r1, T, C, Kw, dy, wt, dx);
+}
+void slm_causal_conv_bwd_weight(int64_t r0, int64_t r1, int64_t T, int64_t C, int64_t Kw, const float *x,
+                                const float *dy, float *dwt) {
+    K->causal_conv_bwd_weight(r0, r1, T, C, Kw, x, dy, dwt);
+}
+void slm_monarch_fwd(const slm_monarch_args *a, int64_t task_begin, int64_t task_end) {
+    K->monarch_fwd(a, task_begin, task_end);
+}
+void slm_monarch_bwd(const slm_monarch_args *a, const float *dy, float *dx, float *dL1, float *dL2, float *du,
+                     float *dut, int64_t head_begin, int64_t head_end) {
+    K->monarch_bwd(a, dy, dx, dL1, dL2, du, dut, head_begin, head_end);
 }

@@ -773,6 +773,8 @@ static void FN(attention_decode)(const slm_attention_decode_args *a, int64_t hea
     }
 }
 
+#include "mixers_template.h"
+
 const slm_kernel_table FN(slm_kernels) = {
     .add = FN(add),
     .sub = FN(sub),
@@ -805,4 +807,13 @@ const slm_kernel_table FN(slm_kernels) = {
     .gemv_f32 = FN(gemv_f32),
     .gemv_i8 = FN(gemv_i8),
     .attention_decode = FN(attention_decode),
+    .sigmoid_fwd = FN(sigmoid_fwd),
+    .sigmoid_bwd = FN(sigmoid_bwd),
+    .softmax_cols_fwd = FN(softmax_cols_fwd),
+    .softmax_cols_bwd = FN(softmax_cols_bwd),
+    .causal_conv_fwd = FN(causal_conv_fwd),
+    .causal_conv_bwd_data = FN(causal_conv_bwd_data),
+    .causal_conv_bwd_weight = FN(causal_conv_bwd_weight),
+    .monarch_fwd = FN(monarch_fwd),
+    .monarch_bwd = FN(monarch_bwd),
 };

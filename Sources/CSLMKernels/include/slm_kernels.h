@@ -210,6 +210,47 @@ int64_t slm_pool_workers(void);
 void slm_f32_to_bf16(int64_t n, const float *x, uint16_t *y);
 void slm_bf16_to_f32(int64_t n, const uint16_t *x, float *y);
 
+// MARK: - Sequence mixers (MonarchSLM, SymbioSLM)
+
+/// y = sigmoid(x); backward: dx += dy · y · (1 - y) (from the output y).
+void slm_sigmoid_fwd(int64_t n, const float *x, float *y);
+void slm_sigmoid_bwd(int64_t n, const float *y, const float *dy, float *dx);
+/// Softmax down each column of a [rows, cols] matrix (rows is small: the organelle gate);
+/// backward adds into dx.
+void slm_softmax_cols_fwd(int64_t rows, int64_t cols, const float *x, float *y);
+void slm_softmax_cols_bwd(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx);
+
+/// Causal depthwise convolution over time on rows [r0, r1) of x, y: [rows, C], sequences
+/// of T rows each (row r is position r % T): y[t,c] = Σ_{j < K, j <= t} wt[K-1-j, c] · x[t-j, c].
+/// wt is the weight [C, K] transposed to [K, C], so one tap's channels are contiguous;
+/// its last row multiplies the current token.
+void slm_causal_conv_fwd(int64_t r0, int64_t r1, int64_t T, int64_t C, int64_t K, const float *x,
+                         const float *wt, float *y);
+/// dx[s,c] += Σ_{j < K, t+j < T} wt[K-1-j, c] · dy[s+j, c], rows [r0, r1).
+void slm_causal_conv_bwd_data(int64_t r0, int64_t r1, int64_t T, int64_t C, int64_t K, const float *dy,
+                              const float *wt, float *dx);
+/// dwt[K-1-j, c] += Σ_{r in [r0, r1), r % T >= j} dy[r, c] · x[r-j, c].
+void slm_causal_conv_bwd_weight(int64_t r0, int64_t r1, int64_t T, int64_t C, int64_t K, const float *x,
+                                const float *dy, float *dwt);
+
+/// The causal Monarch mixer in factored form. For head h (channels [h·C/H, (h+1)·C/H))
+/// and t = t1·p + t2: y[t] = Σ_{s1 < t1} L1[h,t2,t1,s1] · u[s1·p + t2] + L1[h,t2,t1,t1] · ut[t1·p + t2],
+/// where u = L2[h,s1] · x_{s1} and ut = tril(L2[h,s1]) · x_{s1} over the blocks x_{s1} of
+/// p positions (zero past T). T <= p·p.
+typedef struct {
+    int64_t B, T, C, H, p;
+    const float *L1, *L2;   ///< [H, p, p, p] each
+    const float *x;         ///< [B, T, C]
+    float *u, *ut;          ///< [B, nb·p, C], nb = ceil(T/p): written by forward, read by backward
+    float *y;               ///< [B, T, C]
+} slm_monarch_args;
+/// Tasks are (batch, head) pairs, task = b·H + h.
+void slm_monarch_fwd(const slm_monarch_args *a, int64_t task_begin, int64_t task_end);
+/// Heads [head_begin, head_end), every batch (so each head's dL1, dL2 have one writer).
+/// Adds into dx, dL1, dL2; du and dut are scratch of u's size.
+void slm_monarch_bwd(const slm_monarch_args *a, const float *dy, float *dx, float *dL1, float *dL2,
+                     float *du, float *dut, int64_t head_begin, int64_t head_end);
+
 // MARK: - Per-ISA kernel tables (for tests and benchmarks that compare versions)
 
 typedef struct {
@@ -250,6 +291,16 @@ typedef struct {
     void (*gemv_i8)(int64_t, int64_t, const int8_t *, const float *, const float *, const float *,
                     float *, int);
     void (*attention_decode)(const slm_attention_decode_args *, int64_t, int64_t);
+    void (*sigmoid_fwd)(int64_t, const float *, float *);
+    void (*sigmoid_bwd)(int64_t, const float *, const float *, float *);
+    void (*softmax_cols_fwd)(int64_t, int64_t, const float *, float *);
+    void (*softmax_cols_bwd)(int64_t, int64_t, const float *, const float *, float *);
+    void (*causal_conv_fwd)(int64_t, int64_t, int64_t, int64_t, int64_t, const float *, const float *, float *);
+    void (*causal_conv_bwd_data)(int64_t, int64_t, int64_t, int64_t, int64_t, const float *, const float *, float *);
+    void (*causal_conv_bwd_weight)(int64_t, int64_t, int64_t, int64_t, int64_t, const float *, const float *, float *);
+    void (*monarch_fwd)(const slm_monarch_args *, int64_t, int64_t);
+    void (*monarch_bwd)(const slm_monarch_args *, const float *, float *, float *, float *, float *, float *,
+                        int64_t, int64_t);
 } slm_kernel_table;
 
 /// The kernels built for `isa` (the scalar table when this CPU or build lacks it).
@@ -300,6 +351,19 @@ void slm_gemv_f32_ref(int64_t rows, int64_t cols, const float *w, const float *x
 void slm_gemv_i8_ref(int64_t rows, int64_t cols, const int8_t *wq, const float *scales,
                      const float *x, const float *bias, float *y, int accumulate);
 void slm_attention_decode_ref(const slm_attention_decode_args *a, int64_t head_begin, int64_t head_end);
+void slm_sigmoid_fwd_ref(int64_t n, const float *x, float *y);
+void slm_sigmoid_bwd_ref(int64_t n, const float *y, const float *dy, float *dx);
+void slm_softmax_cols_fwd_ref(int64_t rows, int64_t cols, const float *x, float *y);
+void slm_softmax_cols_bwd_ref(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx);
+void slm_causal_conv_fwd_ref(int64_t r0, int64_t r1, int64_t T, int64_t C, int64_t K, const float *x,
+                             const float *wt, float *y);
+void slm_causal_conv_bwd_data_ref(int64_t r0, int64_t r1, int64_t T, int64_t C, int64_t K, const float *dy,
+                                  const float *wt, float *dx);
+void slm_causal_conv_bwd_weight_ref(int64_t r0, int64_t r1, int64_t T, int64_t C, int64_t K, const float *x,
+                                    const float *dy, float *dwt);
+void slm_monarch_fwd_ref(const slm_monarch_args *a, int64_t task_begin, int64_t task_end);
+void slm_monarch_bwd_ref(const slm_monarch_args *a, const float *dy, float *dx, float *dL1, float *dL2,
+                         float *du, float *dut, int64_t head_begin, int64_t head_end);
 
 // MARK: - Matrix multiply (row-major): C = alpha * op(A) op(B) + beta * C
 

@@ -69,3 +69,32 @@ public func softmax(_ x: Tensor) -> Tensor {
     }
     return out
 }
+
+/// The logistic sigmoid, 1 / (1 + e^−x).
+public func sigmoid(_ x: Tensor) -> Tensor {
+    let out = Tensor(uninitialized: x.shape)
+    let px = x.data, py = out.data
+    Kernels.elements(x.count) { s, n in slm_sigmoid_fwd(Int64(n), px + s, py + s) }
+    let y = out.detached()
+    Autograd.record(out, op: "sigmoid", inputs: [x]) { g in
+        let pg = g.data, dx = x.gradBuffer().data, py = y.data
+        Kernels.elements(x.count) { s, n in slm_sigmoid_bwd(Int64(n), py + s, pg + s, dx + s) }
+    }
+    return out
+}
+
+/// Softmax down the first axis of a [rows, cols] matrix: each column sums to 1. For a
+/// handful of rows (SymbioSLM's organelle gate, [3, width]), vectorised along the columns.
+public func columnSoftmax(_ x: Tensor) -> Tensor {
+    checked { () throws(ShapeError) in
+        guard x.rank == 2, x.shape[0] >= 1 else { throw ShapeError("columnSoftmax: input \(x.shape) must be [rows, cols]") }
+    }
+    let rows = x.shape[0], cols = x.shape[1]
+    let out = Tensor(uninitialized: x.shape)
+    slm_softmax_cols_fwd(Int64(rows), Int64(cols), x.data, out.data)
+    let y = out.detached()
+    Autograd.record(out, op: "columnSoftmax", inputs: [x]) { g in
+        slm_softmax_cols_bwd(Int64(rows), Int64(cols), y.data, g.data, x.gradBuffer().data)
+    }
+    return out
+}
