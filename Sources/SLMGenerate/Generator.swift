@@ -44,8 +44,8 @@ public struct GenerationResult: Sendable {
     public var completionTokens: Int
 }
 
-/// Generates text from a model with a KV cache: the prompt costs one pass, every new
-/// token one pass over the cached context. When the context fills, the most recent half
+/// Generates text from a model with its inference state (attention: a KV cache): the
+/// prompt costs one pass, every new token one pass over the cached context. When the context fills, the most recent half
 /// is kept and re-read, and generation carries on.
 public final class Generator {
     public let model: any LanguageModel
@@ -57,7 +57,7 @@ public final class Generator {
     private var decodingWeights: DecodingWeights?
 
     /// `fastDecoding` runs generations on the batch-1 `IncrementalDecoder` (no autograd, all buffers
-    /// preallocated); off, they run the model's general forward pass with a `KVCache`
+    /// preallocated); off, they run the model's general forward pass with its `InferenceState`
     /// (the reference the decoder is tested against). The decoder snapshots the weights
     /// at the first generation.
     public init(model: any LanguageModel, tokenizer: any Tokenizer, precision: WeightPrecision = .fp32,
@@ -108,9 +108,9 @@ public final class GenerationSession {
     let promptCount: Int
     private var sampler: Sampler
     private var stream: TextStream
-    /// The fast decoder, or else the model's own forward pass with this cache.
+    /// The fast decoder, or else the model's own forward pass with this state.
     private let decoder: IncrementalDecoder?
-    private let cache: KVCache?
+    private let state: (any InferenceState)?
     private var window: [Int32]
     /// The next token's logits: in the decoder's buffer or in `logitsTensor`.
     private var logits: UnsafePointer<Float>?
@@ -126,7 +126,7 @@ public final class GenerationSession {
         sampler.observe(prompt)
         stream = TextStream(stops: options.stop)
         decoder = generator.makeDecoder()
-        cache = decoder == nil ? KVCache(generator.model.config) : nil
+        state = decoder == nil ? generator.model.makeInferenceState() : nil
         window = prompt.isEmpty ? [generator.endOfText ?? 0] : Array(prompt.suffix(generator.model.config.context))
     }
 
@@ -148,16 +148,16 @@ public final class GenerationSession {
             return .token(token)
         }
         window.append(choice.id)
-        if (decoder?.remaining ?? cache!.remaining) == 0 {
+        if (decoder?.remaining ?? state!.remaining) == 0 {
             // Full: keep the most recent half and read it again at fresh positions.
             window = Array(window.suffix(model.config.context / 2))
             decoder?.reset()
-            cache?.reset()
+            state?.reset()
             prefill()
         } else if let decoder {
             logits = decoder.step(choice.id).baseAddress!
         } else {
-            let t = Autograd.noGrad { model.logits([choice.id], cache: cache!) }
+            let t = Autograd.noGrad { model.logits([choice.id], state: state!) }
             logitsTensor = t
             logits = UnsafePointer(t.data)
         }
@@ -169,7 +169,7 @@ public final class GenerationSession {
         if let decoder {
             logits = decoder.prefill(window).baseAddress!
         } else {
-            let t = Autograd.noGrad { generator.model.logits(window, cache: cache!) }
+            let t = Autograd.noGrad { generator.model.logits(window, state: state!) }
             logitsTensor = t
             logits = UnsafePointer(t.data + (window.count - 1) * generator.model.config.vocabSize)
         }

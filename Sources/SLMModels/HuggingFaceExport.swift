@@ -51,26 +51,11 @@ public enum HuggingFaceExport {
 
     /// The config.json `transformers` expects for this model.
     public static func huggingFaceConfig(_ c: ModelConfig) throws -> [String: Any] {
-        switch c.architecture {
-        case .gpt2:
-            guard c.bias else { throw ConfigError("GPT-2 checkpoints in Hugging Face's layout always have biases; this model has none") }
-            return [
-                "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": c.vocabSize,
-                "n_positions": c.context, "n_ctx": c.context, "n_embd": c.width, "n_layer": c.layers, "n_head": c.heads,
-                "n_inner": c.ffnWidth, "activation_function": "gelu_new", "layer_norm_epsilon": c.normEps,
-                "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": 0.0, "initializer_range": 0.02,
-                "tie_word_embeddings": c.tiedEmbeddings, "torch_dtype": "float32", "use_cache": true,
-            ]
-        case .llama:
-            return [
-                "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": c.vocabSize,
-                "hidden_size": c.width, "intermediate_size": c.ffnWidth, "num_hidden_layers": c.layers,
-                "num_attention_heads": c.heads, "num_key_value_heads": c.kvHeads, "head_dim": c.headSize,
-                "max_position_embeddings": c.context, "rms_norm_eps": c.normEps, "rope_theta": c.ropeTheta,
-                "hidden_act": "silu", "attention_bias": c.bias, "mlp_bias": false, "attention_dropout": 0.0,
-                "tie_word_embeddings": c.tiedEmbeddings, "torch_dtype": "float32", "use_cache": true,
-                "initializer_range": 0.02,
-            ]
+        guard let definition = c.architecture.definition else { throw ConfigError("unknown architecture \(c.architecture)") }
+        guard let make = definition.huggingFaceConfig else {
+            throw ConfigError("transformers has no model class for the \(c.architecture) architecture, so it cannot be exported "
+                + "as a transformers folder (its checkpoint's model.safetensors and config.json are already the portable form)")
         }
+        return try make(c)
     }
 }

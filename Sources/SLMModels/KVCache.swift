@@ -3,7 +3,7 @@ import SLMTensor
 /// Keys and values of the tokens a model has already seen, per layer, so each new token
 /// costs one pass over the cached context instead of a recomputation of it.
 /// Batch 1; capacity = the model's context.
-public final class KVCache {
+public final class KVCache: InferenceState {
     public let capacity: Int
     public private(set) var length = 0
     let kvHeads: Int

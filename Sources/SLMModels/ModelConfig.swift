@@ -2,11 +2,19 @@ import Foundation
 
 /// The shape of a model, saved as config.json in every checkpoint (snake_case keys).
 public struct ModelConfig: Codable, Sendable, Equatable {
-    public enum Architecture: String, Codable, Sendable, CaseIterable {
-        /// Learned positions, LayerNorm with bias, GELU MLP, fused QKV, separate head.
-        case gpt2
-        /// RMSNorm, RoPE, grouped-query attention, SwiGLU, no bias, tied embeddings.
-        case llama
+    /// An architecture's name as config.json spells it; what it means is registered in
+    /// `Architectures` (each architecture's folder declares its own name).
+    public struct Architecture: RawRepresentable, Hashable, Codable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public init(from decoder: any Decoder) throws { rawValue = try decoder.singleValueContainer().decode(String.self) }
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.singleValueContainer()
+            try c.encode(rawValue)
+        }
+        public var description: String { rawValue }
+        /// Its registered definition, if any.
+        public var definition: ArchitectureDefinition? { Architectures.named(rawValue) }
     }
 
     public var architecture: Architecture
@@ -43,11 +51,12 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         self.kvHeads = kvHeads ?? heads
         self.width = width
         self.context = context
-        self.ffnWidth = ffnWidth ?? (architecture == .gpt2 ? 4 * width : ModelConfig.swigluWidth(width))
-        self.normEps = normEps ?? (architecture == .gpt2 ? 1e-5 : 1e-6)
+        let defaults = architecture.definition?.defaults ?? .llamaLike
+        self.ffnWidth = ffnWidth ?? (defaults.ffnIsFourTimesWidth ? 4 * width : ModelConfig.swigluWidth(width))
+        self.normEps = normEps ?? defaults.normEps
         self.ropeTheta = ropeTheta
-        self.bias = bias ?? (architecture == .gpt2)
-        self.tiedEmbeddings = tiedEmbeddings ?? (architecture == .llama)
+        self.bias = bias ?? defaults.bias
+        self.tiedEmbeddings = tiedEmbeddings ?? defaults.tiedEmbeddings
         self.dropout = dropout
     }
 
@@ -58,13 +67,14 @@ public struct ModelConfig: Codable, Sendable, Equatable {
 
     /// Every reason this configuration cannot build a model.
     public func validate() throws(ConfigError) {
+        guard let definition = architecture.definition else {
+            throw ConfigError("unknown architecture \(architecture); known: \(Architectures.names.joined(separator: ", "))")
+        }
         var problems: [String] = []
         if vocabSize < 2 { problems.append("vocab_size must be at least 2") }
         if layers < 1 { problems.append("layers must be at least 1") }
         if heads < 1 || width % max(heads, 1) != 0 { problems.append("width \(width) must be a positive multiple of heads \(heads)") }
-        if kvHeads < 1 || heads % max(kvHeads, 1) != 0 { problems.append("heads \(heads) must be a multiple of kv_heads \(kvHeads)") }
-        if architecture == .llama && headSize % 2 != 0 { problems.append("head size \(headSize) must be even for RoPE") }
-        if architecture == .gpt2 && kvHeads != heads { problems.append("gpt2 uses one key/value head per head (kv_heads = heads)") }
+        problems += definition.validate(self)
         if context < 1 { problems.append("context must be at least 1") }
         if ffnWidth < 1 { problems.append("ffn_width must be at least 1") }
         if !(0..<1).contains(dropout) { problems.append("dropout must be in [0, 1)") }
@@ -73,26 +83,11 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     }
 
     /// Parameters the model holds (tied embeddings counted once).
-    public var parameterCount: Int {
-        let d = width, kv = kvHeads * headSize
-        switch architecture {
-        case .gpt2:
-            let b = bias ? 1 : 0
-            let block = 2 * 2 * d + (d * 3 * d + 3 * d * b) + (d * d + d * b) + (d * ffnWidth + ffnWidth * b) + (ffnWidth * d + d * b)
-            return vocabSize * d + context * d + layers * block + 2 * d + (tiedEmbeddings ? 0 : vocabSize * d)
-        case .llama:
-            let block = 2 * d + d * d + 2 * d * kv + d * d + 3 * d * ffnWidth
-            return vocabSize * d + layers * block + d + (tiedEmbeddings ? 0 : vocabSize * d)
-        }
-    }
+    public var parameterCount: Int { architecture.definition?.parameterCount(self) ?? 0 }
 
-    /// Forward FLOPs per token, for MFU: 2 per weight multiply plus attention's
-    /// scores and weighted sums over the whole context (an upper bound when causal).
-    public var flopsPerToken: Double {
-        let nonEmbedding = Double(parameterCount - vocabSize * width - (architecture == .gpt2 ? context * width : 0))
-        let head = Double(vocabSize * width)
-        return 2 * (nonEmbedding + head) + 2 * 2 * Double(layers * context * width)
-    }
+    /// Forward FLOPs per token, for MFU: 2 per weight multiply (the output head included)
+    /// plus the sequence mixer's own work over the whole context (an upper bound when causal).
+    public var flopsPerToken: Double { architecture.definition?.flopsPerToken(self) ?? 0 }
 
     public static func read(from url: URL) throws -> ModelConfig {
         guard let data = FileManager.default.contents(atPath: url.path) else { throw ConfigError("\(url.path): not found") }

@@ -16,6 +16,8 @@ public final class ParameterSource {
 
     private var mode: Mode
     private(set) var made: [(name: String, tensor: Tensor)] = []
+    /// Whether each made parameter gets weight decay, in the order made.
+    private(set) var decays: [Bool] = []
     private var problems: [String] = []
 
     public static func initialize(seed: UInt64) -> ParameterSource { ParameterSource(.initialize(RNG(seed: seed))) }
@@ -23,7 +25,10 @@ public final class ParameterSource {
 
     private init(_ mode: Mode) { self.mode = mode }
 
-    public func make(_ name: String, _ shape: Shape, _ initializer: Initializer) -> Tensor {
+    /// `decay`: whether AdamW decays it; by default the matrices of linear maps and
+    /// embeddings (rank 2) do, vectors do not. Convolution filters, Monarch factors and
+    /// gate logits pass false.
+    public func make(_ name: String, _ shape: Shape, _ initializer: Initializer, decay: Bool? = nil) -> Tensor {
         let t: Tensor
         switch mode {
         case .initialize(var rng):
@@ -42,6 +47,7 @@ public final class ParameterSource {
         }
         t.requiresGrad = true
         made.append((name, t))
+        decays.append(decay ?? (shape.rank == 2))
         return t
     }
 
@@ -63,10 +69,17 @@ public protocol LanguageModel: AnyObject {
     var config: ModelConfig { get }
     /// Every parameter under its Hugging Face name, in a fixed order.
     var parameters: [(name: String, tensor: Tensor)] { get }
+    /// Whether AdamW decays each parameter (same order).
+    var parameterDecays: [Bool] { get }
     /// Logits [batch, time, vocab] for ids laid out [batch, time], at positions from
     /// `start`. With a cache (batch 1), earlier keys and values come from it and the new
     /// ones are appended. Dropout applies only when `dropoutRNG` is given.
     func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, dropoutRNG: inout RNG?) -> Tensor
+    /// An empty state for reading a sequence token by token (batch 1).
+    func makeInferenceState() -> any InferenceState
+    /// Logits [ids.count, vocab] for new tokens continuing what `state` has read; the
+    /// state then includes them. For inference: call it without recording.
+    func logits(_ ids: [Int32], state: any InferenceState) -> Tensor
 }
 
 extension LanguageModel {
@@ -87,6 +100,14 @@ extension LanguageModel {
         return out.reshaped([ids.count, config.vocabSize])
     }
 
+    /// Attention models keep keys and values.
+    public func makeInferenceState() -> any InferenceState { KVCache(config) }
+
+    public func logits(_ ids: [Int32], state: any InferenceState) -> Tensor {
+        guard let cache = state as? KVCache else { preconditionFailure("model: \(type(of: state)) is not this model's state") }
+        return logits(ids, cache: cache)
+    }
+
     public func logits(_ ids: [Int32], batch: Int, time: Int) -> Tensor {
         var none: RNG? = nil
         return logits(ids, batch: batch, time: time, dropoutRNG: &none)
@@ -103,6 +124,9 @@ extension LanguageModel {
     }
 
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.tensor.count } }
+
+    /// The matrices of linear maps and embeddings (rank 2); what GPT-2 and LLaMA hold.
+    public var parameterDecays: [Bool] { parameters.map { $0.tensor.rank == 2 } }
 
     func checkInput(_ ids: [Int32], batch: Int, time: Int) {
         precondition(time >= 1 && time <= config.context, "model: \(time) tokens per sequence; the context is \(config.context)")
@@ -122,10 +146,7 @@ public func makeModel(_ config: ModelConfig, weights: [String: Tensor]) throws -
 }
 
 private func buildModel(_ config: ModelConfig, _ source: ParameterSource) throws -> any LanguageModel {
-    let model: any LanguageModel = switch config.architecture {
-    case .gpt2: GPT2(config, source)
-    case .llama: Llama(config, source)
-    }
+    let model = config.architecture.definition!.build(config, source)  // validated by the callers
     try source.finish()
     return model
 }

@@ -74,8 +74,10 @@ public final class Trainer {
         self.config = config
         self.out = out
         let params = model.parameters.map(\.tensor)
+        let decayed = Set(zip(params, model.parameterDecays).filter(\.1).map { ObjectIdentifier($0.0) })
         optimizer = AdamW(parameters: params, learningRate: Float(config.learningRate), beta1: Float(config.beta1),
-                          beta2: Float(config.beta2), weightDecay: Float(config.weightDecay))
+                          beta2: Float(config.beta2), weightDecay: Float(config.weightDecay),
+                          decay: { decayed.contains(ObjectIdentifier($0)) })
         schedule = LearningRateSchedule(peak: config.learningRate, floor: config.minLearningRate, warmup: config.warmup,
                                         total: config.steps)
         sampler = try BatchSampler(file: data.train, batch: config.batch, context: model.config.context, seed: config.seed)

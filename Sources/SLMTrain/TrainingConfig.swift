@@ -117,9 +117,10 @@ extension ModelConfig {
     init(section: [String: TOMLValue], vocabSize: Int) throws(TOMLError) {
         var r = SectionReader("model", section)
         let name = try r.string("architecture") ?? "gpt2"
-        guard let architecture = Architecture(rawValue: name) else {
-            throw TOMLError("[model] architecture must be gpt2 or llama, not \(name)")
+        guard let definition = Architectures.named(name) else {
+            throw TOMLError("[model] architecture must be one of \(Architectures.names.joined(separator: ", ")), not \(name)")
         }
+        let architecture = definition.name
         guard let layers = try r.int("layers"), let heads = try r.int("heads"), let width = try r.int("width"),
               let context = try r.int("context") else {
             throw TOMLError("[model] needs layers, heads, width and context")

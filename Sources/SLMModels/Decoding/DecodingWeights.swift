@@ -10,6 +10,9 @@ import SLMTensor
 public final class DecodingWeights {
     public let config: ModelConfig
     public let precision: WeightPrecision
+    /// Which block the decoder steps: GPT-2's (LayerNorm, learned positions, GELU) or LLaMA's.
+    enum Block { case gpt2, llama }
+    let block: Block
     /// The model itself, for the batched (GEMM) prefill of long fp32 prompts.
     let model: any LanguageModel
 
@@ -44,6 +47,7 @@ public final class DecodingWeights {
 
     init(gpt2 m: GPT2, precision: WeightPrecision) {
         config = m.config
+        block = .gpt2
         self.precision = precision
         model = m
         tokenEmbedding = vector(m.tokenEmbedding)
@@ -66,6 +70,7 @@ public final class DecodingWeights {
 
     init(llama m: Llama, precision: WeightPrecision) {
         config = m.config
+        block = .llama
         self.precision = precision
         model = m
         tokenEmbedding = vector(m.tokenEmbedding)

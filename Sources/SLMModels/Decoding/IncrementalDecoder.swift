@@ -72,7 +72,7 @@ public final class IncrementalDecoder {
     public func step(_ token: Int32) -> UnsafeBufferPointer<Float> {
         precondition(length < capacity, "decoder: the context of \(capacity) tokens is full")
         precondition(token >= 0 && Int(token) < config.vocabSize, "decoder: token \(token) outside the vocabulary")
-        switch config.architecture {
+        switch weights.block {
         case .gpt2: stepGPT2(Int(token))
         case .llama: stepLlama(Int(token))
         }

@@ -74,3 +74,36 @@ public final class GPT2: LanguageModel {
         return linear(x, weight: head ?? tokenEmbedding)
     }
 }
+
+extension ModelConfig.Architecture {
+    /// Learned positions, LayerNorm with bias, GELU MLP, fused QKV, separate head.
+    public static let gpt2 = Self(rawValue: "gpt2")
+}
+
+extension GPT2 {
+    static let definition = ArchitectureDefinition(
+        name: .gpt2,
+        summary: "GPT-2: learned positions, LayerNorm, GELU MLP, fused QKV",
+        defaults: .init(ffnIsFourTimesWidth: true, normEps: 1e-5, bias: true, tiedEmbeddings: false),
+        validate: { c in c.kvHeads != c.heads ? ["gpt2 uses one key/value head per head (kv_heads = heads)"] : [] },
+        parameterCount: { c in
+            let d = c.width, f = c.ffnWidth, b = c.bias ? 1 : 0
+            let block = 2 * 2 * d + (d * 3 * d + 3 * d * b) + (d * d + d * b) + (d * f + f * b) + (f * d + d * b)
+            return c.vocabSize * d + c.context * d + c.layers * block + 2 * d + (c.tiedEmbeddings ? 0 : c.vocabSize * d)
+        },
+        flopsPerToken: { c in
+            let nonEmbedding = c.parameterCount - c.vocabSize * c.width - c.context * c.width
+            return 2 * Double(nonEmbedding + c.vocabSize * c.width) + 2 * 2 * Double(c.layers * c.context * c.width)
+        },
+        build: { GPT2($0, $1) },
+        huggingFaceConfig: { c in
+            guard c.bias else { throw ConfigError("GPT-2 checkpoints in Hugging Face's layout always have biases; this model has none") }
+            return [
+                "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": c.vocabSize,
+                "n_positions": c.context, "n_ctx": c.context, "n_embd": c.width, "n_layer": c.layers, "n_head": c.heads,
+                "n_inner": c.ffnWidth, "activation_function": "gelu_new", "layer_norm_epsilon": c.normEps,
+                "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": 0.0, "initializer_range": 0.02,
+                "tie_word_embeddings": c.tiedEmbeddings, "torch_dtype": "float32", "use_cache": true,
+            ]
+        })
+}

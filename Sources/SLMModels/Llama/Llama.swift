@@ -62,3 +62,42 @@ public final class Llama: LanguageModel {
         return linear(rmsNorm(x, weight: finalNorm, eps: eps), weight: head ?? tokenEmbedding)
     }
 }
+
+extension ModelConfig.Architecture {
+    /// RMSNorm, RoPE, grouped-query attention, SwiGLU, no bias, tied embeddings.
+    public static let llama = Self(rawValue: "llama")
+}
+
+extension Llama {
+    static let definition = ArchitectureDefinition(
+        name: .llama,
+        summary: "LLaMA: RMSNorm, RoPE, grouped-query attention, SwiGLU",
+        defaults: .llamaLike,
+        validate: { c in
+            var problems: [String] = []
+            if c.kvHeads < 1 || c.heads % max(c.kvHeads, 1) != 0 { problems.append("heads \(c.heads) must be a multiple of kv_heads \(c.kvHeads)") }
+            if c.headSize % 2 != 0 { problems.append("head size \(c.headSize) must be even for RoPE") }
+            return problems
+        },
+        parameterCount: { c in
+            let d = c.width, kv = c.kvHeads * c.headSize
+            let block = 2 * d + d * d + 2 * d * kv + d * d + 3 * d * c.ffnWidth
+            return c.vocabSize * d + c.layers * block + d + (c.tiedEmbeddings ? 0 : c.vocabSize * d)
+        },
+        flopsPerToken: { c in
+            let nonEmbedding = c.parameterCount - c.vocabSize * c.width
+            return 2 * Double(nonEmbedding + c.vocabSize * c.width) + 2 * 2 * Double(c.layers * c.context * c.width)
+        },
+        build: { Llama($0, $1) },
+        huggingFaceConfig: { c in
+            [
+                "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": c.vocabSize,
+                "hidden_size": c.width, "intermediate_size": c.ffnWidth, "num_hidden_layers": c.layers,
+                "num_attention_heads": c.heads, "num_key_value_heads": c.kvHeads, "head_dim": c.headSize,
+                "max_position_embeddings": c.context, "rms_norm_eps": c.normEps, "rope_theta": c.ropeTheta,
+                "hidden_act": "silu", "attention_bias": c.bias, "mlp_bias": false, "attention_dropout": 0.0,
+                "tie_word_embeddings": c.tiedEmbeddings, "torch_dtype": "float32", "use_cache": true,
+                "initializer_range": 0.02,
+            ]
+        })
+}

@@ -1,0 +1,45 @@
+import SLMTensor
+
+/// Everything the rest of the code base knows about one architecture: its config
+/// defaults and checks, its size, how to build it, and how (whether) it exports to
+/// transformers. Each architecture's folder defines one; `Architectures.registered`
+/// lists them, and nothing else switches on the architecture.
+public struct ArchitectureDefinition: Sendable {
+    public struct Defaults: Sendable {
+        /// GPT-2's 4·width MLP; otherwise LLaMA's SwiGLU rounding (`ModelConfig.swigluWidth`).
+        var ffnIsFourTimesWidth = false
+        var normEps = 1e-6
+        var bias = false
+        var tiedEmbeddings = true
+
+        static let llamaLike = Defaults()
+    }
+
+    public let name: ModelConfig.Architecture
+    /// One line for help texts and errors.
+    public let summary: String
+    let defaults: Defaults
+    /// Problems specific to this architecture (the shared ones are checked by ModelConfig).
+    let validate: @Sendable (ModelConfig) -> [String]
+    let parameterCount: @Sendable (ModelConfig) -> Int
+    let flopsPerToken: @Sendable (ModelConfig) -> Double
+    let build: @Sendable (ModelConfig, ParameterSource) -> any LanguageModel
+    /// config.json for transformers; nil when transformers has no class for it.
+    let huggingFaceConfig: (@Sendable (ModelConfig) throws -> [String: Any])?
+}
+
+public enum Architectures {
+    /// The registry: adding an architecture is its folder plus one entry here.
+    static let registered: [ArchitectureDefinition] = [GPT2.definition, Llama.definition, MonarchSLM.definition, SymbioSLM.definition]
+
+    public static func named(_ name: String) -> ArchitectureDefinition? { registered.first { $0.name.rawValue == name } }
+    public static var names: [String] { registered.map(\.name.rawValue) }
+}
+
+extension ModelConfig {
+    /// Matmul FLOPs per token: 2 per weight of every linear map, the output head
+    /// included once, whether or not it is tied.
+    func linearFlops(nonEmbeddingMatmulParameters: Int) -> Double {
+        2 * Double(nonEmbeddingMatmulParameters + vocabSize * width)
+    }
+}
