@@ -36,3 +36,16 @@ public final class TokenHistory: InferenceState {
         return all.slice(axis: 0, (n - ids.count)..<n)
     }
 }
+
+/// A model whose inference state is a `TokenHistory`: it has no incremental form yet, so
+/// generation re-reads the window for every token.
+public protocol ReadsWindowInFull: LanguageModel {}
+
+extension ReadsWindowInFull {
+    public func makeInferenceState() -> any InferenceState { TokenHistory(capacity: config.context) }
+
+    public func logits(_ ids: [Int32], state: any InferenceState) -> Tensor {
+        guard let history = state as? TokenHistory else { preconditionFailure("model: \(type(of: state)) is not this model's state") }
+        return history.read(ids, with: self)
+    }
+}

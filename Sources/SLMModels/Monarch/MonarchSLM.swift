@@ -10,7 +10,7 @@ extension ModelConfig.Architecture {
 /// `convTaps` taps and a causal Monarch mixer with `heads` heads over p² = context
 /// positions. No positional encoding, no projection in the mixer, no biases, tied head.
 /// Parameters: `model.layers.{i}.mixer.{conv.weight, monarch.L1, monarch.L2, gate}`.
-public final class MonarchSLM: LanguageModel {
+public final class MonarchSLM: LanguageModel, ReadsWindowInFull {
     static let convTaps = 4
 
     struct Block {
@@ -61,14 +61,6 @@ public final class MonarchSLM: LanguageModel {
             x = x + drop(b.mlp(b.postNorm(x)), p, &rng)
         }
         return linear(finalNorm(x), weight: tokenEmbedding)
-    }
-
-    /// No incremental form yet: generation re-reads the window (see `TokenHistory`).
-    public func makeInferenceState() -> any InferenceState { TokenHistory(capacity: config.context) }
-
-    public func logits(_ ids: [Int32], state: any InferenceState) -> Tensor {
-        guard let history = state as? TokenHistory else { preconditionFailure("model: \(type(of: state)) is not this model's state") }
-        return history.read(ids, with: self)
     }
 
     static let definition = ArchitectureDefinition(

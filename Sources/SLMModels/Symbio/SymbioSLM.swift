@@ -11,7 +11,7 @@ extension ModelConfig.Architecture {
 /// Monarch mixer (`mixer.monarch.L1/L2`) and a causal long convolution as long as the
 /// context (`mixer.long_conv.weight` [d, T]), fused per channel by
 /// y[t,c] = Σ_o softmax_o(`mixer.gate_logits` [3, d])[o,c] · organelle_o(x)[t,c].
-public final class SymbioSLM: LanguageModel {
+public final class SymbioSLM: LanguageModel, ReadsWindowInFull {
     static let organelles = 3
 
     struct Block {
@@ -78,14 +78,6 @@ public final class SymbioSLM: LanguageModel {
             }
             return total / Double(d)
         }
-    }
-
-    /// No incremental form yet: generation re-reads the window (see `TokenHistory`).
-    public func makeInferenceState() -> any InferenceState { TokenHistory(capacity: config.context) }
-
-    public func logits(_ ids: [Int32], state: any InferenceState) -> Tensor {
-        guard let history = state as? TokenHistory else { preconditionFailure("model: \(type(of: state)) is not this model's state") }
-        return history.read(ids, with: self)
     }
 
     static let definition = ArchitectureDefinition(
