@@ -45,8 +45,8 @@ public struct GenerationResult: Sendable {
 }
 
 /// Generates text from a model with its inference state (attention: a KV cache): the
-/// prompt costs one pass, every new token one pass over the cached context. When the context fills, the most recent half
-/// is kept and re-read, and generation carries on.
+/// prompt costs one pass, every new token one pass over the cached context. When the
+/// context fills, the most recent half is kept and re-read, and generation carries on.
 public final class Generator {
     public let model: any LanguageModel
     public let tokenizer: any Tokenizer

@@ -16,8 +16,6 @@ public struct ArchitectureDefinition: Sendable {
     }
 
     public let name: ModelConfig.Architecture
-    /// One line for help texts and errors.
-    public let summary: String
     let defaults: Defaults
     /// Problems specific to this architecture (the shared ones are checked by ModelConfig).
     let validate: @Sendable (ModelConfig) -> [String]

@@ -125,9 +125,6 @@ extension LanguageModel {
 
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.tensor.count } }
 
-    /// The matrices of linear maps and embeddings (rank 2); what GPT-2 and LLaMA hold.
-    public var parameterDecays: [Bool] { parameters.map { $0.tensor.rank == 2 } }
-
     func checkInput(_ ids: [Int32], batch: Int, time: Int) {
         precondition(time >= 1 && time <= config.context, "model: \(time) tokens per sequence; the context is \(config.context)")
         precondition(ids.count == batch * time, "model: \(ids.count) ids for batch \(batch) × time \(time)")

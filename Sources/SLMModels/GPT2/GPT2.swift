@@ -14,6 +14,7 @@ public final class GPT2: LanguageModel {
 
     public let config: ModelConfig
     public let parameters: [(name: String, tensor: Tensor)]
+    public let parameterDecays: [Bool]
     let tokenEmbedding, positionEmbedding, finalNormWeight, finalNormBias: Tensor
     let head: Tensor?
     let blocks: [Block]
@@ -47,6 +48,7 @@ public final class GPT2: LanguageModel {
         finalNormBias = p.make("transformer.ln_f.bias", [d], .constant(0))
         head = config.tiedEmbeddings ? nil : p.make("lm_head.weight", [config.vocabSize, d], .normal(std: std))
         parameters = p.made
+        parameterDecays = p.decays
     }
 
     /// Positions start at `start`; with a cache, keys and values of earlier tokens come from it.
@@ -83,7 +85,6 @@ extension ModelConfig.Architecture {
 extension GPT2 {
     static let definition = ArchitectureDefinition(
         name: .gpt2,
-        summary: "GPT-2: learned positions, LayerNorm, GELU MLP, fused QKV",
         defaults: .init(ffnIsFourTimesWidth: true, normEps: 1e-5, bias: true, tiedEmbeddings: false),
         validate: { c in c.kvHeads != c.heads ? ["gpt2 uses one key/value head per head (kv_heads = heads)"] : [] },
         parameterCount: { c in

@@ -40,6 +40,18 @@ struct SwiGLUMLP {
     func callAsFunction(_ x: Tensor) -> Tensor { down(swiglu(gate: gate(x), up: up(x))) }
 }
 
+/// A depthwise causal convolution over time, `name` [width, taps], not weight-decayed:
+/// the short convolution (4 taps) and, with as many taps as the context, the long one.
+struct CausalConvolution {
+    let weight: Tensor
+
+    init(_ p: ParameterSource, _ name: String, width: Int, taps: Int, std: Float) {
+        weight = p.make(name, [width, taps], .normal(std: std), decay: false)
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor { causalConv(x, weight: weight) }
+}
+
 /// The causal Monarch mixer's factors, `prefix`L1 and `prefix`L2, [heads, p, p, p] with
 /// p² = the context, initialised N(0, 1/p) (standard deviation 1/√p).
 struct MonarchFactors {
@@ -48,8 +60,8 @@ struct MonarchFactors {
     init(_ p: ParameterSource, _ prefix: String, heads: Int, context: Int) {
         let n = MonarchFactors.blockSize(context)
         let std = 1 / Float(n).squareRoot()
-        l1 = p.make(prefix + "L1", [heads, n, n, n], .normal(std: std))
-        l2 = p.make(prefix + "L2", [heads, n, n, n], .normal(std: std))
+        l1 = p.make(prefix + "L1", [heads, n, n, n], .normal(std: std), decay: false)
+        l2 = p.make(prefix + "L2", [heads, n, n, n], .normal(std: std), decay: false)
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor { monarchMix(x, l1: l1, l2: l2) }

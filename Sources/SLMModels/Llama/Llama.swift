@@ -12,6 +12,7 @@ public final class Llama: LanguageModel {
 
     public let config: ModelConfig
     public let parameters: [(name: String, tensor: Tensor)]
+    public let parameterDecays: [Bool]
     let tokenEmbedding, finalNorm: Tensor
     let head: Tensor?
     let layers: [Layer]
@@ -41,6 +42,7 @@ public final class Llama: LanguageModel {
         finalNorm = p.make("model.norm.weight", [d], .constant(1))
         head = config.tiedEmbeddings ? nil : p.make("lm_head.weight", [config.vocabSize, d], .normal(std: std))
         parameters = p.made
+        parameterDecays = p.decays
         rotary = RotaryEmbedding(headDim: config.headSize, maxPositions: config.context, theta: config.ropeTheta)
     }
 
@@ -71,7 +73,6 @@ extension ModelConfig.Architecture {
 extension Llama {
     static let definition = ArchitectureDefinition(
         name: .llama,
-        summary: "LLaMA: RMSNorm, RoPE, grouped-query attention, SwiGLU",
         defaults: .llamaLike,
         validate: { c in
             var problems: [String] = []
