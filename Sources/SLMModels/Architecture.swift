@@ -2,7 +2,7 @@ import SLMTensor
 
 /// Everything the rest of the code base knows about one architecture: its config
 /// defaults and checks, its size, how to build it, and how (whether) it exports to
-/// transformers. Each architecture's folder defines one; `Architectures.registered`
+/// transformers, and which step the fast decoder takes. Each architecture's folder defines one; `Architectures.registered`
 /// lists them, and nothing else switches on the architecture.
 public struct ArchitectureDefinition: Sendable {
     public struct Defaults: Sendable {
@@ -22,6 +22,9 @@ public struct ArchitectureDefinition: Sendable {
     let parameterCount: @Sendable (ModelConfig) -> Int
     let flopsPerToken: @Sendable (ModelConfig) -> Double
     let build: @Sendable (ModelConfig, ParameterSource) -> any LanguageModel
+    /// The fast batch-1 decoder's weights for a model this definition built (its
+    /// incremental-decoding step); nil when only the general forward pass decodes it.
+    let decodingWeights: (@Sendable (any LanguageModel, WeightPrecision) -> DecodingWeights)?
     /// config.json for transformers; nil when transformers has no class for it.
     let huggingFaceConfig: (@Sendable (ModelConfig) throws -> [String: Any])?
 }

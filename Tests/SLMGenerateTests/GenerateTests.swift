@@ -221,4 +221,33 @@ import Testing
         let int8 = Generator(model: model, tokenizer: tokenizer, precision: .int8)
         #expect(int8.generate(prompt: [3, 4, 5], options: GenerationOptions(maxTokens: 25)).completionTokens == 25)
     }
+
+    /// Monarch and Symbio read incrementally (the fast decoder, and the general forward
+    /// pass with a `MixerState`); through several context-full shifts both choose what a
+    /// recomputation of the whole window chooses.
+    @Test(arguments: [ModelConfig.Architecture.monarch, .symbio])
+    func mixerModelsShiftTheirContextLikeARecomputation(_ architecture: ModelConfig.Architecture) throws {
+        let config = ModelConfig(architecture: architecture, vocabSize: 28, layers: 2, heads: 2, width: 16, context: 9, ffnWidth: 24)
+        let model = try makeModel(config, seed: 11)
+        for (_, t) in model.parameters where t.rank == 2 { for i in 0..<t.count { t.data[i] *= 20 } }
+        var chosen: [[Int32]] = []
+        for fast in [true, false] {
+            let generator = Generator(model: model, tokenizer: CharTokenizer(charset: .micro), fastDecoding: fast)
+            var ids: [Int32] = []
+            _ = generator.generate(prompt: [3, 4, 5], options: GenerationOptions(maxTokens: 30, sampling: SamplingParameters(temperature: 0))) {
+                ids.append($0.id)
+                return true
+            }
+            chosen.append(ids)
+        }
+        var window: [Int32] = [3, 4, 5], expected: [Int32] = []
+        while expected.count < 30 {
+            let logits = Autograd.noGrad { model.logits(window, batch: 1, time: window.count) }.toArray().suffix(28)
+            let best = Int32(logits.indices.max { logits[$0] < logits[$1] }! - logits.startIndex)
+            expected.append(best)
+            window.append(best)
+            if window.count > config.context { window = Array(window.suffix(config.context / 2)) }
+        }
+        #expect(chosen[0] == expected && chosen[1] == expected)
+    }
 }

@@ -112,6 +112,34 @@ let tinySymbio = ModelConfig(architecture: .symbio, vocabSize: 11, layers: 2, he
         expectClose(stepped, full, tolerance: 1e-5)
     }
 
+    /// The incremental state on a context of 16 (blocks of 4) with 4 heads: every split
+    /// of the sequence into a first read and single steps, stepping from the very first
+    /// token included, gives the full forward's logits; so does a reset and a second read.
+    @Test(arguments: [ModelConfig.Architecture.monarch, .symbio])
+    func everySplitOfTheSequenceGivesTheFullForward(_ architecture: ModelConfig.Architecture) throws {
+        let config = ModelConfig(architecture: architecture, vocabSize: 13, layers: 2, heads: 4, width: 16, context: 16, ffnWidth: 20)
+        let model = try makeModel(config, seed: 8)
+        // Larger weights and unequal gates, so every organelle and block shows in the logits.
+        for (name, t) in model.parameters {
+            for i in 0..<t.count { t.data[i] = name.contains("gate") ? Float(i % 7) * 0.4 - 1 : t.data[i] * 3 }
+        }
+        let sequence: [Int32] = (0..<16).map { Int32(($0 * 7 + 3) % 13) }
+        let full = Autograd.noGrad { model.logits(sequence, batch: 1, time: 16) }.toArray()
+        let state = model.makeInferenceState()
+        for first in [1, 2, 3, 4, 5, 11, 16] {
+            state.reset()
+            var read = Autograd.noGrad { model.logits(Array(sequence[0..<first]), state: state) }.toArray()
+            for id in sequence[first...] { read += Autograd.noGrad { model.logits([id], state: state) }.toArray() }
+            #expect(state.remaining == 0)
+            expectClose(read, full, tolerance: 1e-5)
+        }
+        // Several tokens after the first read are stepped one by one.
+        state.reset()
+        var read = Autograd.noGrad { model.logits(Array(sequence[0..<6]), state: state) }.toArray()
+        read += Autograd.noGrad { model.logits(Array(sequence[6...]), state: state) }.toArray()
+        expectClose(read, full, tolerance: 1e-5)
+    }
+
     @Test(arguments: configs)
     func saveAndLoadGiveTheSameLogits(_ config: ModelConfig) throws {
         let dir = tempDirectory()

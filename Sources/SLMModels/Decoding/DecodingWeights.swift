@@ -10,8 +10,9 @@ import SLMTensor
 public final class DecodingWeights {
     public let config: ModelConfig
     public let precision: WeightPrecision
-    /// Which block the decoder steps: GPT-2's (LayerNorm, learned positions, GELU) or LLaMA's.
-    enum Block { case gpt2, llama }
+    /// Which block the decoder steps: GPT-2's (LayerNorm, learned positions, GELU), LLaMA's,
+    /// or an attention-free `MixerTrunk`'s (RMSNorm, a sequence mixer, SwiGLU).
+    enum Block { case gpt2, llama, mixer }
     let block: Block
     /// The model itself, for the batched (GEMM) prefill of long fp32 prompts.
     let model: any LanguageModel
@@ -19,8 +20,11 @@ public final class DecodingWeights {
     struct Layer {
         let norm1: AlignedBuffer<Float>
         let norm1Bias: AlignedBuffer<Float>?
-        let qkv: DecodeMatrix
-        let o: DecodeMatrix
+        /// Attention's projections, or else the mixer that replaces attention (it steps on
+        /// the model's own fp32 tensors).
+        var qkv: DecodeMatrix? = nil
+        var o: DecodeMatrix? = nil
+        var mixer: (any SequenceMixer)? = nil
         let norm2: AlignedBuffer<Float>
         let norm2Bias: AlignedBuffer<Float>?
         /// GPT-2: c_fc (followed by GELU); LLaMA: up_proj (SwiGLU with `gate`).
@@ -41,7 +45,7 @@ public final class DecodingWeights {
 
     /// Bytes of weights one token reads (the memory traffic that bounds decode speed).
     public var bytesPerToken: Int {
-        layers.reduce(head.weightBytes) { $0 + $1.qkv.weightBytes + $1.o.weightBytes + $1.up.weightBytes
+        layers.reduce(head.weightBytes) { $0 + ($1.qkv?.weightBytes ?? 0) + ($1.o?.weightBytes ?? 0) + $1.up.weightBytes
             + ($1.gate?.weightBytes ?? 0) + $1.down.weightBytes }
     }
 
@@ -91,6 +95,29 @@ public final class DecodingWeights {
         ropeCos = m.rotary.cosTable.withUnsafeBufferPointer { AlignedBuffer(copying: $0.baseAddress!, count: $0.count) }
         ropeSin = m.rotary.sinTable.withUnsafeBufferPointer { AlignedBuffer(copying: $0.baseAddress!, count: $0.count) }
     }
+
+    /// MonarchSLM, SymbioSLM: the SwiGLU blocks and the tied head as decode matrices;
+    /// each layer's mixer steps on its own (`MixerSteps.swift`).
+    init<Mixer: SequenceMixer>(trunk: MixerTrunk<Mixer>, of m: any LanguageModel, precision: WeightPrecision) {
+        config = m.config
+        block = .mixer
+        self.precision = precision
+        model = m
+        tokenEmbedding = vector(trunk.tokenEmbedding)
+        positionEmbedding = nil
+        layers = trunk.blocks.map { b in
+            Layer(norm1: vector(b.inputNorm.weight), norm1Bias: nil, mixer: b.mixer,
+                  norm2: vector(b.postNorm.weight), norm2Bias: nil,
+                  up: DecodeMatrix(blocks: [(b.mlp.up.weight, nil)], inputMajor: false, precision: precision),
+                  gate: DecodeMatrix(blocks: [(b.mlp.gate.weight, nil)], inputMajor: false, precision: precision),
+                  down: DecodeMatrix(blocks: [(b.mlp.down.weight, nil)], inputMajor: false, precision: precision))
+        }
+        finalNorm = vector(trunk.finalNorm.weight)
+        finalNormBias = nil
+        head = DecodeMatrix(blocks: [(trunk.tokenEmbedding, nil)], inputMajor: false, precision: precision)
+        ropeCos = nil
+        ropeSin = nil
+    }
 }
 
 private func vector(_ t: Tensor) -> AlignedBuffer<Float> {
@@ -103,9 +130,7 @@ private func optionalVector(_ t: Tensor?) -> AlignedBuffer<Float>? { t.map { vec
 extension LanguageModel {
     /// Weights for the fast batch-1 decoder, or nil for a model type it does not know.
     public func decodingWeights(precision: WeightPrecision = .fp32) -> DecodingWeights? {
-        if let m = self as? GPT2 { return DecodingWeights(gpt2: m, precision: precision) }
-        if let m = self as? Llama { return DecodingWeights(llama: m, precision: precision) }
-        return nil
+        Architectures.named(config.architecture.rawValue)?.decodingWeights?(self, precision)
     }
 
     /// A fast batch-1 decoder over a snapshot of this model's weights.

@@ -25,6 +25,8 @@ public final class IncrementalDecoder {
     private let values: AlignedBuffer<Float>
     private let x, h, qkv, attended, hidden, up, scores, logits, stats: AlignedBuffer<Float>
     private var prefillCache: KVCache?
+    /// Attention-free models: the mixers' inputs and block products instead of a KV cache.
+    private let mixerState: MixerState?
 
     public init(_ weights: DecodingWeights) {
         self.weights = weights
@@ -36,8 +38,10 @@ public final class IncrementalDecoder {
         kvWidth = kvHeads * headSize
         ffn = config.ffnWidth
         ldk = (config.context + 63) / 64 * 64
-        keys = AlignedBuffer(count: config.layers * kvHeads * headSize * ldk)
-        values = AlignedBuffer(count: config.layers * kvHeads * config.context * headSize)
+        let attends = weights.block != .mixer
+        keys = AlignedBuffer(count: attends ? config.layers * kvHeads * headSize * ldk : 0)
+        values = AlignedBuffer(count: attends ? config.layers * kvHeads * config.context * headSize : 0)
+        mixerState = attends ? nil : MixerState(config)
         x = AlignedBuffer(count: width)
         h = AlignedBuffer(count: width)
         qkv = AlignedBuffer(count: width + 2 * kvWidth)
@@ -50,7 +54,10 @@ public final class IncrementalDecoder {
     }
 
     /// Forgets every cached token.
-    public func reset() { length = 0 }
+    public func reset() {
+        length = 0
+        mixerState?.reset()
+    }
 
     /// Reads `ids` after the cached tokens and returns the logits after the last one.
     /// fp32 weights and an empty cache take the batched (GEMM) path of the model, which
@@ -75,6 +82,7 @@ public final class IncrementalDecoder {
         switch weights.block {
         case .gpt2: stepGPT2(Int(token))
         case .llama: stepLlama(Int(token))
+        case .mixer: stepMixer(Int(token))
         }
         length += 1
         return UnsafeBufferPointer(start: logits.pointer, count: config.vocabSize)
@@ -92,9 +100,9 @@ public final class IncrementalDecoder {
         slm_add(d, w.tokenEmbedding.pointer + token * width, w.positionEmbedding!.pointer + pos * width, x.pointer)
         for (i, l) in w.layers.enumerated() {
             slm_layernorm_fwd(1, d, x.pointer, l.norm1.pointer, l.norm1Bias?.pointer, eps, h.pointer, stats.pointer, stats.pointer + 1)
-            gemv(l.qkv, h, qkv)
+            gemv(l.qkv!, h, qkv)
             attend(layer: i, position: pos)
-            gemv(l.o, attended, x, accumulate: true)
+            gemv(l.o!, attended, x, accumulate: true)
             slm_layernorm_fwd(1, d, x.pointer, l.norm2.pointer, l.norm2Bias?.pointer, eps, h.pointer, stats.pointer, stats.pointer + 1)
             gemv(l.up, h, hidden, activation: SLM_ACT_GELU)
             gemv(l.down, hidden, x, accumulate: true)
@@ -109,22 +117,44 @@ public final class IncrementalDecoder {
         let cosTable = w.ropeCos!.pointer, sinTable = w.ropeSin!.pointer
         for (i, l) in w.layers.enumerated() {
             slm_rmsnorm_fwd(1, d, x.pointer, l.norm1.pointer, eps, h.pointer, stats.pointer)
-            gemv(l.qkv, h, qkv)
+            gemv(l.qkv!, h, qkv)
             let q = qkv.pointer, k = qkv.pointer + width
             slm_rope(1, 1, Int64(heads), Int64(headSize), Int64(pos), cosTable, sinTable, q, q, 0)
             slm_rope(1, 1, Int64(kvHeads), Int64(headSize), Int64(pos), cosTable, sinTable, k, k, 0)
             attend(layer: i, position: pos)
-            gemv(l.o, attended, x, accumulate: true)
-            slm_rmsnorm_fwd(1, d, x.pointer, l.norm2.pointer, eps, h.pointer, stats.pointer)
-            withUnsafePointer(to: l.gate!.descriptor) { g in
-                withUnsafePointer(to: l.up.descriptor) { u in
-                    slm_decode_gemv_swiglu(threads, g, u, h.pointer, hidden.pointer, up.pointer)
-                }
-            }
-            gemv(l.down, hidden, x, accumulate: true)
+            gemv(l.o!, attended, x, accumulate: true)
+            swiGLU(l)
         }
         slm_rmsnorm_fwd(1, d, x.pointer, w.finalNorm.pointer, eps, h.pointer, stats.pointer)
         gemv(w.head, h, logits)
+    }
+
+    /// MonarchSLM, SymbioSLM: the normed input goes straight into the mixer state, the
+    /// mixer steps on it (single-threaded: O(√T·d) per Monarch layer), then LLaMA's SwiGLU.
+    private func stepMixer(_ token: Int) {
+        let w = weights, d = Int64(width), eps = Float(config.normEps), pos = length, state = mixerState!
+        x.pointer.update(from: w.tokenEmbedding.pointer + token * width, count: width)
+        for (i, l) in w.layers.enumerated() {
+            let memory = state.memory(layer: i)
+            slm_rmsnorm_fwd(1, d, x.pointer, l.norm1.pointer, eps, memory.input(pos), stats.pointer)
+            l.mixer!.step(memory, position: pos, into: attended.pointer)
+            slm_add(d, x.pointer, attended.pointer, x.pointer)
+            swiGLU(l)
+        }
+        state.advance(by: 1)
+        slm_rmsnorm_fwd(1, d, x.pointer, w.finalNorm.pointer, eps, h.pointer, stats.pointer)
+        gemv(w.head, h, logits)
+    }
+
+    /// x += down(silu(gate(h)) · up(h)) with h = RMSNorm(x).
+    private func swiGLU(_ l: DecodingWeights.Layer) {
+        slm_rmsnorm_fwd(1, Int64(width), x.pointer, l.norm2.pointer, Float(config.normEps), h.pointer, stats.pointer)
+        withUnsafePointer(to: l.gate!.descriptor) { g in
+            withUnsafePointer(to: l.up.descriptor) { u in
+                slm_decode_gemv_swiglu(threads, g, u, h.pointer, hidden.pointer, up.pointer)
+            }
+        }
+        gemv(l.down, hidden, x, accumulate: true)
     }
 
     private func gemv(_ m: DecodeMatrix, _ input: AlignedBuffer<Float>, _ output: AlignedBuffer<Float>,
@@ -161,12 +191,22 @@ public final class IncrementalDecoder {
     // MARK: - Batched prefill
 
     private func prefillBatched(_ ids: [Int32]) -> UnsafeBufferPointer<Float> {
+        if let mixerState {
+            // The model's own first read fills this decoder's mixer state.
+            mixerState.reset()
+            let out = Autograd.noGrad { weights.model.logits(ids, state: mixerState) }
+            withExtendedLifetime(out) {
+                logits.pointer.update(from: out.data + (ids.count - 1) * config.vocabSize, count: config.vocabSize)
+            }
+            length = ids.count
+            return UnsafeBufferPointer(start: logits.pointer, count: config.vocabSize)
+        }
         let cache = prefillCache ?? KVCache(config)
         prefillCache = cache
         cache.reset()
         let out = Autograd.noGrad { weights.model.logits(ids, cache: cache) }
         let n = ids.count
-        logits.pointer.update(from: out.data + (n - 1) * config.vocabSize, count: config.vocabSize)
+        withExtendedLifetime(out) { logits.pointer.update(from: out.data + (n - 1) * config.vocabSize, count: config.vocabSize) }
         // The model's cache is [position][kvHead][headSize] per layer; ours is transposed
         // for keys and head-major for values.
         for layer in 0..<config.layers {

@@ -97,6 +97,7 @@ extension GPT2 {
             return 2 * Double(nonEmbedding + c.vocabSize * c.width) + 2 * 2 * Double(c.layers * c.context * c.width)
         },
         build: { GPT2($0, $1) },
+        decodingWeights: { DecodingWeights(gpt2: $0 as! GPT2, precision: $1) },
         huggingFaceConfig: { c in
             guard c.bias else { throw ConfigError("GPT-2 checkpoints in Hugging Face's layout always have biases; this model has none") }
             return [

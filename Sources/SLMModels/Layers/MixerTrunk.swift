@@ -1,8 +1,15 @@
 import SLMTensor
 
-/// What fills attention's place in an attention-free block: a causal map [B, T, d] → [B, T, d].
+/// What fills attention's place in an attention-free block: a causal map [B, T, d] → [B, T, d],
+/// and the same one position at a time for decoding.
 protocol SequenceMixer {
     func callAsFunction(_ x: Tensor) -> Tensor
+    /// Position t's output row, given the inputs of positions 0…t in `memory`; called in
+    /// order of position (it may update what the memory derives from the inputs).
+    func step(_ memory: MixerMemory, position t: Int, into out: UnsafeMutablePointer<Float>)
+    /// Brings what the memory derives from its inputs up to date after a batched read of
+    /// the first `count` positions.
+    func catchUp(_ memory: MixerMemory, count: Int)
 }
 
 /// The body of the attention-free models (MonarchSLM, SymbioSLM): LLaMA's pre-norm blocks
@@ -39,13 +46,58 @@ struct MixerTrunk<Mixer: SequenceMixer> {
     }
 
     /// Logits [batch, time, vocab]. The mixers see only the tokens given, so there is no
-    /// start position; dropout applies when `rng` is given.
-    func forward(_ ids: [Int32], batch: Int, time: Int, dropout p: Double, rng: inout RNG?) -> Tensor {
+    /// start position; dropout applies when `rng` is given. `record` sees each layer's
+    /// mixer input.
+    func forward(_ ids: [Int32], batch: Int, time: Int, dropout p: Double, rng: inout RNG?,
+                 record: ((_ layer: Int, _ mixerInput: Tensor) -> Void)? = nil) -> Tensor {
         var x = drop(embedding(tokenEmbedding, indices: ids, shape: [batch, time]), p, &rng)
-        for b in blocks {
-            x = x + drop(b.mixer(b.inputNorm(x)), p, &rng)
+        for (i, b) in blocks.enumerated() {
+            let h = b.inputNorm(x)
+            record?(i, h)
+            x = x + drop(b.mixer(h), p, &rng)
             x = x + drop(b.mlp(b.postNorm(x)), p, &rng)
         }
+        return linear(finalNorm(x), weight: tokenEmbedding)
+    }
+
+    /// Logits [ids.count, vocab] for tokens continuing what `state` has read (batch 1, no
+    /// dropout). A first read of several tokens runs the batched forward and keeps its
+    /// mixer inputs; every other token is one incremental step.
+    func read(_ ids: [Int32], state: MixerState) -> Tensor {
+        precondition(!ids.isEmpty && state.length + ids.count <= state.capacity,
+                     "model: \(state.length) read + \(ids.count) new tokens exceed the context of \(state.capacity)")
+        let d = tokenEmbedding.shape[1], vocab = tokenEmbedding.shape[0], n = ids.count
+        if state.length == 0 && n > 1 {
+            var none: RNG? = nil
+            let logits = forward(ids, batch: 1, time: n, dropout: 0, rng: &none) { layer, h in
+                state.memory(layer: layer).inputs.update(from: h.data, count: n * d)
+            }
+            for (i, b) in blocks.enumerated() { b.mixer.catchUp(state.memory(layer: i), count: n) }
+            state.advance(by: n)
+            return logits.reshaped([n, vocab])
+        }
+        let out = Tensor(zeros: [n, vocab])
+        for (row, id) in ids.enumerated() {
+            let logits = step(id, state: state)
+            withExtendedLifetime(logits) { (out.data + row * vocab).update(from: logits.data, count: vocab) }
+        }
+        return out
+    }
+
+    /// One token at position state.length: O(√T·d) per Monarch mixer, O(t·d) per long convolution.
+    private func step(_ id: Int32, state: MixerState) -> Tensor {
+        let t = state.length, d = tokenEmbedding.shape[1]
+        var x = embedding(tokenEmbedding, indices: [id], shape: [1, 1])
+        for (i, b) in blocks.enumerated() {
+            let memory = state.memory(layer: i)
+            let h = b.inputNorm(x)
+            withExtendedLifetime(h) { memory.input(t).update(from: h.data, count: d) }
+            let mixed = Tensor(zeros: [1, 1, d])
+            b.mixer.step(memory, position: t, into: mixed.data)
+            x = x + mixed
+            x = x + b.mlp(b.postNorm(x))
+        }
+        state.advance(by: 1)
         return linear(finalNorm(x), weight: tokenEmbedding)
     }
 
@@ -57,5 +109,20 @@ struct MixerTrunk<Mixer: SequenceMixer> {
     /// SwiGLU and the head, plus `mixer` FLOPs per token and layer.
     static func flopsPerToken(_ c: ModelConfig, mixer: Double) -> Double {
         c.linearFlops(nonEmbeddingMatmulParameters: c.layers * 3 * c.width * c.ffnWidth) + Double(c.layers) * mixer
+    }
+}
+
+/// A model built on a `MixerTrunk`: its inference state is a `MixerState`.
+protocol MixerTrunkModel: LanguageModel {
+    associatedtype Mixer: SequenceMixer
+    var trunk: MixerTrunk<Mixer> { get }
+}
+
+extension MixerTrunkModel {
+    public func makeInferenceState() -> any InferenceState { MixerState(config) }
+
+    public func logits(_ ids: [Int32], state: any InferenceState) -> Tensor {
+        guard let state = state as? MixerState else { preconditionFailure("model: \(type(of: state)) is not this model's state") }
+        return trunk.read(ids, state: state)
     }
 }

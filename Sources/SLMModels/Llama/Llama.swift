@@ -90,6 +90,7 @@ extension Llama {
             return 2 * Double(nonEmbedding + c.vocabSize * c.width) + 2 * 2 * Double(c.layers * c.context * c.width)
         },
         build: { Llama($0, $1) },
+        decodingWeights: { DecodingWeights(llama: $0 as! Llama, precision: $1) },
         huggingFaceConfig: { c in
             [
                 "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": c.vocabSize,

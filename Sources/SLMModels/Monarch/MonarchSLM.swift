@@ -1,3 +1,4 @@
+import Foundation
 import SLMTensor
 
 extension ModelConfig.Architecture {
@@ -10,7 +11,7 @@ extension ModelConfig.Architecture {
 /// `convTaps` taps and a causal Monarch mixer with `heads` heads over p² = context
 /// positions. No positional encoding, no projection in the mixer.
 /// Parameters: `model.layers.{i}.mixer.{conv.weight, monarch.L1, monarch.L2, gate}`.
-public final class MonarchSLM: LanguageModel, ReadsWindowInFull {
+public final class MonarchSLM: MixerTrunkModel {
     static let convTaps = 4
 
     struct Mixer: SequenceMixer {
@@ -26,6 +27,17 @@ public final class MonarchSLM: LanguageModel, ReadsWindowInFull {
         }
 
         func callAsFunction(_ x: Tensor) -> Tensor { sigmoid(gate) * (conv(x) + monarch(x)) }
+
+        func step(_ memory: MixerMemory, position t: Int, into out: UnsafeMutablePointer<Float>) {
+            let d = memory.width, g = UnsafePointer(gate.data)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: d) { convolved in
+                conv.step(memory, position: t, into: convolved.baseAddress!)
+                monarch.step(memory, position: t, into: out)
+                for c in 0..<d { out[c] = (convolved[c] + out[c]) / (1 + exp(-g[c])) }
+            }
+        }
+
+        func catchUp(_ memory: MixerMemory, count: Int) { monarch.catchUp(memory, count: count) }
     }
 
     public let config: ModelConfig
@@ -40,7 +52,8 @@ public final class MonarchSLM: LanguageModel, ReadsWindowInFull {
         parameterDecays = p.decays
     }
 
-    /// `start` plays no part: a state, if any, replays earlier tokens (see `TokenHistory`).
+    /// `start` plays no part: the mixers see only the tokens given (see `MixerState` for
+    /// reading on from earlier tokens).
     public func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, dropoutRNG rng: inout RNG?) -> Tensor {
         trunk.forward(ids, batch: batch, time: time, dropout: config.dropout, rng: &rng)
     }
@@ -64,5 +77,6 @@ public final class MonarchSLM: LanguageModel, ReadsWindowInFull {
             return MixerTrunk<Mixer>.flopsPerToken(c, mixer: 2 * Double(c.width) * Double(convTaps + 3 * n))
         },
         build: { MonarchSLM($0, $1) },
+        decodingWeights: { DecodingWeights(trunk: ($0 as! MonarchSLM).trunk, of: $0, precision: $1) },
         huggingFaceConfig: nil)
 }

@@ -11,7 +11,7 @@ extension ModelConfig.Architecture {
 /// [d, 4]), a causal Monarch mixer (`mixer.monarch.L1/L2`) and a causal long convolution
 /// as long as the context (`mixer.long_conv.weight` [d, T]), fused per channel by
 /// y[t,c] = Σ_o softmax_o(`mixer.gate_logits` [3, d])[o,c] · organelle_o(x)[t,c].
-public final class SymbioSLM: LanguageModel, ReadsWindowInFull {
+public final class SymbioSLM: MixerTrunkModel {
     static let organelles = 3
 
     struct Mixer: SequenceMixer {
@@ -33,6 +33,23 @@ public final class SymbioSLM: LanguageModel, ReadsWindowInFull {
             let w = columnSoftmax(gateLogits).split([1, 1, 1], axis: 0).map { $0.reshaped([d]) }
             return w[0] * conv(x) + w[1] * monarch(x) + w[2] * longConv(x)
         }
+
+        func step(_ memory: MixerMemory, position t: Int, into out: UnsafeMutablePointer<Float>) {
+            let d = memory.width, logits = UnsafePointer(gateLogits.data)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * d) { rows in
+                let short = rows.baseAddress!, mixed = short + d, long = short + 2 * d
+                conv.step(memory, position: t, into: short)
+                monarch.step(memory, position: t, into: mixed)
+                longConv.step(memory, position: t, into: long)
+                for c in 0..<d {
+                    let l0 = logits[c], l1 = logits[d + c], l2 = logits[2 * d + c], top = max(l0, l1, l2)
+                    let e0 = exp(l0 - top), e1 = exp(l1 - top), e2 = exp(l2 - top)
+                    out[c] = (e0 * short[c] + e1 * mixed[c] + e2 * long[c]) / (e0 + e1 + e2)
+                }
+            }
+        }
+
+        func catchUp(_ memory: MixerMemory, count: Int) { monarch.catchUp(memory, count: count) }
     }
 
     public let config: ModelConfig
@@ -50,6 +67,8 @@ public final class SymbioSLM: LanguageModel, ReadsWindowInFull {
     public func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, dropoutRNG rng: inout RNG?) -> Tensor {
         trunk.forward(ids, batch: batch, time: time, dropout: config.dropout, rng: &rng)
     }
+
+    public var layerMetrics: [String: [Double]] { ["gate_entropy": gateEntropies] }
 
     /// Each layer's mean gate entropy in nats (ln 3 for an equal mix, 0 for one organelle).
     public var gateEntropies: [Double] {
@@ -84,5 +103,6 @@ public final class SymbioSLM: LanguageModel, ReadsWindowInFull {
             return MixerTrunk<Mixer>.flopsPerToken(c, mixer: 2 * Double(c.width) * Double(MonarchSLM.convTaps + 3 * n + c.context))
         },
         build: { SymbioSLM($0, $1) },
+        decodingWeights: { DecodingWeights(trunk: ($0 as! SymbioSLM).trunk, of: $0, precision: $1) },
         huggingFaceConfig: nil)
 }
