@@ -13,9 +13,11 @@ public struct EvaluationReport: Codable, Sendable {
     public var bitsPerCharacter: Double?
     public var tokensPerSecond: Double
     public var seconds: Double
+    /// The model's per-layer figures (`LanguageModel.layerMetrics`), e.g. SymbioSLM's gate entropies.
+    public var layers: [String: [Double]] = [:]
 
     enum CodingKeys: String, CodingKey {
-        case tokens, loss, perplexity, seconds
+        case tokens, loss, perplexity, seconds, layers
         case bitsPerByte = "bits_per_byte", bitsPerCharacter = "bits_per_char", tokensPerSecond = "tokens_per_sec"
     }
 }
@@ -64,7 +66,8 @@ public enum Evaluation {
         let bits = loss / log(2)
         return EvaluationReport(tokens: counted, loss: loss, perplexity: exp(loss), bitsPerByte: bits / bytesPerToken,
                                 bitsPerCharacter: characterLevel ? bits : nil,
-                                tokensPerSecond: Double(counted) / max(seconds, 1e-9), seconds: seconds)
+                                tokensPerSecond: Double(counted) / max(seconds, 1e-9), seconds: seconds,
+                                layers: model.layerMetrics)
     }
 
     public static func diversity(_ text: String) -> DiversityReport {

@@ -80,9 +80,14 @@ public protocol LanguageModel: AnyObject {
     /// Logits [ids.count, vocab] for new tokens continuing what `state` has read; the
     /// state then includes them. For inference: call it without recording.
     func logits(_ ids: [Int32], state: any InferenceState) -> Tensor
+    /// Per-layer figures logged at every evaluation and shown by `slm eval`, by metric
+    /// name (SymbioSLM: "gate_entropy"); empty for most models.
+    var layerMetrics: [String: [Double]] { get }
 }
 
 extension LanguageModel {
+    public var layerMetrics: [String: [Double]] { [:] }
+
     /// Logits [batch, time, vocab] for ids laid out [batch, time].
     public func logits(_ ids: [Int32], batch: Int, time: Int, dropoutRNG rng: inout RNG?) -> Tensor {
         checkInput(ids, batch: batch, time: time)

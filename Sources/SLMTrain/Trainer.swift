@@ -266,7 +266,12 @@ public final class Trainer {
             let bpc = loss / log(2) / charsPerToken
             report(String(format: "  eval at step %d: validation loss %.4f | perplexity %.2f | %.3f bits/char%@", step, loss,
                           exp(loss), bpc, improved ? " | best so far" : ""))
-            record(["step": step, "val_loss": loss, "val_ppl": exp(loss), "val_bpc": bpc, "elapsed": elapsed])
+            var entry: [String: Any] = ["step": step, "val_loss": loss, "val_ppl": exp(loss), "val_bpc": bpc, "elapsed": elapsed]
+            for (name, values) in model.layerMetrics.sorted(by: { $0.key < $1.key }) {
+                entry[name] = values
+                report("  \(name.replacingOccurrences(of: "_", with: " ")) per layer: " + values.map { String(format: "%.4f", $0) }.joined(separator: " "))
+            }
+            record(entry)
         }
         let target = out.appendingPathComponent(checkpointName(step))
         let state = TrainerState(step: step, tokensSeen: tokensSeen, elapsedSeconds: elapsed, bestValidationLoss: bestValidationLoss,

@@ -173,6 +173,29 @@ func scratch() -> URL {
         #expect(summary.bestValidationLoss != nil)
         #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("r/ckpt-000060/ema.safetensors").path))
     }
+
+    /// SymbioSLM trains on the same data; every evaluation logs each layer's gate
+    /// entropy, which starts at ln 3 (an equal mix) and moves as the gates learn.
+    @Test func symbioLogsGateEntropiesPerLayer() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        let config = ModelConfig(architecture: .symbio, vocabSize: 28, layers: 2, heads: 2, width: 16, context: 16, ffnWidth: 24)
+        var t = tinyTraining(steps: 10)
+        t.learningRate = 3e-2
+        var lines: [String] = []
+        _ = try Trainer(model: try makeModel(config, seed: 1), data: data, config: t, out: root.appendingPathComponent("s")).run { lines.append($0) }
+        let text = try String(contentsOf: root.appendingPathComponent("s/metrics.jsonl"), encoding: .utf8)
+        let evaluations = try text.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+            .filter { $0["val_loss"] != nil }
+        #expect(evaluations.count == 2)
+        for e in evaluations {
+            let entropies = try #require(e["gate_entropy"] as? [Double])
+            #expect(entropies.count == 2 && entropies.allSatisfy { $0 > 0 && $0 <= log(3.0) + 1e-9 })
+            #expect(entropies.contains { $0 < log(3.0) - 1e-6 }, "the gates did not move: \(entropies)")
+        }
+        #expect(lines.contains { $0.hasPrefix("  gate entropy per layer: ") })
+    }
 }
 
 @Suite struct ScheduleAndPresetTests {

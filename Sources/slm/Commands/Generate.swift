@@ -164,6 +164,9 @@ struct Eval: ParsableCommand {
         print(String(format: "%@: loss %.4f | perplexity %.2f | %.3f bits/byte%@ | %d tokens at %.0f tokens/s", bundle.name,
                      report.loss, report.perplexity, report.bitsPerByte,
                      report.bitsPerCharacter.map { String(format: " | %.3f bits/char", $0) } ?? "", report.tokens, report.tokensPerSecond))
+        for (name, values) in report.layers.sorted(by: { $0.key < $1.key }) {
+            print("\(name.replacingOccurrences(of: "_", with: " ")) per layer: " + values.map { String(format: "%.4f", $0) }.joined(separator: " "))
+        }
         if let d = diversity {
             print(String(format: "generated %d characters: distinct-1 %.3f, distinct-2 %.3f, distinct-3 %.3f, 4-gram repetition %.3f",
                          d.characters, d.distinct1, d.distinct2, d.distinct3, d.repetition4))
