@@ -140,16 +140,27 @@ func tempDirectory() -> URL {
 @Suite struct ReferenceFixtureTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
 
-    @Test(arguments: ["tiny-gpt2", "tiny-llama"])
+    /// Logits and loss; for MonarchSLM and SymbioSLM (whose reference builds the dense
+    /// masked Monarch matrix from explicit P and B(L) matrices) also a few gradients.
+    @Test(arguments: ["tiny-gpt2", "tiny-llama", "tiny-monarch", "tiny-symbio"])
     func logitsMatchThePyTorchReference(_ name: String) throws {
         let dir = Self.fixtures.appendingPathComponent(name)
         let model = try ModelStore.load(from: dir)
         let expected = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("expected.json"))) as! [String: Any]
-        let inputs = (expected["inputs"] as! [[Int]]).flatMap { $0 }.map(Int32.init)
+        let rows = expected["inputs"] as! [[Int]]
+        let inputs = rows.flatMap { $0 }.map(Int32.init)
         let targets = (expected["targets"] as! [[Int]]).flatMap { $0 }.map(Int32.init)
-        let logits = model.logits(inputs, batch: 2, time: 8)
+        let logits = model.logits(inputs, batch: rows.count, time: rows[0].count)
         expectClose(logits.toArray(), (expected["logits"] as! [Double]).map(Float.init), tolerance: 2e-5)
-        let loss = crossEntropy(logits, targets: targets).item()
-        #expect(abs(Double(loss) - (expected["loss"] as! Double)) < 1e-5)
+        let loss = crossEntropy(logits, targets: targets)
+        #expect(abs(Double(loss.item()) - (expected["loss"] as! Double)) < 1e-5)
+        guard let gradients = expected["gradients"] as? [String: [Double]] else { return }
+        loss.backward()
+        let parameters = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.tensor) })
+        for (name, values) in gradients {
+            let grad = try #require(parameters[name]?.grad, "\(name) has no gradient")
+            expectClose(grad.toArray(), values.map(Float.init), tolerance: 2e-5)
+        }
+        #expect(gradients.count == 4)
     }
 }

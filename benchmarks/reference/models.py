@@ -1,6 +1,9 @@
-"""GPT-2 and LLaMA in plain PyTorch, built from a swift-slm config.json and loading its
-model.safetensors (Hugging Face parameter names and layouts). Written independently of
-swift-slm's Swift code, as the reference its numbers are checked against."""
+"""GPT-2, LLaMA, MonarchSLM and SymbioSLM in plain PyTorch, built from a swift-slm
+config.json and loading its model.safetensors (Hugging Face parameter names and layouts).
+Written independently of swift-slm's Swift code, as the reference its numbers are checked
+against. The Monarch mixer is built literally as the dense masked matrix
+M = Pᵀ · B(L1) · P · B(L2) from explicit permutation and block-diagonal matrices (the
+plain reading of the layout), not in swift-slm's factored form."""
 import json
 import math
 
@@ -158,8 +161,107 @@ class Llama(Reference):
         return x @ head.t()
 
 
+def perm_matrix(p):
+    """P with (P v)[a·p + b] = v[b·p + a]."""
+    P = torch.zeros(p * p, p * p, dtype=torch.float64)
+    for a in range(p):
+        for b in range(p):
+            P[a * p + b, b * p + a] = 1.0
+    return P
+
+
+def monarch_matrix(L1, L2):
+    """Dense causal M = tril(Pᵀ · B(L1) · P · B(L2)) for one head; B(L) is block diagonal
+    with (B(L) v)[b·p + i] = Σ_j L[b, i, j] v[b·p + j]."""
+    p = L1.shape[0]
+    P = perm_matrix(p).to(L1.dtype)
+    M = P.t() @ torch.block_diag(*L1) @ P @ torch.block_diag(*L2)
+    return torch.tril(M)
+
+
+class MixerModel(Reference):
+    """LLaMA's pre-norm blocks with a sequence mixer under model.layers.{i}.mixer. in
+    place of attention; tied head, no biases, no positions."""
+    K = 4
+
+    def __init__(self, c):
+        super().__init__(c)
+        d, f, L, T, H = c["width"], c["ffn_width"], c["layers"], c["context"], c["heads"]
+        self.p_block = round(math.sqrt(T))
+        if self.p_block ** 2 != T:
+            raise ValueError(f"context {T} is not a perfect square")
+        resid = 0.02 / math.sqrt(2 * L)
+        pb = self.p_block
+        self.add("model.embed_tokens.weight", (c["vocab_size"], d), 0.02)
+        for i in range(L):
+            n = f"model.layers.{i}."
+            self.add(n + "input_layernorm.weight", (d,), "ones")
+            self.add_mixer(n + "mixer.", d, T, H, pb)
+            self.add(n + "post_attention_layernorm.weight", (d,), "ones")
+            self.add(n + "mlp.gate_proj.weight", (f, d), 0.02)
+            self.add(n + "mlp.up_proj.weight", (f, d), 0.02)
+            self.add(n + "mlp.down_proj.weight", (d, f), resid)
+        self.add("model.norm.weight", (d,), "ones")
+
+    rms = Llama.rms
+
+    def conv(self, x, w):
+        """y[t, c] = Σ_k w[c, k] · x[t − (K−1) + k, c], zero before the start; x: [B, T, d]."""
+        K = w.shape[1]
+        xt = F.pad(x.transpose(1, 2), (K - 1, 0))
+        return F.conv1d(xt, w.unsqueeze(1), groups=w.shape[0]).transpose(1, 2)
+
+    def monarch(self, x, prefix):
+        B, T, d = x.shape
+        L1, L2 = self.p[prefix + "monarch.L1"], self.p[prefix + "monarch.L2"]
+        H = L1.shape[0]
+        heads = []
+        for h in range(H):
+            M = monarch_matrix(L1[h], L2[h])[:T, :T]
+            heads.append(torch.einsum("ts,bsc->btc", M, x[:, :, h * d // H:(h + 1) * d // H]))
+        return torch.cat(heads, -1)
+
+    def forward(self, idx):
+        c, p = self.c, self.p
+        drop = c["dropout"] if self.training else 0.0
+        x = F.dropout(p["model.embed_tokens.weight"][idx], drop, self.training)
+        for i in range(c["layers"]):
+            n = f"model.layers.{i}."
+            x = x + F.dropout(self.mixer(self.rms(x, p[n + "input_layernorm.weight"]), n + "mixer."), drop, self.training)
+            h = self.rms(x, p[n + "post_attention_layernorm.weight"])
+            h = F.silu(h @ p[n + "mlp.gate_proj.weight"].t()) * (h @ p[n + "mlp.up_proj.weight"].t())
+            x = x + F.dropout(h @ p[n + "mlp.down_proj.weight"].t(), drop, self.training)
+        x = self.rms(x, p["model.norm.weight"])
+        return x @ p["model.embed_tokens.weight"].t()
+
+
+class MonarchSLM(MixerModel):
+    def add_mixer(self, n, d, T, H, pb):
+        self.add(n + "conv.weight", (d, self.K), 1 / math.sqrt(self.K))
+        self.add(n + "monarch.L1", (H, pb, pb, pb), 1 / math.sqrt(pb))
+        self.add(n + "monarch.L2", (H, pb, pb, pb), 1 / math.sqrt(pb))
+        self.add(n + "gate", (d,), "zeros")
+
+    def mixer(self, x, n):
+        return torch.sigmoid(self.p[n + "gate"]) * (self.conv(x, self.p[n + "conv.weight"]) + self.monarch(x, n))
+
+
+class SymbioSLM(MixerModel):
+    def add_mixer(self, n, d, T, H, pb):
+        self.add(n + "conv.weight", (d, self.K), 1 / math.sqrt(self.K))
+        self.add(n + "monarch.L1", (H, pb, pb, pb), 1 / math.sqrt(pb))
+        self.add(n + "monarch.L2", (H, pb, pb, pb), 1 / math.sqrt(pb))
+        self.add(n + "long_conv.weight", (d, T), 1 / T)
+        self.add(n + "gate_logits", (3, d), "zeros")
+
+    def mixer(self, x, n):
+        w = torch.softmax(self.p[n + "gate_logits"], dim=0)
+        organelles = [self.conv(x, self.p[n + "conv.weight"]), self.monarch(x, n), self.conv(x, self.p[n + "long_conv.weight"])]
+        return sum(w[o] * organelles[o] for o in range(3))
+
+
 def build(config):
-    return {"gpt2": GPT2, "llama": Llama}[config["architecture"]](config)
+    return {"gpt2": GPT2, "llama": Llama, "monarch": MonarchSLM, "symbio": SymbioSLM}[config["architecture"]](config)
 
 
 def load(directory):

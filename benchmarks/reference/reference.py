@@ -3,7 +3,8 @@
 
   check   --model CKPT [--data DIR] [--hf]   loss and logits of swift-slm vs this reference (and
                                              vs transformers on `slm export`) on the same batch
-  fixture --out DIR                          tiny models + expected logits for the Swift tests
+  fixture --out DIR                          tiny models + expected logits (and, for Monarch and
+                                             Symbio, gradients) for the Swift tests
   train   --model-config JSON --data DIR …   train the same model in PyTorch: loss vs wall clock,
                                              tokens/s, peak RSS (for docs/BENCHMARKS.md)
 
@@ -87,7 +88,17 @@ def fixture(a):
                           ffn_width=24, norm_eps=1e-5, rope_theta=10000.0, bias=True, tied_embeddings=False, dropout=0.0),
         "tiny-llama": dict(architecture="llama", vocab_size=13, layers=2, heads=4, kv_heads=2, width=16, context=8,
                            ffn_width=24, norm_eps=1e-6, rope_theta=100.0, bias=False, tied_embeddings=True, dropout=0.0),
+        # Context 9: blocks of p = 3; two Monarch heads of 8 channels.
+        "tiny-monarch": dict(architecture="monarch", vocab_size=13, layers=2, heads=2, kv_heads=2, width=16, context=9,
+                             ffn_width=24, norm_eps=1e-6, rope_theta=10000.0, bias=False, tied_embeddings=True, dropout=0.0),
+        "tiny-symbio": dict(architecture="symbio", vocab_size=13, layers=2, heads=2, kv_heads=2, width=16, context=9,
+                            ffn_width=24, norm_eps=1e-6, rope_theta=10000.0, bias=False, tied_embeddings=True, dropout=0.0),
     }
+    # For the mixer models, a few gradients of the loss too.
+    gradients = {"monarch": ["model.layers.0.mixer.monarch.L1", "model.layers.0.mixer.monarch.L2",
+                             "model.layers.1.mixer.conv.weight", "model.layers.1.mixer.gate"],
+                 "symbio": ["model.layers.0.mixer.monarch.L2", "model.layers.0.mixer.long_conv.weight",
+                            "model.layers.1.mixer.conv.weight", "model.layers.1.mixer.gate_logits"]}
     from safetensors.torch import save_file
     g = torch.Generator().manual_seed(7)
     for name, config in configs.items():
@@ -101,13 +112,19 @@ def fixture(a):
         json.dump(config, open(f"{directory}/config.json", "w"), indent=2, sort_keys=True)
         save_file({n: model.p[n].detach().contiguous() for n in model.names}, f"{directory}/model.safetensors",
                   metadata={"format": "pt"})
-        x = torch.randint(0, 13, (2, 8), generator=g)
-        y = torch.randint(0, 13, (2, 8), generator=g)
-        with torch.no_grad():
-            logits = model(x)
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 13), y.reshape(-1)).item()
-        json.dump({"inputs": x.tolist(), "targets": y.tolist(), "logits": [round(v, 7) for v in logits.reshape(-1).tolist()],
-                   "loss": loss}, open(f"{directory}/expected.json", "w"))
+        T = config["context"]
+        x = torch.randint(0, 13, (2, T), generator=g)
+        y = torch.randint(0, 13, (2, T), generator=g)
+        logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 13), y.reshape(-1))
+        expected = {"inputs": x.tolist(), "targets": y.tolist(),
+                    "logits": [round(v, 7) for v in logits.detach().reshape(-1).tolist()], "loss": loss.item()}
+        if config["architecture"] in gradients:
+            loss.backward()
+            expected["gradients"] = {n: [round(v, 8) for v in model.p[n].grad.reshape(-1).tolist()]
+                                     for n in gradients[config["architecture"]]}
+        loss = loss.item()
+        json.dump(expected, open(f"{directory}/expected.json", "w"))
         print(f"wrote {directory}: loss {loss:.6f}")
 
 
