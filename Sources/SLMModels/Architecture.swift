@@ -24,7 +24,9 @@ public struct ArchitectureDefinition: Sendable {
     let build: @Sendable (ModelConfig, ParameterSource) -> any LanguageModel
     /// The fast batch-1 decoder's weights for a model this definition built (its
     /// incremental-decoding step); nil when only the general forward pass decodes it.
-    let decodingWeights: (@Sendable (any LanguageModel, WeightPrecision) -> DecodingWeights)?
+    let decodingWeights: (@Sendable (any LanguageModel, WeightPrecision) -> DecodingWeights?)?
+    /// Whether `ModelConfig.experts` (a sparse mixture of experts) applies.
+    var hasExperts = false
     /// config.json for transformers; nil when transformers has no class for it.
     let huggingFaceConfig: (@Sendable (ModelConfig) throws -> [String: Any])?
 }

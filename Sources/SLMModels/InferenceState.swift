@@ -10,6 +10,8 @@ public protocol InferenceState: AnyObject {
     var capacity: Int { get }
     /// Forgets everything read.
     func reset()
+    /// Memory it holds for a full context.
+    var byteCount: Int { get }
 }
 
 extension InferenceState {

@@ -24,6 +24,8 @@ public final class KVCache: InferenceState {
 
     public func reset() { length = 0 }
 
+    public var byteCount: Int { 2 * keys.count * capacity * kvHeads * headSize * MemoryLayout<Float>.stride }
+
     /// Stores this layer's keys and values of `t` new tokens (shape [1, t, kvHeads, headSize])
     /// after the cached ones, and returns all keys and values so far as [1, length + t, …] views.
     func append(layer: Int, keys k: Tensor, values v: Tensor) -> (Tensor, Tensor) {

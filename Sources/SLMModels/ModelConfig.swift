@@ -34,16 +34,22 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// The output head reuses the token embedding.
     public var tiedEmbeddings: Bool
     public var dropout: Double
+    /// A sparse mixture of `experts` SwiGLU experts (each `ffnWidth` wide) in place of the
+    /// feed-forward block, `expertsActive` of them per token; nil: a dense block. Absent
+    /// from config.json when nil, so dense configs read and write as before.
+    public var experts: Int?
+    public var expertsActive: Int?
 
     enum CodingKeys: String, CodingKey {
-        case architecture, layers, heads, width, context, bias, dropout
+        case architecture, layers, heads, width, context, bias, dropout, experts
         case vocabSize = "vocab_size", kvHeads = "kv_heads", ffnWidth = "ffn_width", normEps = "norm_eps"
-        case ropeTheta = "rope_theta", tiedEmbeddings = "tied_embeddings"
+        case ropeTheta = "rope_theta", tiedEmbeddings = "tied_embeddings", expertsActive = "experts_active"
     }
 
     public init(architecture: Architecture, vocabSize: Int, layers: Int, heads: Int, kvHeads: Int? = nil,
                 width: Int, context: Int, ffnWidth: Int? = nil, normEps: Double? = nil, ropeTheta: Double = 10_000,
-                bias: Bool? = nil, tiedEmbeddings: Bool? = nil, dropout: Double = 0) {
+                bias: Bool? = nil, tiedEmbeddings: Bool? = nil, dropout: Double = 0, experts: Int? = nil,
+                expertsActive: Int? = nil) {
         self.architecture = architecture
         self.vocabSize = vocabSize
         self.layers = layers
@@ -58,6 +64,8 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         self.bias = bias ?? defaults.bias
         self.tiedEmbeddings = tiedEmbeddings ?? defaults.tiedEmbeddings
         self.dropout = dropout
+        self.experts = experts
+        self.expertsActive = expertsActive
     }
 
     public var headSize: Int { width / heads }
@@ -79,11 +87,25 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         if ffnWidth < 1 { problems.append("ffn_width must be at least 1") }
         if !(0..<1).contains(dropout) { problems.append("dropout must be in [0, 1)") }
         if normEps <= 0 { problems.append("norm_eps must be positive") }
+        if experts != nil || expertsActive != nil {
+            if !definition.hasExperts {
+                problems.append("\(architecture) has no mixture-of-experts option (experts, experts_active)")
+            } else if let e = experts, let k = expertsActive {
+                if e < 2 || k < 1 || k > e { problems.append("need experts >= 2 and 1 <= experts_active <= experts, not \(e) and \(k)") }
+            } else {
+                problems.append("experts and experts_active go together")
+            }
+        }
         if !problems.isEmpty { throw ConfigError(problems.joined(separator: "; ")) }
     }
 
     /// Parameters the model holds (tied embeddings counted once).
     public var parameterCount: Int { architecture.definition?.parameterCount(self) ?? 0 }
+
+    /// Parameters one token uses: all but the SwiGLU experts it is not routed to.
+    public var activeParameterCount: Int {
+        parameterCount - layers * ((experts ?? 0) - (expertsActive ?? 0)) * 3 * width * ffnWidth
+    }
 
     /// Forward FLOPs per token, for MFU: 2 per weight multiply (the output head included)
     /// plus the sequence mixer's own work over the whole context (an upper bound when causal).

@@ -83,10 +83,15 @@ public protocol LanguageModel: AnyObject {
     /// Per-layer figures logged at every evaluation and shown by `slm eval`, by metric
     /// name (SymbioSLM: "gate_entropy"); empty for most models.
     var layerMetrics: [String: [Double]] { get }
+    /// Terms of the training objective besides cross-entropy from the last forward pass,
+    /// by name (a mixture of experts: "router_aux", its
+    /// load-balancing loss); the trainer weights and adds them. Empty for most models.
+    var auxiliaryLosses: [String: Tensor] { get }
 }
 
 extension LanguageModel {
     public var layerMetrics: [String: [Double]] { [:] }
+    public var auxiliaryLosses: [String: Tensor] { [:] }
 
     /// Logits [batch, time, vocab] for ids laid out [batch, time].
     public func logits(_ ids: [Int32], batch: Int, time: Int, dropoutRNG rng: inout RNG?) -> Tensor {

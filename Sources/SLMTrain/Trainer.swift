@@ -143,10 +143,13 @@ public final class Trainer {
         let startStep = step, started = Date()
         var lastCheckpoint: URL? = Checkpoint.steps(in: out).last?.url
         var windowLoss = 0.0, windowSteps = 0, windowStart = Date()
+        var windowAuxiliary: [String: Double] = [:]
         var stoppedBy = "step budget"
         func elapsed() -> Double { elapsedBefore + Date().timeIntervalSince(started) }
 
-        report("training \(model.config.architecture.rawValue) with \(model.parameterCount) parameters on \(data.summary); \(config.precision.rawValue) products, peak \(Int(peakFLOPs / 1e9)) GFLOP/s; "
+        let active = model.config.activeParameterCount
+        report("training \(model.config.architecture.rawValue) with \(model.parameterCount) parameters"
+            + (active < model.parameterCount ? " (\(active) active per token)" : "") + " on \(data.summary); \(config.precision.rawValue) products, peak \(Int(peakFLOPs / 1e9)) GFLOP/s; "
             + "\(tokensPerStep) tokens per step, \(Parallel.threadCount) threads")
         while step < config.steps {
             if let budget = config.timeBudget, elapsed() >= budget {
@@ -174,7 +177,13 @@ public final class Trainer {
                         + "stopped without saving. The last good checkpoint is \(lastCheckpoint?.path ?? "none (no checkpoint yet)"). "
                         + "Try a lower learning rate or a longer warm-up.")
                 }
-                l.backward(gradient: Tensor(scalar: 1 / Float(config.accumulation)))
+                // The logged loss stays the cross-entropy; auxiliary terms are logged apart.
+                var objective = l
+                for (name, term) in model.auxiliaryLosses.sorted(by: { $0.key < $1.key }) {
+                    windowAuxiliary[name, default: 0] += Double(term.item()) / Double(config.accumulation)
+                    if name == "router_aux", config.routerAuxWeight > 0 { objective = objective + term * Float(config.routerAuxWeight) }
+                }
+                objective.backward(gradient: Tensor(scalar: 1 / Float(config.accumulation)))
                 loss += Double(value) / Double(config.accumulation)
             }
             let norm = clipGradients()
@@ -193,9 +202,12 @@ public final class Trainer {
                 let eta = done > 0 ? Date().timeIntervalSince(started) / done * remaining : 0
                 let mean = windowLoss / Double(windowSteps)
                 report(progressLine(loss: mean, lr: lr, rate: rate, mfu: mfu, elapsed: elapsed(), eta: eta))
-                record(["step": step, "loss": mean, "lr": lr, "grad_norm": norm, "tokens_per_sec": rate, "mfu": mfu,
-                        "tokens": tokensSeen, "elapsed": elapsed()])
+                var entry: [String: Any] = ["step": step, "loss": mean, "lr": lr, "grad_norm": norm, "tokens_per_sec": rate,
+                                            "mfu": mfu, "tokens": tokensSeen, "elapsed": elapsed()]
+                for (name, total) in windowAuxiliary { entry[name] = total / Double(windowSteps) }
+                record(entry)
                 (windowLoss, windowSteps, windowStart) = (0, 0, Date())
+                windowAuxiliary = [:]
             }
             if step % config.evalInterval == 0 || step == config.steps {
                 lastCheckpoint = try evaluateAndSave(elapsed: elapsed(), report: report)

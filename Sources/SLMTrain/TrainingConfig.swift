@@ -30,13 +30,15 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// Precision of the matrix products in training steps (weights, gradients and the
     /// optimizer stay fp32; evaluation runs in fp32).
     public var precision = MatmulPrecision.fp32
+    /// Weight of a mixture of experts' load-balancing loss in the objective.
+    public var routerAuxWeight = 0.01
 
     enum CodingKeys: String, CodingKey {
         case batch, accumulation, steps, warmup, beta1, beta2, seed
         case timeBudget = "time_budget", learningRate = "learning_rate", minLearningRate = "min_learning_rate"
         case weightDecay = "weight_decay", gradClip = "grad_clip", evalInterval = "eval_interval"
         case evalBatches = "eval_batches", logInterval = "log_interval", keepLast = "keep_last", emaDecay = "ema_decay"
-        case precision
+        case precision, routerAuxWeight = "router_aux_weight"
     }
 
     public init() {}
@@ -65,6 +67,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         seed = try value(.seed, seed)
         emaDecay = try value(.emaDecay, emaDecay)
         precision = try value(.precision, precision)
+        routerAuxWeight = try value(.routerAuxWeight, routerAuxWeight)
     }
 
     init(section: [String: TOMLValue]) throws(TOMLError) {
@@ -89,6 +92,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if let v = try r.int("keep_last") { keepLast = v }
         if let v = try r.int("seed") { seed = UInt64(v) }
         if let v = try r.double("ema_decay") { emaDecay = v }
+        if let v = try r.double("router_aux_weight") { routerAuxWeight = v }
         if let v = try r.string("precision") {
             guard let p = MatmulPrecision(rawValue: v) else { throw TOMLError("[training] precision must be fp32 or bf16, not \(v)") }
             precision = p
@@ -108,6 +112,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if !(0..<1).contains(beta1) || !(0..<1).contains(beta2) { problems.append("betas must be in [0, 1)") }
         if !(0..<1).contains(emaDecay) { problems.append("ema_decay must be in [0, 1)") }
         if let t = timeBudget, t <= 0 { problems.append("time budget must be positive") }
+        if routerAuxWeight < 0 { problems.append("router_aux_weight must be at least 0") }
         if !problems.isEmpty { throw ConfigError(problems.joined(separator: "; ")) }
     }
 }
@@ -129,7 +134,8 @@ extension ModelConfig {
                   kvHeads: try r.int("kv_heads"), width: width, context: context, ffnWidth: try r.int("ffn_width"),
                   normEps: try r.double("norm_eps"), ropeTheta: try r.double("rope_theta") ?? 10_000,
                   bias: try r.bool("bias"), tiedEmbeddings: try r.bool("tied_embeddings"),
-                  dropout: try r.double("dropout") ?? 0)
+                  dropout: try r.double("dropout") ?? 0, experts: try r.int("experts"),
+                  expertsActive: try r.int("experts_active"))
         try r.finish()
     }
 }

@@ -164,3 +164,117 @@ let tinySymbio = ModelConfig(architecture: .symbio, vocabSize: 11, layers: 2, he
         #expect(throws: ConfigError("unknown architecture mamba; known: gpt2, llama, monarch, symbio")) { try unknown.validate() }
     }
 }
+
+/// LLaMA with a sparse mixture of experts: Mixtral's names, sizes (total and active), the
+/// routing against a dense computation, gradients, the load-balancing loss, and reading
+/// with a KV cache.
+@Suite struct MixtureOfExpertsTests {
+    static let tiny = ModelConfig(architecture: .llama, vocabSize: 11, layers: 2, heads: 2, width: 8, context: 6, ffnWidth: 12,
+                                  experts: 4, expertsActive: 2)
+    let ids: [Int32] = [1, 5, 2, 9, 0, 3, 7, 7, 4, 10, 6, 8]
+    let targets: [Int32] = [5, 2, 9, 0, 3, 7, 7, 4, 10, 6, 8, 1]
+
+    /// A model with weights large enough that routing is far from ties.
+    func model(seed: UInt64) throws -> Llama {
+        let m = try makeModel(Self.tiny, seed: seed) as! Llama
+        for (_, t) in m.parameters where t.rank == 2 { for i in 0..<t.count { t.data[i] *= 20 } }
+        return m
+    }
+
+    @Test func presetSizes() throws {
+        let moe = ModelConfig(architecture: .llama, vocabSize: 2000, layers: 6, heads: 4, width: 256, context: 256, ffnWidth: 640,
+                              experts: 8, expertsActive: 2)
+        // llama-5m is 5,037,312; each layer's SwiGLU (3·256·640 = 491,520) becomes 8 of
+        // them plus the router (8·256).
+        #expect(moe.parameterCount == 5_037_312 + 6 * (7 * 491_520 + 8 * 256))
+        #expect(moe.parameterCount == 25_693_440)
+        #expect(moe.activeParameterCount == 25_693_440 - 6 * 6 * 491_520)
+        #expect(try makeModel(moe, seed: 1).parameterCount == 25_693_440)
+        let dense = ModelConfig(architecture: .llama, vocabSize: 2000, layers: 6, heads: 4, width: 256, context: 256, ffnWidth: 640)
+        #expect(dense.activeParameterCount == dense.parameterCount)
+        // MFU counts the active parameters only.
+        #expect(moe.flopsPerToken - dense.flopsPerToken == 2 * Double(6 * (491_520 + 8 * 256)))
+    }
+
+    @Test func mixtralNames() throws {
+        let m = try makeModel(Self.tiny, seed: 1)
+        let shapes = Dictionary(uniqueKeysWithValues: m.parameters.map { ($0.name, $0.tensor.shape.dims) })
+        #expect(shapes["model.layers.1.mlp.gate.weight"] == [4, 8])
+        #expect(shapes["model.layers.1.mlp.experts.3.gate_proj.weight"] == [12, 8])
+        #expect(shapes["model.layers.1.mlp.experts.0.up_proj.weight"] == [12, 8])
+        #expect(shapes["model.layers.0.mlp.experts.2.down_proj.weight"] == [8, 12])
+        #expect(shapes["model.layers.0.mlp.gate_proj.weight"] == nil)
+        #expect(shapes.count == 1 + 2 * (6 + 1 + 4 * 3) + 1)
+    }
+
+    /// The layer's output equals running every expert on every token and weighting by the
+    /// renormalised top-k probabilities, computed here in Double.
+    @Test func routingMatchesADenseComputation() throws {
+        let m = try model(seed: 2), layer = m.layers[0], moe = layer.experts!
+        let x = randomTensor([1, 6, 8], seed: 5)
+        let (out, balance) = moe(x)
+        let rows = x.toArray(), router = moe.router.weight.toArray()
+        let everyExpert = moe.experts.map { $0(x).toArray() }   // [1, 6, 8] each: dense
+        var expected = [Float](repeating: 0, count: 6 * 8), meanProbability = [Double](repeating: 0, count: 4)
+        var routed = [Double](repeating: 0, count: 4)
+        for t in 0..<6 {
+            let logits = (0..<4).map { e in (0..<8).reduce(0.0) { $0 + Double(router[e * 8 + $1]) * Double(rows[t * 8 + $1]) } }
+            let top = logits.max()!, z = logits.reduce(0.0) { $0 + exp($1 - top) }
+            let p = logits.map { exp($0 - top) / z }
+            for e in 0..<4 { meanProbability[e] += p[e] / 6 }
+            let chosen = (0..<4).sorted { p[$0] > p[$1] }.prefix(2)
+            let kept = chosen.reduce(0.0) { $0 + p[$1] }
+            for e in chosen {
+                routed[e] += 1
+                for c in 0..<8 { expected[t * 8 + c] += Float(p[e] / kept) * everyExpert[e][t * 8 + c] }
+            }
+        }
+        expectClose(out.toArray(), expected, tolerance: 1e-4)
+        let hand = 4 * (0..<4).reduce(0.0) { $0 + routed[$1] / 12 * meanProbability[$1] }
+        #expect(abs(Double(balance.item()) - hand) < 1e-5)
+    }
+
+    /// An even router (zero weights) gives every expert the same probability: the
+    /// balancing loss is then exactly 1 whatever the ties pick.
+    @Test func balanceIsOneForAnEvenRouter() throws {
+        let m = try model(seed: 3), moe = m.layers[1].experts!
+        for i in 0..<moe.router.weight.count { moe.router.weight.data[i] = 0 }
+        #expect(abs(moe(randomTensor([2, 3, 8], seed: 6)).balance.item() - 1) < 1e-6)
+    }
+
+    @Test func gradientsOfLossAndBalanceMatchFiniteDifferences() throws {
+        let m = try model(seed: 4)
+        for (_, t) in m.parameters where t.rank == 2 { for i in 0..<t.count { t.data[i] /= 10 } }
+        let check = gradientCheck(m.parameters.map(\.tensor), eps: 1e-3, atol: 2e-3, rtol: 3e-2, samples: 6) { _ in
+            let loss = m.loss(inputs: ids, targets: targets, batch: 2, time: 6)
+            return loss + m.auxiliaryLosses["router_aux"]! * 0.5
+        }
+        #expect(check.passed, "\(check.detail)")
+    }
+
+    @Test func readsWithAKVCacheLikeTheFullForward() throws {
+        let m = try model(seed: 5)
+        let full = Autograd.noGrad { m.logits(Array(ids[0..<6]), batch: 1, time: 6) }.toArray()
+        #expect(m.decodingWeights() == nil)   // the general path decodes mixtures
+        let state = m.makeInferenceState()
+        var read = Autograd.noGrad { m.logits(Array(ids[0..<2]), state: state) }.toArray()
+        for id in ids[2..<6] { read += Autograd.noGrad { m.logits([id], state: state) }.toArray() }
+        expectClose(read, full, tolerance: 1e-4)
+    }
+
+    @Test func configErrors() throws {
+        var c = tinyMonarch
+        c.experts = 4
+        c.expertsActive = 2
+        #expect(throws: ConfigError("monarch has no mixture-of-experts option (experts, experts_active)")) { try c.validate() }
+        c = Self.tiny
+        c.expertsActive = 5
+        #expect(throws: ConfigError("need experts >= 2 and 1 <= experts_active <= experts, not 4 and 5")) { try c.validate() }
+        c.expertsActive = nil
+        #expect(throws: ConfigError("experts and experts_active go together")) { try c.validate() }
+        #expect(throws: ConfigError.self) { try HuggingFaceExport.huggingFaceConfig(Self.tiny) }
+        // Dense configs still write no expert keys.
+        let json = String(decoding: try tinyMonarch.jsonData(), as: UTF8.self)
+        #expect(!json.contains("experts"))
+    }
+}

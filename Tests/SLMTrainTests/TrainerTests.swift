@@ -196,6 +196,31 @@ func scratch() -> URL {
         }
         #expect(lines.contains { $0.hasPrefix("  gate entropy per layer: ") })
     }
+
+    /// A LLaMA mixture of experts trains: its loss falls, the balancing loss is logged at
+    /// every step, and the header counts active parameters.
+    @Test func mixtureOfExpertsLogsItsBalancingLoss() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        let config = ModelConfig(architecture: .llama, vocabSize: 28, layers: 2, heads: 2, width: 16, context: 16, ffnWidth: 24,
+                                 experts: 4, expertsActive: 2)
+        var t = tinyTraining(steps: 30)
+        t.evalInterval = 30
+        var lines: [String] = []
+        _ = try Trainer(model: try makeModel(config, seed: 1), data: data, config: t, out: root.appendingPathComponent("m")).run { lines.append($0) }
+        #expect(lines.first?.contains("parameters (\(config.activeParameterCount) active per token)") == true)
+        let text = try String(contentsOf: root.appendingPathComponent("m/metrics.jsonl"), encoding: .utf8)
+        let steps = try text.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+            .filter { $0["loss"] != nil }
+        #expect(steps.count == 30)
+        for s in steps {
+            let aux = try #require(s["router_aux"] as? Double)
+            #expect(aux > 0.5 && aux <= 4, "\(aux)")   // 1 for an even load, at most E = 4
+        }
+        let l = try losses(root.appendingPathComponent("m"))
+        #expect(l[30]! < l[1]! - 0.3, "\(l[1]!) → \(l[30]!)")
+    }
 }
 
 @Suite struct ScheduleAndPresetTests {

@@ -84,9 +84,9 @@ public final class DecodingWeights {
                   qkv: DecodeMatrix(blocks: [(l.q, l.qBias), (l.k, l.kBias), (l.v, l.vBias)], inputMajor: false, precision: precision),
                   o: DecodeMatrix(blocks: [(l.o, l.oBias)], inputMajor: false, precision: precision),
                   norm2: vector(l.postNorm), norm2Bias: nil,
-                  up: DecodeMatrix(blocks: [(l.up, nil)], inputMajor: false, precision: precision),
-                  gate: DecodeMatrix(blocks: [(l.gate, nil)], inputMajor: false, precision: precision),
-                  down: DecodeMatrix(blocks: [(l.down, nil)], inputMajor: false, precision: precision))
+                  up: DecodeMatrix(blocks: [(l.mlp!.up.weight, nil)], inputMajor: false, precision: precision),
+                  gate: DecodeMatrix(blocks: [(l.mlp!.gate.weight, nil)], inputMajor: false, precision: precision),
+                  down: DecodeMatrix(blocks: [(l.mlp!.down.weight, nil)], inputMajor: false, precision: precision))
         }
         finalNorm = vector(m.finalNorm)
         finalNormBias = nil

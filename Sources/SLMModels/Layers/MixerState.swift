@@ -22,6 +22,8 @@ public final class MixerState: InferenceState {
 
     public func reset() { length = 0 }
 
+    public var byteCount: Int { 2 * inputs.count * capacity * width * MemoryLayout<Float>.stride }
+
     func memory(layer: Int) -> MixerMemory {
         MixerMemory(inputs: inputs[layer].pointer, blockProducts: blockProducts[layer].pointer, width: width)
     }

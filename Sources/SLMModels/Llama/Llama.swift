@@ -3,10 +3,15 @@ import SLMTensor
 /// LLaMA: token embedding; pre-norm blocks of RMSNorm → Q/K/V projections → RoPE →
 /// grouped-query causal attention → output projection and RMSNorm → SwiGLU (gate, up,
 /// down); final RMSNorm; output head tied to the embedding by default. No biases unless
-/// the config asks for them. Names follow Hugging Face's LlamaForCausalLM.
+/// the config asks for them. Names follow Hugging Face's LlamaForCausalLM. With
+/// `config.experts`, a sparse mixture of SwiGLU experts replaces the feed-forward block
+/// (Mixtral's layout under `mlp.`), and training adds its load-balancing loss.
 public final class Llama: LanguageModel {
     struct Layer {
-        let inputNorm, q, k, v, o, postNorm, gate, up, down: Tensor
+        let inputNorm, q, k, v, o, postNorm: Tensor
+        /// The dense SwiGLU block, or else the mixture of experts.
+        let mlp: SwiGLUMLP?
+        let experts: MixtureOfExperts?
         let qBias, kBias, vBias, oBias: Tensor?
     }
 
@@ -17,12 +22,16 @@ public final class Llama: LanguageModel {
     let head: Tensor?
     let layers: [Layer]
     let rotary: RotaryEmbedding
+    /// The mean over layers of the experts' load-balancing loss from the last forward
+    /// pass (a model runs on one thread at a time); see `auxiliaryLosses`.
+    private var balance: Tensor?
 
     init(_ config: ModelConfig, _ p: ParameterSource) {
         self.config = config
         let d = config.width, kv = config.kvHeads * config.headSize, f = config.ffnWidth
         let std: Float = 0.02, residualStd = 0.02 / Float(2 * config.layers).squareRoot()
         func bias(_ name: String, _ n: Int) -> Tensor? { config.bias ? p.make(name, [n], .constant(0)) : nil }
+        let dense = config.experts == nil
         tokenEmbedding = p.make("model.embed_tokens.weight", [config.vocabSize, d], .normal(std: std))
         layers = (0..<config.layers).map { i in
             let n = "model.layers.\(i)."
@@ -33,9 +42,11 @@ public final class Llama: LanguageModel {
                 v: p.make(n + "self_attn.v_proj.weight", [kv, d], .normal(std: std)),
                 o: p.make(n + "self_attn.o_proj.weight", [d, d], .normal(std: residualStd)),
                 postNorm: p.make(n + "post_attention_layernorm.weight", [d], .constant(1)),
-                gate: p.make(n + "mlp.gate_proj.weight", [f, d], .normal(std: std)),
-                up: p.make(n + "mlp.up_proj.weight", [f, d], .normal(std: std)),
-                down: p.make(n + "mlp.down_proj.weight", [d, f], .normal(std: residualStd)),
+                mlp: dense ? SwiGLUMLP(p, n + "mlp.", width: d, hidden: f, std: std, residualStd: residualStd) : nil,
+                experts: config.experts.map { e in
+                    MixtureOfExperts(p, n + "mlp.", width: d, hidden: f, experts: e, active: config.expertsActive ?? 1,
+                                     std: std, residualStd: residualStd)
+                },
                 qBias: bias(n + "self_attn.q_proj.bias", d), kBias: bias(n + "self_attn.k_proj.bias", kv),
                 vBias: bias(n + "self_attn.v_proj.bias", kv), oBias: bias(n + "self_attn.o_proj.bias", d))
         }
@@ -50,6 +61,7 @@ public final class Llama: LanguageModel {
     public func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, dropoutRNG rng: inout RNG?) -> Tensor {
         let d = config.width, hs = config.headSize, eps = Float(config.normEps), p = config.dropout
         var x = drop(embedding(tokenEmbedding, indices: ids, shape: [batch, time]), p, &rng)
+        var balances: [Tensor] = []
         for (i, l) in layers.enumerated() {
             let h = rmsNorm(x, weight: l.inputNorm, eps: eps)
             let q = rope(linear(h, weight: l.q, bias: l.qBias).reshaped([batch, time, config.heads, hs]), rotary, offset: start)
@@ -59,10 +71,21 @@ public final class Llama: LanguageModel {
             let attended = attention(q, keys, values).reshaped([batch, time, d])
             x = x + drop(linear(attended, weight: l.o, bias: l.oBias), p, &rng)
             let m = rmsNorm(x, weight: l.postNorm, eps: eps)
-            x = x + drop(linear(swiglu(gate: linear(m, weight: l.gate), up: linear(m, weight: l.up)), weight: l.down), p, &rng)
+            if let experts = l.experts {
+                let (y, balance) = experts(m)
+                balances.append(balance)
+                x = x + drop(y, p, &rng)
+            } else {
+                x = x + drop(l.mlp!(m), p, &rng)
+            }
         }
+        if !balances.isEmpty { balance = balances.dropFirst().reduce(balances[0], +) * (1 / Float(balances.count)) }
         return linear(rmsNorm(x, weight: finalNorm, eps: eps), weight: head ?? tokenEmbedding)
     }
+}
+
+extension Llama {
+    public var auxiliaryLosses: [String: Tensor] { balance.map { ["router_aux": $0] } ?? [:] }
 }
 
 extension ModelConfig.Architecture {
@@ -82,17 +105,24 @@ extension Llama {
         },
         parameterCount: { c in
             let d = c.width, kv = c.kvHeads * c.headSize
-            let block = 2 * d + d * d + 2 * d * kv + d * d + 3 * d * c.ffnWidth
+            let feedForward = c.experts.map { e in e * (3 * d * c.ffnWidth + d) } ?? 3 * d * c.ffnWidth
+            let block = 2 * d + d * d + 2 * d * kv + d * d + feedForward
             return c.vocabSize * d + c.layers * block + d + (c.tiedEmbeddings ? 0 : c.vocabSize * d)
         },
         flopsPerToken: { c in
-            let nonEmbedding = c.parameterCount - c.vocabSize * c.width
+            // Active parameters only: a token runs through experts_active experts.
+            let nonEmbedding = c.activeParameterCount - c.vocabSize * c.width
             return 2 * Double(nonEmbedding + c.vocabSize * c.width) + 2 * 2 * Double(c.layers * c.context * c.width)
         },
         build: { Llama($0, $1) },
-        decodingWeights: { DecodingWeights(llama: $0 as! Llama, precision: $1) },
+        // The fast decoder has no expert routing: mixtures decode on the general path.
+        decodingWeights: { m, precision in m.config.experts == nil ? DecodingWeights(llama: m as! Llama, precision: precision) : nil },
+        hasExperts: true,
         huggingFaceConfig: { c in
-            [
+            if c.experts != nil {
+                throw ConfigError("exporting a mixture of experts to transformers is not supported; the checkpoint's safetensors use Mixtral-style names under mlp.gate and mlp.experts.{e}")
+            }
+            return [
                 "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": c.vocabSize,
                 "hidden_size": c.width, "intermediate_size": c.ffnWidth, "num_hidden_layers": c.layers,
                 "num_attention_heads": c.heads, "num_key_value_heads": c.kvHeads, "head_dim": c.headSize,

@@ -13,7 +13,9 @@ struct Compare: ParsableCommand {
         Validation loss and bits per byte come from --data when given (the first --max-tokens of its val.bin), \
         else from the checkpoint's best validation loss and its data's characters per token. Training speed is the \
         median tokens/s in the run's metrics.jsonl; generation speed is measured here (64 greedy tokens after a \
-        16-token prompt). Memory is the weights plus a full KV cache in float32.
+        16-token prompt). Memory is the weights plus a full inference state (KV cache, or the \
+        mixers' inputs and block products) in float32; "active" counts the parameters one \
+        token uses (a mixture of experts runs only some of its experts).
         """)
 
     @Argument(help: "Checkpoint or model folders.") var models: [String]
@@ -25,11 +27,15 @@ struct Compare: ParsableCommand {
     struct Row: Codable {
         var model: String
         var parameters: Int
+        /// Parameters one token uses (fewer than `parameters` for a mixture of experts).
+        var activeParameters: Int
         var validationLoss: Double?
         var bitsPerByte: Double?
         var trainTokensPerSecond: Double?
         var generateTokensPerSecond: Double
         var memoryMiB: Double
+        /// Per-layer figures such as SymbioSLM's gate entropies.
+        var layers: [String: [Double]]
     }
 
     func run() throws {
@@ -56,11 +62,10 @@ struct Compare: ParsableCommand {
                     bpb = best / log(2) / (Double(meta.validationCharacters) / Double(max(meta.validationTokens, 1)))
                 }
             }
-            let cacheBytes = 2 * c.layers * c.context * c.kvHeads * c.headSize * 4
-            let memory = Double(m.parameterCount * 4 + cacheBytes) / 1_048_576
-            rows.append(Row(model: path, parameters: m.parameterCount, validationLoss: loss, bitsPerByte: bpb,
-                            trainTokensPerSecond: trainingSpeed(bundle.directory),
-                            generateTokensPerSecond: decodeSpeed(m, bundle.tokenizer), memoryMiB: memory))
+            let memory = Double(m.parameterCount * 4 + m.makeInferenceState().byteCount) / 1_048_576
+            rows.append(Row(model: path, parameters: m.parameterCount, activeParameters: c.activeParameterCount,
+                            validationLoss: loss, bitsPerByte: bpb, trainTokensPerSecond: trainingSpeed(bundle.directory),
+                            generateTokensPerSecond: decodeSpeed(m, bundle.tokenizer), memoryMiB: memory, layers: m.layerMetrics))
         }
         if json {
             let encoder = JSONEncoder()
@@ -69,13 +74,20 @@ struct Compare: ParsableCommand {
             return
         }
         let width = max(5, rows.map(\.model.count).max() ?? 5)
-        print("model".padding(toLength: width, withPad: " ", startingAt: 0) + "  parameters  val loss  bits/byte  train tok/s  gen tok/s  memory MiB")
+        print("model".padding(toLength: width, withPad: " ", startingAt: 0)
+            + "  parameters      active  val loss  bits/byte  train tok/s  gen tok/s  memory MiB")
         func f(_ x: Double?, _ format: String) -> String { x.map { String(format: format, $0) } ?? "—" }
         for r in rows {
             let name = r.model.padding(toLength: width, withPad: " ", startingAt: 0)
             let quality = f(r.validationLoss, "%8.4f") + "  " + f(r.bitsPerByte, "%9.3f")
             let speed = f(r.trainTokensPerSecond, "%11.0f") + String(format: "  %9.0f  %10.1f", r.generateTokensPerSecond, r.memoryMiB)
-            print(name + String(format: "  %10d", r.parameters) + "  " + quality + "  " + speed)
+            print(name + String(format: "  %10d  %10d", r.parameters, r.activeParameters) + "  " + quality + "  " + speed)
+        }
+        for r in rows {
+            for (metric, values) in r.layers.sorted(by: { $0.key < $1.key }) {
+                print("\(r.model): \(metric.replacingOccurrences(of: "_", with: " ")) per layer "
+                    + values.map { String(format: "%.4f", $0) }.joined(separator: " "))
+            }
         }
     }
 

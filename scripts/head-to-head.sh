@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The lineage's head-to-head: the same BPE-2,000 data of the corpus, the same number of
+# training tokens per run (STEPS × batch 16 × context 256; 750 steps ≈ 3.07M tokens),
+# one run per preset and seed; then one `slm compare` table over the best checkpoints.
+# Finished runs are skipped, so the script can be re-run to add seeds or presets.
+#   PRESETS="llama-5m monarch-5m symbio-4m llama-moe" SEEDS="1 2" STEPS=750 \
+#   DATA=runs/bpe-data OUT=runs/h2h scripts/head-to-head.sh
+# With BUDGET=20m every run trains for that wall-clock time instead (STEPS is then the
+# schedule's length); run it on a quiet machine, since the result is a speed comparison.
+# SLM=path uses that binary instead of building one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CORPUS=${CORPUS:-../shared/corpus}
+DATA=${DATA:-runs/bpe-data}
+OUT=${OUT:-runs/h2h}
+PRESETS=${PRESETS:-llama-5m monarch-5m symbio-4m llama-moe}
+SEEDS=${SEEDS:-1 2}
+STEPS=${STEPS:-750}
+BUDGET=${BUDGET:-}
+
+if [ -z "${SLM:-}" ]; then
+    swift build -c release --product slm
+    SLM=.build/release/slm
+fi
+
+if [ ! -f "$DATA/meta.json" ]; then
+    "$SLM" data prepare --corpus "$CORPUS" --out "$DATA" --charset ascii
+    "$SLM" tokenizer train --input "$DATA/train.txt" --vocab-size 2000 --out "$DATA/tokenizer"
+    "$SLM" data tokenize --data "$DATA" --tokenizer "$DATA/tokenizer"
+fi
+
+runs=()
+for seed in $SEEDS; do
+    for preset in $PRESETS; do
+        run="$OUT/$preset-seed$seed${BUDGET:+-$BUDGET}"
+        runs+=("$run/best")
+        if [ -f "$run/best/config.json" ] && [ -f "$run/.finished" ]; then continue; fi
+        rm -rf "$run"
+        echo "== $preset, seed $seed"
+        "$SLM" train --preset "$preset" --data "$DATA" --out "$run" --steps "$STEPS" --seed "$seed" \
+            --eval-interval 250 --sample 0 ${BUDGET:+--time "$BUDGET"}
+        touch "$run/.finished"
+    done
+done
+"$SLM" compare "${runs[@]}" --data "$DATA"
