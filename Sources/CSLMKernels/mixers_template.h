@@ -64,74 +64,207 @@ static void FN(softmax_cols_bwd)(int64_t rows, int64_t cols, const float *y, con
 // MARK: causal convolutions
 
 // Channels are taken 2·VW at a time with the accumulators in registers across the taps.
+// The convolution kernels work on blocks of 4 positions of one sequence and one vector
+// of channels: a tap's weights are loaded once for the 4 positions, and the 4 input rows
+// slide by one row per tap, so each step of 4 FMAs loads 2 vectors instead of 8 (this is
+// what makes the long convolution compute-bound instead of cache-bound). Positions
+// outside a full block, and channels past the last vector, take the row-at-a-time path.
+
+// y[r] for one row r, channels [c0, C).
+static void FN(conv_fwd_row)(int64_t r, int64_t c0, int64_t T, int64_t C, int64_t K, const float *x,
+                             const float *wt, float *y) {
+    const int64_t taps = (r % T) + 1 < K ? (r % T) + 1 : K;
+    int64_t c = c0;
+    for (; c + VW <= C; c += VW) {
+        vf a = V_ZERO();
+        for (int64_t j = 0; j < taps; j++) a = V_FMA(V_LOAD(wt + (K - 1 - j) * C + c), V_LOAD(x + (r - j) * C + c), a);
+        V_STORE(y + r * C + c, a);
+    }
+    for (; c < C; c++) {
+        float s = 0;
+        for (int64_t j = 0; j < taps; j++) s += wt[(K - 1 - j) * C + c] * x[(r - j) * C + c];
+        y[r * C + c] = s;
+    }
+}
+
 static void FN(causal_conv_fwd)(int64_t r0, int64_t r1, int64_t T, int64_t C, int64_t K, const float *x,
                                 const float *wt, float *y) {
-    for (int64_t r = r0; r < r1; r++) {
-        const int64_t taps = (r % T) + 1 < K ? (r % T) + 1 : K;
+    int64_t r = r0;
+    while (r < r1) {
+        const int64_t pos = r % T;
+        if (r + 4 > r1 || pos + 4 > T) {
+            FN(conv_fwd_row)(r, 0, T, C, K, x, wt, y);
+            r++;
+            continue;
+        }
+        // Rows r..r+3 have pos+1 … pos+4 taps (at most K): all four share the first t0.
+        const int64_t t0 = pos + 1 < K ? pos + 1 : K;
         int64_t c = 0;
-        for (; c + 2 * VW <= C; c += 2 * VW) {
-            vf a0 = V_ZERO(), a1 = V_ZERO();
-            for (int64_t j = 0; j < taps; j++) {
-                const float *w = wt + (K - 1 - j) * C + c, *xs = x + (r - j) * C + c;
-                a0 = V_FMA(V_LOAD(w), V_LOAD(xs), a0);
-                a1 = V_FMA(V_LOAD(w + VW), V_LOAD(xs + VW), a1);
+        for (; c + VW <= C; c += VW) {
+            vf a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
+            vf x0 = V_LOAD(x + r * C + c), x1 = V_LOAD(x + (r + 1) * C + c);
+            vf x2 = V_LOAD(x + (r + 2) * C + c), x3 = V_LOAD(x + (r + 3) * C + c);
+            for (int64_t j = 0; j < t0; j++) {
+                vf w = V_LOAD(wt + (K - 1 - j) * C + c);
+                a0 = V_FMA(w, x0, a0);
+                a1 = V_FMA(w, x1, a1);
+                a2 = V_FMA(w, x2, a2);
+                a3 = V_FMA(w, x3, a3);
+                x3 = x2;
+                x2 = x1;
+                x1 = x0;
+                if (j + 1 < t0) x0 = V_LOAD(x + (r - j - 1) * C + c);
+            }
+            // Rows 1..3 reach up to 3 taps further back, while the sequence allows.
+            for (int64_t j = t0; j < K && j <= pos + 3; j++) {
+                vf w = V_LOAD(wt + (K - 1 - j) * C + c);
+                if (j <= pos + 1) a1 = V_FMA(w, V_LOAD(x + (r + 1 - j) * C + c), a1);
+                if (j <= pos + 2) a2 = V_FMA(w, V_LOAD(x + (r + 2 - j) * C + c), a2);
+                a3 = V_FMA(w, V_LOAD(x + (r + 3 - j) * C + c), a3);
             }
             V_STORE(y + r * C + c, a0);
-            V_STORE(y + r * C + c + VW, a1);
+            V_STORE(y + (r + 1) * C + c, a1);
+            V_STORE(y + (r + 2) * C + c, a2);
+            V_STORE(y + (r + 3) * C + c, a3);
         }
-        for (; c < C; c++) {
-            float s = 0;
-            for (int64_t j = 0; j < taps; j++) s += wt[(K - 1 - j) * C + c] * x[(r - j) * C + c];
-            y[r * C + c] = s;
-        }
+        if (c < C)
+            for (int64_t i = 0; i < 4; i++) FN(conv_fwd_row)(r + i, c, T, C, K, x, wt, y);
+        r += 4;
+    }
+}
+
+// dx[r] += … for one row r, channels [c0, C).
+static void FN(conv_bwd_data_row)(int64_t r, int64_t c0, int64_t T, int64_t C, int64_t K, const float *dy,
+                                  const float *wt, float *dx) {
+    const int64_t ahead = T - (r % T), taps = ahead < K ? ahead : K;
+    int64_t c = c0;
+    for (; c + VW <= C; c += VW) {
+        vf a = V_LOAD(dx + r * C + c);
+        for (int64_t j = 0; j < taps; j++) a = V_FMA(V_LOAD(wt + (K - 1 - j) * C + c), V_LOAD(dy + (r + j) * C + c), a);
+        V_STORE(dx + r * C + c, a);
+    }
+    for (; c < C; c++) {
+        float s = 0;
+        for (int64_t j = 0; j < taps; j++) s += wt[(K - 1 - j) * C + c] * dy[(r + j) * C + c];
+        dx[r * C + c] += s;
     }
 }
 
 static void FN(causal_conv_bwd_data)(int64_t r0, int64_t r1, int64_t T, int64_t C, int64_t K, const float *dy,
                                      const float *wt, float *dx) {
-    for (int64_t r = r0; r < r1; r++) {
-        const int64_t ahead = T - (r % T), taps = ahead < K ? ahead : K;
+    int64_t r = r0;
+    while (r < r1) {
+        const int64_t pos = r % T;
+        if (r + 4 > r1 || pos + 4 > T) {
+            FN(conv_bwd_data_row)(r, 0, T, C, K, dy, wt, dx);
+            r++;
+            continue;
+        }
+        // Row r+i sees T-pos-i positions ahead (at most K taps): all four share row 3's.
+        const int64_t ahead = T - pos, t3 = ahead - 3 < K ? ahead - 3 : K;
         int64_t c = 0;
-        for (; c + 2 * VW <= C; c += 2 * VW) {
-            vf a0 = V_LOAD(dx + r * C + c), a1 = V_LOAD(dx + r * C + c + VW);
-            for (int64_t j = 0; j < taps; j++) {
-                const float *w = wt + (K - 1 - j) * C + c, *g = dy + (r + j) * C + c;
-                a0 = V_FMA(V_LOAD(w), V_LOAD(g), a0);
-                a1 = V_FMA(V_LOAD(w + VW), V_LOAD(g + VW), a1);
+        for (; c + VW <= C; c += VW) {
+            vf a0 = V_LOAD(dx + r * C + c), a1 = V_LOAD(dx + (r + 1) * C + c);
+            vf a2 = V_LOAD(dx + (r + 2) * C + c), a3 = V_LOAD(dx + (r + 3) * C + c);
+            vf g0 = V_LOAD(dy + r * C + c), g1 = V_LOAD(dy + (r + 1) * C + c);
+            vf g2 = V_LOAD(dy + (r + 2) * C + c), g3 = V_LOAD(dy + (r + 3) * C + c);
+            for (int64_t j = 0; j < t3; j++) {
+                vf w = V_LOAD(wt + (K - 1 - j) * C + c);
+                a0 = V_FMA(w, g0, a0);
+                a1 = V_FMA(w, g1, a1);
+                a2 = V_FMA(w, g2, a2);
+                a3 = V_FMA(w, g3, a3);
+                g0 = g1;
+                g1 = g2;
+                g2 = g3;
+                if (j + 1 < t3) g3 = V_LOAD(dy + (r + 4 + j) * C + c);
+            }
+            // Rows 0..2 reach up to 3 taps further ahead, while the sequence allows.
+            for (int64_t j = t3; j < K && j < ahead; j++) {
+                vf w = V_LOAD(wt + (K - 1 - j) * C + c);
+                a0 = V_FMA(w, V_LOAD(dy + (r + j) * C + c), a0);
+                if (j < ahead - 1) a1 = V_FMA(w, V_LOAD(dy + (r + 1 + j) * C + c), a1);
+                if (j < ahead - 2) a2 = V_FMA(w, V_LOAD(dy + (r + 2 + j) * C + c), a2);
             }
             V_STORE(dx + r * C + c, a0);
-            V_STORE(dx + r * C + c + VW, a1);
+            V_STORE(dx + (r + 1) * C + c, a1);
+            V_STORE(dx + (r + 2) * C + c, a2);
+            V_STORE(dx + (r + 3) * C + c, a3);
         }
-        for (; c < C; c++) {
-            float s = 0;
-            for (int64_t j = 0; j < taps; j++) s += wt[(K - 1 - j) * C + c] * dy[(r + j) * C + c];
-            dx[r * C + c] += s;
-        }
+        if (c < C)
+            for (int64_t i = 0; i < 4; i++) FN(conv_bwd_data_row)(r + i, c, T, C, K, dy, wt, dx);
+        r += 4;
     }
 }
 
+// One stretch of a sequence at a time (rows that stay in cache while every tap visits
+// them), taps 4 at a time: for each row, one gradient row and one new input row feed 4
+// FMAs (the inputs x[r-j-i] slide by one row per row r).
 static void FN(causal_conv_bwd_weight)(int64_t r0, int64_t r1, int64_t T, int64_t C, int64_t K, const float *x,
                                        const float *dy, float *dwt) {
-    for (int64_t j = 0; j < K; j++) {
-        float *d = dwt + (K - 1 - j) * C;
-        int64_t c = 0;
-        for (; c + 2 * VW <= C; c += 2 * VW) {
-            vf a0 = V_ZERO(), a1 = V_ZERO();
-            for (int64_t r = r0, t = r0 % T; r < r1; r++, t = t + 1 == T ? 0 : t + 1) {
-                if (t < j) continue;
-                const float *g = dy + r * C + c, *xs = x + (r - j) * C + c;
-                a0 = V_FMA(V_LOAD(g), V_LOAD(xs), a0);
-                a1 = V_FMA(V_LOAD(g + VW), V_LOAD(xs + VW), a1);
+    int64_t r = r0;
+    while (r < r1) {
+        const int64_t t = r % T, end = r - t + T < r1 ? r - t + T : r1;   // rows r..end-1, positions from t
+        const int64_t last = t + (end - r) - 1;                           // the stretch's last position
+        const int64_t jmax = K < last + 1 ? K : last + 1;                 // taps that reach some row
+        int64_t j = 0;
+        for (; j + 4 <= jmax; j += 4) {
+            // Rows before q have positions below j+3: some of their 4 taps reach before the start.
+            const int64_t q = r + (j + 3 > t ? j + 3 - t : 0);
+            int64_t c = 0;
+            for (; c + VW <= C; c += VW) {
+                vf a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
+                for (int64_t k = r; k < q && k < end; k++) {
+                    const int64_t tk = t + (k - r);
+                    vf g = V_LOAD(dy + k * C + c);
+                    if (tk >= j) a0 = V_FMA(g, V_LOAD(x + (k - j) * C + c), a0);
+                    if (tk >= j + 1) a1 = V_FMA(g, V_LOAD(x + (k - j - 1) * C + c), a1);
+                    if (tk >= j + 2) a2 = V_FMA(g, V_LOAD(x + (k - j - 2) * C + c), a2);
+                }
+                if (q < end) {
+                    vf x1 = V_LOAD(x + (q - j - 1) * C + c), x2 = V_LOAD(x + (q - j - 2) * C + c);
+                    vf x3 = V_LOAD(x + (q - j - 3) * C + c);
+                    for (int64_t k = q; k < end; k++) {
+                        vf g = V_LOAD(dy + k * C + c), x0 = V_LOAD(x + (k - j) * C + c);
+                        a0 = V_FMA(g, x0, a0);
+                        a1 = V_FMA(g, x1, a1);
+                        a2 = V_FMA(g, x2, a2);
+                        a3 = V_FMA(g, x3, a3);
+                        x3 = x2;
+                        x2 = x1;
+                        x1 = x0;
+                    }
+                }
+                float *d = dwt + (K - 1 - j) * C + c;
+                V_STORE(d, V_ADD(V_LOAD(d), a0));
+                V_STORE(d - C, V_ADD(V_LOAD(d - C), a1));
+                V_STORE(d - 2 * C, V_ADD(V_LOAD(d - 2 * C), a2));
+                V_STORE(d - 3 * C, V_ADD(V_LOAD(d - 3 * C), a3));
             }
-            V_STORE(d + c, V_ADD(V_LOAD(d + c), a0));
-            V_STORE(d + c + VW, V_ADD(V_LOAD(d + c + VW), a1));
+            for (; c < C; c++)
+                for (int64_t i = 0; i < 4; i++) {
+                    float s = 0;
+                    for (int64_t k = r; k < end; k++)
+                        if (t + (k - r) >= j + i) s += dy[k * C + c] * x[(k - j - i) * C + c];
+                    dwt[(K - 1 - j - i) * C + c] += s;
+                }
         }
-        for (; c < C; c++) {
-            float s = 0;
-            for (int64_t r = r0; r < r1; r++)
-                if (r % T >= j) s += dy[r * C + c] * x[(r - j) * C + c];
-            d[c] += s;
+        for (; j < jmax; j++) {
+            float *d = dwt + (K - 1 - j) * C;
+            const int64_t first = r + (j > t ? j - t : 0);
+            int64_t c = 0;
+            for (; c + VW <= C; c += VW) {
+                vf a = V_ZERO();
+                for (int64_t k = first; k < end; k++) a = V_FMA(V_LOAD(dy + k * C + c), V_LOAD(x + (k - j) * C + c), a);
+                V_STORE(d + c, V_ADD(V_LOAD(d + c), a));
+            }
+            for (; c < C; c++) {
+                float s = 0;
+                for (int64_t k = first; k < end; k++) s += dy[k * C + c] * x[(k - j) * C + c];
+                d[c] += s;
+            }
         }
+        r = end;
     }
 }
 

@@ -18,6 +18,32 @@ import Testing
         #expect(causalConv(x, weight: long).toArray() == [10, 21, 41])  // 10·3 + 1·2 + 9·1
     }
 
+    /// The FFT form against the direct one: kernels shorter than, as long as and longer
+    /// than the sequence, several sequences, and a length that is not a power of two.
+    @Test(arguments: [(1, 3, 2, 2), (2, 7, 5, 7), (3, 16, 4, 9), (2, 33, 6, 64), (1, 300, 3, 300)])
+    func fftFormMatchesTheDirectForm(_ sizes: (Int, Int, Int, Int)) {
+        let (B, T, C, K) = sizes
+        let x = randomTensor([B, T, C], seed: 21), w = randomTensor([C, K], seed: 22, scale: 0.3)
+        let g = randomTensor([B, T, C], seed: 23)
+        var results: [[Float]] = []
+        for form in [ConvolutionForm.direct, .fft] {
+            x.requiresGrad = true
+            w.requiresGrad = true
+            x.clearGrad()
+            w.clearGrad()
+            let y = causalConv(x, weight: w, form: form)
+            y.backward(gradient: g)
+            results.append(y.toArray() + x.grad!.toArray() + w.grad!.toArray())
+        }
+        expectClose(results[1], results[0], tolerance: 2e-4 * Float(K).squareRoot())
+    }
+
+    @Test func fftFormGradients() {
+        let x = randomTensor([2, 6, 5], seed: 7)
+        expectGradients([x, randomTensor([5, 6], seed: 12, scale: 0.3)]) { causalConv($0[0], weight: $0[1], form: .fft) }
+        expectGradients([x, randomTensor([5, 9], seed: 13, scale: 0.3)]) { causalConv($0[0], weight: $0[1], form: .fft) }
+    }
+
     /// The dense reference: M_h = Pᵀ·B(L1[h])·P·B(L2[h]) as explicit T×T matrices, masked
     /// to s ≤ t, applied to each head's channels. Plain loops, nothing shared with the op.
     static func denseMonarch(_ x: [Float], B: Int, T: Int, C: Int, l1: [Float], l2: [Float], H: Int, p: Int) -> [Float] {
@@ -103,10 +129,12 @@ import Testing
     @Test(arguments: isas)
     func convolutionKernels(_ isa: slm_isa) {
         let k = slm_kernel_table_for(isa)!.pointee
-        for (T, C, K) in [(7, 37, 4), (6, 40, 9), (16, 64, 16), (5, 3, 2)] {
+        // Short and long kernels, sequences that are not a multiple of the 4-row blocks,
+        // channel counts with vector tails.
+        for (T, C, K) in [(7, 37, 4), (6, 40, 9), (16, 64, 16), (5, 3, 2), (33, 40, 33), (23, 19, 64), (13, 48, 6), (4, 16, 7)] {
             let rows = 2 * T
             let x = randomArray(rows * C, seed: 20), wt = randomArray(K * C, seed: 21), dy = randomArray(rows * C, seed: 22)
-            for (r0, r1) in [(0, rows), (3, rows - 2)] {
+            for (r0, r1) in [(0, rows), (3, rows - 2), (1, T + 2)] {
                 var y1 = [Float](repeating: 0, count: rows * C), y2 = y1
                 k.causal_conv_fwd(Int64(r0), Int64(r1), Int64(T), Int64(C), Int64(K), x, wt, &y1)
                 slm_causal_conv_fwd_ref(Int64(r0), Int64(r1), Int64(T), Int64(C), Int64(K), x, wt, &y2)

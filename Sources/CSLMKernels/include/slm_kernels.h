@@ -233,6 +233,16 @@ void slm_causal_conv_bwd_data(int64_t r0, int64_t r1, int64_t T, int64_t C, int6
 void slm_causal_conv_bwd_weight(int64_t r0, int64_t r1, int64_t T, int64_t C, int64_t K, const float *x,
                                 const float *dy, float *dwt);
 
+/// The same convolution through FFTs of size ≥ 2T (fft_conv.c), on channels [c0, c1) of
+/// B sequences, with the weight in its own [C, K] layout: O(T log T) per channel. For long
+/// kernels (SymbioSLM's long convolution); one code path for every ISA.
+void slm_causal_conv_fft_fwd(int64_t c0, int64_t c1, int64_t B, int64_t T, int64_t C, int64_t K,
+                             const float *x, const float *w, float *y);
+/// dx += (correlation of dy with the taps) and dw += (correlation of dy with x), summed
+/// over the batch, on channels [c0, c1); either output may be NULL.
+void slm_causal_conv_fft_bwd(int64_t c0, int64_t c1, int64_t B, int64_t T, int64_t C, int64_t K,
+                             const float *x, const float *w, const float *dy, float *dx, float *dw);
+
 /// The causal Monarch mixer in factored form. For head h (channels [h·C/H, (h+1)·C/H))
 /// and t = t1·p + t2: y[t] = Σ_{s1 < t1} L1[h,t2,t1,s1] · u[s1·p + t2] + L1[h,t2,t1,t1] · ut[t1·p + t2],
 /// where u = L2[h,s1] · x_{s1} and ut = tril(L2[h,s1]) · x_{s1} over the blocks x_{s1} of

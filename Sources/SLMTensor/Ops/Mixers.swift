@@ -1,17 +1,53 @@
 import CSLMKernels
 
+/// How `causalConv` computes: directly (O(T·K) per channel, SIMD over channels) or
+/// through FFTs (O(T log T) per channel). `automatic` takes the FFT once the kernel
+/// reaching the sequence, min(K, T), is at least `fftThreshold` taps (measured by
+/// `slm bench mixers`, see docs/BENCHMARKS.md).
+public enum ConvolutionForm: String, Sendable, CaseIterable {
+    case automatic, direct, fft
+
+    public static let fftThreshold = 2048
+}
+
 /// Causal depthwise convolution over time: x [B, T, C], weight [C, K] → [B, T, C] with
 /// y[t, c] = Σ_{k<K} weight[c, k] · x[t − (K−1) + k, c], x being zero before the start.
 /// weight[c, K−1] multiplies the current token. A kernel as long as the context is the
-/// long convolution of SymbioSLM (direct form: O(T·K·C)).
-public func causalConv(_ x: Tensor, weight: Tensor) -> Tensor {
-    let (rows, T, C, K) = checked { () throws(ShapeError) -> (Int, Int, Int, Int) in
+/// long convolution of SymbioSLM.
+public func causalConv(_ x: Tensor, weight: Tensor, form: ConvolutionForm = .automatic) -> Tensor {
+    let (B, T, C, K) = checked { () throws(ShapeError) -> (Int, Int, Int, Int) in
         guard x.rank == 3 else { throw ShapeError("causalConv: input \(x.shape) must be [batch, time, channels]") }
         guard weight.rank == 2, weight.shape[0] == x.shape[2], weight.shape[1] >= 1 else {
             throw ShapeError("causalConv: weight \(weight.shape) must be [\(x.shape[2]), taps]")
         }
-        return (x.shape[0] * x.shape[1], x.shape[1], x.shape[2], weight.shape[1])
+        return (x.shape[0], x.shape[1], x.shape[2], weight.shape[1])
     }
+    switch form {
+    case .fft: return fftCausalConv(x, weight: weight, B, T, C, K)
+    case .automatic where min(K, T) >= ConvolutionForm.fftThreshold: return fftCausalConv(x, weight: weight, B, T, C, K)
+    default: return directCausalConv(x, weight: weight, B * T, T, C, K)
+    }
+}
+
+/// The FFT form: channels split across threads, each with its own spectra.
+private func fftCausalConv(_ x: Tensor, weight: Tensor, _ B: Int, _ T: Int, _ C: Int, _ K: Int) -> Tensor {
+    let out = Tensor(uninitialized: x.shape)
+    let px = x.data, pw = weight.data, py = out.data
+    Parallel.forRanges(C, grain: 1) { c in
+        slm_causal_conv_fft_fwd(Int64(c.lowerBound), Int64(c.upperBound), Int64(B), Int64(T), Int64(C), Int64(K), px, pw, py)
+    }
+    Autograd.record(out, op: "causalConv", inputs: [x, weight]) { g in
+        let dx = x.requiresGrad ? x.gradBuffer().data : nil, dw = weight.requiresGrad ? weight.gradBuffer().data : nil
+        let pg = g.data
+        Parallel.forRanges(C, grain: 1) { c in
+            slm_causal_conv_fft_bwd(Int64(c.lowerBound), Int64(c.upperBound), Int64(B), Int64(T), Int64(C), Int64(K),
+                                    px, pw, pg, dx, dw)
+        }
+    }
+    return out
+}
+
+private func directCausalConv(_ x: Tensor, weight: Tensor, _ rows: Int, _ T: Int, _ C: Int, _ K: Int) -> Tensor {
     let wt = transposedMatrix(weight)  // [K, C]: one tap's channels contiguous
     let out = Tensor(uninitialized: x.shape)
     let px = x.data, pw = wt.data, py = out.data

@@ -6,7 +6,7 @@ import SLMTensor
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks (run them from a release build: swift run -c release slm bench …).",
-        subcommands: [BenchKernels.self, BenchTokenizer.self, BenchGenerate.self, BenchTrain.self])
+        subcommands: [BenchKernels.self, BenchMixers.self, BenchTokenizer.self, BenchGenerate.self, BenchTrain.self])
 }
 
 /// GEMM, attention and memory-bound kernel speeds, each against a peak measured on
@@ -114,16 +114,7 @@ struct KernelReport: Codable {
 }
 
 /// Median wall time of `repeats` runs after one warm-up run.
-func medianSeconds(repeats: Int, _ body: () -> Void) -> Double {
-    body()
-    var times: [Double] = []
-    for _ in 0..<repeats {
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        body()
-        times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
-    }
-    return times.sorted()[times.count / 2]
-}
+func medianSeconds(repeats: Int, _ body: () -> Void) -> Double { sampleSeconds(repeats: repeats, body).median }
 
 struct Peaks: Codable {
     var fp32GFlops = 0.0
