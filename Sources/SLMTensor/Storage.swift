@@ -48,8 +48,15 @@ public final class Storage: @unchecked Sendable {
         if !BufferPool.give(raw, bytes) { free(raw) }
     }
 
+    /// Small buffers round to the alignment; pooled ones (`BufferPool.minimumBytes` and
+    /// up) to one of 8 size classes per power of two, so that tensors whose sizes vary
+    /// from step to step (a mixture of experts' per-expert batches) reuse buffers instead
+    /// of filling the pool with sizes never asked for again. At most 1/8 is wasted.
     static func roundedBytes(_ bytes: Int) -> Int {
-        (max(bytes, 1) + alignment - 1) / alignment * alignment
+        let aligned = (max(bytes, 1) + alignment - 1) / alignment * alignment
+        guard aligned >= BufferPool.minimumBytes else { return aligned }
+        let step = (1 << (Int.bitWidth - 1 - aligned.leadingZeroBitCount)) / 8
+        return (aligned + step - 1) / step * step
     }
 
     private static func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {

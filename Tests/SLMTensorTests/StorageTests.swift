@@ -1,0 +1,31 @@
+import Testing
+@testable import SLMTensor
+
+/// The buffer pool's size classes.
+@Suite struct StorageTests {
+    @Test func sizeClasses() {
+        #expect(Storage.roundedBytes(1) == 64)
+        #expect(Storage.roundedBytes(100) == 128)
+        #expect(Storage.roundedBytes(65_536) == 65_536)
+        // 70,000 bytes: between 64 KiB and 128 KiB the classes are 8 KiB apart.
+        #expect(Storage.roundedBytes(70_000) == 73_728)
+        #expect(Storage.roundedBytes(1 << 20) == 1 << 20)
+        #expect(Storage.roundedBytes((1 << 20) + 1) == (1 << 20) + (1 << 17))
+        for bytes in [65_536, 70_000, 123_457, 1_000_000, 50_000_000] {
+            let r = Storage.roundedBytes(bytes)
+            #expect(r >= bytes && Double(r) <= Double(bytes) * 1.125 + 64)
+        }
+    }
+
+    /// A freed buffer serves a later tensor of a slightly different size in its class
+    /// (a mixture of experts' per-expert batches change size every step).
+    @Test func nearbySizesReuseOneBuffer() {
+        // An unusual class (32–36 MiB) that tests running in parallel are unlikely to use.
+        var first: Storage? = Storage(count: 9_300_000, zeroed: false)   // 37.2 MB → the 37,748,736-byte class
+        let address = first!.raw
+        first = nil
+        let second = Storage(count: 9_400_000, zeroed: false)           // 37.6 MB, same class
+        #expect(second.raw == address)
+        #expect(first == nil)
+    }
+}
