@@ -137,6 +137,7 @@ public final class IncrementalDecoder {
         for (i, l) in w.layers.enumerated() {
             let memory = state.memory(layer: i)
             slm_rmsnorm_fwd(1, d, x.pointer, l.norm1.pointer, eps, memory.input(pos), stats.pointer)
+            memory.commit(pos..<(pos + 1))
             l.mixer!.step(memory, position: pos, into: attended.pointer)
             slm_add(d, x.pointer, attended.pointer, x.pointer)
             swiGLU(l)

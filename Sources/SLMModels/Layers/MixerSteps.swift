@@ -6,16 +6,29 @@ import SLMTensor
 // ops (causalConv, monarchMix) are what these are tested against.
 
 extension CausalConvolution {
-    /// out[c] = Σ_{k<K} w[c,k] · x[t−(K−1)+k, c], with x = 0 before the start: O(K·d),
+    /// out[c] = Σ_{k<K} w[c,k] · x[t−(K−1)+k, c], with x = 0 before the start: per channel
+    /// one dot product of its last n = min(K, t+1) taps with its last n inputs. O(K·d),
     /// O(t·d) for the long convolution.
     func step(_ m: MixerMemory, position t: Int, into out: UnsafeMutablePointer<Float>) {
-        let d = m.width, taps = weight.shape[1], w = UnsafePointer(weight.data)
-        out.update(repeating: 0, count: d)
-        for k in max(0, taps - 1 - t)..<taps {
-            let x = m.input(t - (taps - 1) + k)
-            for c in 0..<d { out[c] += w[c * taps + k] * x[c] }
-        }
+        let taps = weight.shape[1], n = min(taps, t + 1), w = UnsafePointer(weight.data)
+        for c in 0..<m.width { out[c] = dot(w + c * taps + (taps - n), m.channel(c) + (t + 1 - n), n) }
     }
+}
+
+/// Σ a[i]·b[i], 16 lanes at a time.
+@inline(__always)
+private func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    var lanes = SIMD16<Float>(), i = 0
+    while i + 16 <= n {
+        lanes += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self)
+        i += 16
+    }
+    var sum = lanes.sum()
+    while i < n {
+        sum += a[i] * b[i]
+        i += 1
+    }
+    return sum
 }
 
 extension MonarchFactors {

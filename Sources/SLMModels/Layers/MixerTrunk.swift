@@ -70,7 +70,9 @@ struct MixerTrunk<Mixer: SequenceMixer> {
         if state.length == 0 && n > 1 {
             var none: RNG? = nil
             let logits = forward(ids, batch: 1, time: n, dropout: 0, rng: &none) { layer, h in
-                state.memory(layer: layer).inputs.update(from: h.data, count: n * d)
+                let memory = state.memory(layer: layer)
+                memory.inputs.update(from: h.data, count: n * d)
+                memory.commit(0..<n)
             }
             for (i, b) in blocks.enumerated() { b.mixer.catchUp(state.memory(layer: i), count: n) }
             state.advance(by: n)
@@ -92,6 +94,7 @@ struct MixerTrunk<Mixer: SequenceMixer> {
             let memory = state.memory(layer: i)
             let h = b.inputNorm(x)
             withExtendedLifetime(h) { memory.input(t).update(from: h.data, count: d) }
+            memory.commit(t..<(t + 1))
             let mixed = Tensor(zeros: [1, 1, d])
             b.mixer.step(memory, position: t, into: mixed.data)
             x = x + mixed
