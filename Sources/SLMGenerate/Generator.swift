@@ -123,7 +123,7 @@ public final class GenerationSession {
         self.options = options
         promptCount = prompt.count
         sampler = Sampler(options.sampling)
-        sampler.observe(prompt)
+        sampler.observePrompt(prompt)
         stream = TextStream(stops: options.stop)
         decoder = generator.makeDecoder()
         state = decoder == nil ? generator.model.makeInferenceState() : nil

@@ -10,11 +10,13 @@ public struct SamplingParameters: Sendable, Equatable {
     public var topP: Double = 1
     /// Keep tokens at least this fraction as likely as the most likely one (0: off).
     public var minP: Double = 0
-    /// Divide positive (multiply negative) logits of tokens already seen (1: off).
+    /// Divide positive (multiply negative) logits of tokens already seen, in the prompt
+    /// or generated (1: off; as transformers and llama.cpp).
     public var repetitionPenalty: Double = 1
-    /// Subtract from the logit of every token already seen (OpenAI's presence_penalty).
+    /// Subtract from the logit of every token generated so far (OpenAI's
+    /// presence_penalty; prompt tokens do not count, as with OpenAI and vLLM).
     public var presencePenalty: Double = 0
-    /// Subtract this times the number of times a token was seen (frequency_penalty).
+    /// Subtract this times the number of times a token was generated (frequency_penalty).
     public var frequencyPenalty: Double = 0
     public var seed: UInt64 = 0
 
@@ -59,16 +61,19 @@ public struct SampledToken: Sendable {
 public struct Sampler: Sendable {
     public let parameters: SamplingParameters
     public private(set) var rng: RNG
+    /// How often each token was generated (presence and frequency penalties).
     private var counts: [Int32: Int] = [:]
+    /// Prompt tokens (the repetition penalty also applies to them).
+    private var prompt: Set<Int32> = []
 
     public init(_ parameters: SamplingParameters) {
         self.parameters = parameters
         rng = RNG(seed: parameters.seed)
     }
 
-    /// Counts tokens for the penalties (prompt tokens included, as most servers do).
-    public mutating func observe(_ ids: [Int32]) {
-        for id in ids { counts[id, default: 0] += 1 }
+    /// Records the prompt: its tokens count for the repetition penalty only.
+    public mutating func observePrompt(_ ids: [Int32]) {
+        prompt.formUnion(ids)
     }
 
     /// Samples from `logits` (one row of `count` floats) and records the choice.
@@ -114,11 +119,16 @@ public struct Sampler: Sendable {
     private func applyPenalties(_ scores: inout [Float]) {
         let p = parameters
         guard p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0 else { return }
-        for (id, n) in counts where Int(id) < scores.count {
-            var s = Double(scores[Int(id)])
-            if p.repetitionPenalty != 1 { s = s > 0 ? s / p.repetitionPenalty : s * p.repetitionPenalty }
-            s -= p.presencePenalty + p.frequencyPenalty * Double(n)
-            scores[Int(id)] = Float(s)
+        if p.repetitionPenalty != 1 {
+            for id in prompt.union(counts.keys) where Int(id) < scores.count {
+                let s = scores[Int(id)]
+                scores[Int(id)] = Float(s > 0 ? Double(s) / p.repetitionPenalty : Double(s) * p.repetitionPenalty)
+            }
+        }
+        if p.presencePenalty != 0 || p.frequencyPenalty != 0 {
+            for (id, n) in counts where Int(id) < scores.count {
+                scores[Int(id)] = Float(Double(scores[Int(id)]) - p.presencePenalty - p.frequencyPenalty * Double(n))
+            }
         }
     }
 

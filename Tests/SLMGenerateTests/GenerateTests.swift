@@ -77,16 +77,22 @@ import Testing
         #expect(Set(pick(SamplingParameters(temperature: 1, minP: 0.2, seed: 3)).keys) == [0, 3])
     }
 
+    /// Presence and frequency penalties count generated tokens only (OpenAI, vLLM); the
+    /// repetition penalty also counts the prompt (transformers, llama.cpp).
     @Test func penaltiesPushSeenTokensDown() {
+        func pick(_ s: inout Sampler) -> Int32 { logits.withUnsafeBufferPointer { s.sample($0.baseAddress!, count: 5).id } }
         var s = Sampler(SamplingParameters(temperature: 0, presencePenalty: 2))
-        s.observe([3])  // token 3 falls from 3 to 1: token 0 (2) wins
-        #expect(logits.withUnsafeBufferPointer { s.sample($0.baseAddress!, count: 5).id } == 0)
-        var r = Sampler(SamplingParameters(temperature: 0, repetitionPenalty: 2))
-        r.observe([3, 0])  // 3 → 1.5, 0 → 1: token 3 still wins
-        #expect(logits.withUnsafeBufferPointer { r.sample($0.baseAddress!, count: 5).id } == 3)
+        s.observePrompt([3, 3, 3])
+        #expect(pick(&s) == 3)   // the prompt does not count: 3 wins and is now generated
+        #expect(pick(&s) == 0)   // 3 falls from 3 to 1: token 0 (2) wins
         var f = Sampler(SamplingParameters(temperature: 0, frequencyPenalty: 0.6))
-        f.observe([3, 3])  // 3 → 1.8 < 2
-        #expect(logits.withUnsafeBufferPointer { f.sample($0.baseAddress!, count: 5).id } == 0)
+        #expect(pick(&f) == 3)   // 3 → 2.4 after one generation
+        #expect(pick(&f) == 3)   // 2.4 > 2: generated twice now, 3 → 1.8
+        #expect(pick(&f) == 0)
+        var r = Sampler(SamplingParameters(temperature: 0, repetitionPenalty: 2))
+        r.observePrompt([3])      // 3 → 1.5 < 2: the prompt counts for this one
+        #expect(pick(&r) == 0)
+        #expect(pick(&r) == 3)    // 0 → 1 once generated, 3 stays at 1.5
     }
 
     @Test func sameSeedSameChoices() {
