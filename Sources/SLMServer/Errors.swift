@@ -10,6 +10,8 @@ public struct APIError: Error, Sendable, Equatable {
     public var type: String
     public var param: String?
     public var code: String?
+    /// Seconds for a Retry-After header (429, 503).
+    public var retryAfter: Int? = nil
 
     public init(_ status: HTTPResponse.Status, _ message: String, type: String = "invalid_request_error",
                 param: String? = nil, code: String? = nil) {
@@ -38,6 +40,21 @@ public struct APIError: Error, Sendable, Equatable {
 
     static let wrongKey = APIError(.unauthorized, "Incorrect API key provided.", code: "invalid_api_key")
 
+    /// 400 as OpenAI answers a prompt longer than the context.
+    static func contextLengthExceeded(context: Int, promptTokens: Int, param: String) -> APIError {
+        APIError(.badRequest, "This model's maximum context length is \(context) tokens. However, your \(param) resulted in "
+                 + "\(promptTokens) tokens. Please reduce the length of the \(param), or set 'truncate_prompt_tokens' "
+                 + "to keep only its end.", param: param, code: "context_length_exceeded")
+    }
+
+    /// 429 when every generation slot and queue place is taken.
+    static let busy: APIError = {
+        var e = APIError(.tooManyRequests, "The server is busy: every generation slot and queue place is taken. Retry after a moment.",
+                         type: "server_error", code: "rate_limit_exceeded")
+        e.retryAfter = 1
+        return e
+    }()
+
     static let shuttingDown = APIError(.serviceUnavailable, "The server is shutting down.", type: "server_error",
                                        code: "service_unavailable")
 
@@ -47,7 +64,9 @@ public struct APIError: Error, Sendable, Equatable {
     var body: ErrorBody { ErrorBody(error: .init(message: message, type: type, param: param, code: code)) }
 
     func response() -> Response {
-        jsonResponse(body, status: status)
+        var response = jsonResponse(body, status: status)
+        if let retryAfter { response.headers[.retryAfter] = String(retryAfter) }
+        return response
     }
 
     /// A decoding failure, named as OpenAI names fields (`messages[0].content`).

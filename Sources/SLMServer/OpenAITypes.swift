@@ -46,9 +46,13 @@ struct CommonRequestFields: Decodable {
     var stream: Bool?
     var streamOptions: StreamOptions?
     var user: String?
+    /// An extension (vLLM's name): keep only the prompt's last k tokens (-1: as many as
+    /// the context holds) instead of refusing a prompt longer than the context.
+    var truncatePromptTokens: Int?
 
     enum CodingKeys: String, CodingKey {
         case model, temperature, n, stop, seed, stream, user
+        case truncatePromptTokens = "truncate_prompt_tokens"
         case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens", topP = "top_p", topK = "top_k", minP = "min_p"
         case repetitionPenalty = "repetition_penalty", presencePenalty = "presence_penalty", frequencyPenalty = "frequency_penalty"
         case streamOptions = "stream_options"
@@ -72,6 +76,7 @@ struct CommonRequestFields: Decodable {
         stream = try c.decodeIfPresent(Bool.self, forKey: .stream)
         streamOptions = try c.decodeIfPresent(StreamOptions.self, forKey: .streamOptions)
         user = try c.decodeIfPresent(String.self, forKey: .user)
+        truncatePromptTokens = try c.decodeInteger(Int.self, forKey: .truncatePromptTokens)
     }
 }
 

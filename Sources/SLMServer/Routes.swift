@@ -45,7 +45,7 @@ struct Routes: Sendable {
         let started = ContinuousClock.now
         var request = request
         let plan = try validateChat(try await decodeBody(ChatRequest.self, &request), modelName: scheduler.modelName)
-        let submission = scheduler.submit(prompt: plan.prompt, choices: plan.choices)
+        let submission = try await admit(plan)
         if plan.stream {
             let formatter = ChatStreamFormatter(model: scheduler.modelName, plan: GenerationPlanSummary(plan), metrics: metrics, started: started)
             return SSE.response(submission, formatter: formatter)
@@ -65,7 +65,7 @@ struct Routes: Sendable {
         let started = ContinuousClock.now
         var request = request
         let plan = try validateCompletion(try await decodeBody(CompletionRequest.self, &request), modelName: scheduler.modelName)
-        let submission = scheduler.submit(prompt: plan.prompt, choices: plan.choices)
+        let submission = try await admit(plan)
         if plan.stream {
             let formatter = CompletionStreamFormatter(model: scheduler.modelName, plan: GenerationPlanSummary(plan), metrics: metrics, started: started)
             return SSE.response(submission, formatter: formatter)
@@ -79,6 +79,23 @@ struct Routes: Sendable {
             },
             usage: totalUsage(choices.map { $0.result! }))
         return closing(jsonResponse(body))
+    }
+
+    /// Submits the plan and waits until the worker has read the prompt: a prompt longer
+    /// than the context is a 400 before any response (or stream) starts.
+    private func admit(_ plan: GenerationPlan) async throws -> GenerationScheduler.Submission {
+        let submission = scheduler.submit(prompt: plan.prompt, choices: plan.choices, keepLast: plan.keepLast)
+        switch await submission.admission() {
+        case .admitted:
+            return submission
+        case .tooLong(let tokens):
+            throw APIError.contextLengthExceeded(context: scheduler.contextLength, promptTokens: tokens, param: plan.promptParam)
+        case .busy:
+            throw APIError.busy
+        case nil:
+            submission.cancel()
+            throw APIError.shuttingDown
+        }
     }
 
     /// Watching for the client to leave (see `collect`) reads the connection past the

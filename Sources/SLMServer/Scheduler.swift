@@ -50,11 +50,28 @@ public final class GenerationScheduler: @unchecked Sendable {
         public var event: Event
     }
 
+    /// Whether the worker took a prompt on: the tokens the model reads, or the prompt's
+    /// length when it exceeds the context (and no truncation was asked for).
+    public enum Admission: Sendable, Equatable {
+        case admitted(promptTokens: Int)
+        case tooLong(promptTokens: Int)
+        /// Every generation slot and every queue place is taken.
+        case busy
+    }
+
     /// What a submission returns: the events of all its choices, and a way to stop them.
     public struct Submission: Sendable {
         public let events: AsyncStream<ChoiceEvent>
+        let admissions: AsyncStream<Admission>
         let id: Int
         let scheduler: GenerationScheduler
+
+        /// How the worker took the prompt (once it has tokenized it); nil when the job
+        /// ended first (cancelled, or the server is shutting down).
+        public func admission() async -> Admission? {
+            for await a in admissions { return a }
+            return nil
+        }
 
         /// Stops the generations (if still running) and frees their caches. Idempotent.
         public func cancel() { scheduler.cancel(id) }
@@ -64,6 +81,10 @@ public final class GenerationScheduler: @unchecked Sendable {
     /// The model's context in tokens (the generator slides its window beyond it).
     public let contextLength: Int
     public let parameterCount: Int
+    /// Generations that run at once; jobs beyond wait in a queue of `maxQueued` sessions,
+    /// and submissions beyond that are refused (`Admission.busy`).
+    public let maxSessions: Int
+    public let maxQueued: Int
 
     private let bundle: ModelBundle
     private let generator: Generator
@@ -74,20 +95,29 @@ public final class GenerationScheduler: @unchecked Sendable {
     private var sessionCount = 0
     private var nextID = 0
     private var running: [Job] = []
+    /// Jobs that arrived while every generation slot was taken, in arrival order.
+    private var waiting: [Job] = []
     private let finishedWorker = DispatchSemaphore(value: 0)
 
     private final class Job {
         let id: Int
         let prompt: String
         let choices: [GenerationOptions]
+        /// Keep only the prompt's last tokens (at most the context); nil: refuse a prompt
+        /// longer than the context.
+        let keepLast: Int?
         let continuation: AsyncStream<ChoiceEvent>.Continuation
+        let admission: AsyncStream<Admission>.Continuation
         var sessions: [GenerationSession?] = []
 
-        init(id: Int, prompt: String, choices: [GenerationOptions], continuation: AsyncStream<ChoiceEvent>.Continuation) {
+        init(id: Int, prompt: String, choices: [GenerationOptions], keepLast: Int?,
+             continuation: AsyncStream<ChoiceEvent>.Continuation, admission: AsyncStream<Admission>.Continuation) {
             self.id = id
             self.prompt = prompt
             self.choices = choices
+            self.keepLast = keepLast
             self.continuation = continuation
+            self.admission = admission
         }
 
         var isDone: Bool { !sessions.isEmpty && sessions.allSatisfy { $0 == nil } }
@@ -95,7 +125,11 @@ public final class GenerationScheduler: @unchecked Sendable {
 
     /// Takes the bundle over: from here on only the worker thread touches it.
     /// `precision` chooses the decoder's weights (int8: weight-only quantisation).
-    public init(bundle: ModelBundle, name: String? = nil, precision: WeightPrecision = .fp32) {
+    public init(bundle: ModelBundle, name: String? = nil, precision: WeightPrecision = .fp32,
+                maxSessions: Int = 32, maxQueued: Int = 128) {
+        precondition(maxSessions >= 1 && maxQueued >= 0, "scheduler: need maxSessions >= 1 and maxQueued >= 0")
+        self.maxSessions = maxSessions
+        self.maxQueued = maxQueued
         self.bundle = bundle
         modelName = name ?? bundle.name
         contextLength = bundle.model.config.context
@@ -116,10 +150,13 @@ public final class GenerationScheduler: @unchecked Sendable {
     }
 
     /// Starts one generation per entry of `choices` on `prompt`. When the consumer of the
-    /// returned stream goes away (or calls `cancel()`), the generations stop.
-    public func submit(prompt: String, choices: [GenerationOptions]) -> Submission {
+    /// returned stream goes away (or calls `cancel()`), the generations stop. A prompt
+    /// longer than the context is refused (`Admission.tooLong`, no events) unless
+    /// `keepLast` asks to keep only its last tokens.
+    public func submit(prompt: String, choices: [GenerationOptions], keepLast: Int? = nil) -> Submission {
         precondition(!choices.isEmpty, "at least one choice")
         let (stream, continuation) = AsyncStream.makeStream(of: ChoiceEvent.self)
+        let (admissions, admission) = AsyncStream.makeStream(of: Admission.self)
         condition.lock()
         nextID += 1
         let id = nextID
@@ -127,8 +164,18 @@ public final class GenerationScheduler: @unchecked Sendable {
         continuation.onTermination = { [weak self] _ in self?.cancel(id) }
         condition.lock()
         let accepted = !stopping
+        // A job larger than the whole limit may still run alone (n is capped separately).
+        let full = accepted && sessionCount > 0 && sessionCount + choices.count > maxSessions + maxQueued
+        if full {
+            condition.unlock()
+            admission.yield(.busy)
+            admission.finish()
+            continuation.finish()
+            return Submission(events: stream, admissions: admissions, id: id, scheduler: self)
+        }
         if accepted {
-            inbox.append(Job(id: id, prompt: prompt, choices: choices, continuation: continuation))
+            inbox.append(Job(id: id, prompt: prompt, choices: choices, keepLast: keepLast, continuation: continuation,
+                             admission: admission))
             sessionCount += choices.count
             condition.signal()
         }
@@ -136,8 +183,9 @@ public final class GenerationScheduler: @unchecked Sendable {
         if !accepted {  // (finishing calls onTermination, which takes the lock)
             for i in choices.indices { continuation.yield(ChoiceEvent(choice: i, event: .failed("the server is shutting down"))) }
             continuation.finish()
+            admission.finish()
         }
-        return Submission(events: stream, id: id, scheduler: self)
+        return Submission(events: stream, admissions: admissions, id: id, scheduler: self)
     }
 
     /// Ends every generation ("the server is shutting down") and lets the worker exit;
@@ -164,6 +212,7 @@ public final class GenerationScheduler: @unchecked Sendable {
         while true {
             condition.lock()
             while inbox.isEmpty && running.isEmpty && cancelled.isEmpty && !stopping { condition.wait() }
+            // (A non-empty `waiting` implies running jobs: it only fills while slots are taken.)
             let arrived = inbox
             inbox.removeAll()
             let dropped = cancelled
@@ -171,28 +220,47 @@ public final class GenerationScheduler: @unchecked Sendable {
             let stop = stopping
             condition.unlock()
 
-            running += arrived
+            waiting += arrived
             if !dropped.isEmpty {
-                for job in running where dropped.contains(job.id) { end(job) }
+                for job in running + waiting where dropped.contains(job.id) { end(job) }
                 running.removeAll { dropped.contains($0.id) }
+                waiting.removeAll { dropped.contains($0.id) }
             }
             if stop {
-                for job in running {
+                for job in running + waiting {
                     let live = job.sessions.isEmpty ? Array(job.choices.indices) : job.sessions.indices.filter { job.sessions[$0] != nil }
                     for i in live { job.continuation.yield(ChoiceEvent(choice: i, event: .failed("the server is shutting down"))) }
                     end(job)
                 }
                 running.removeAll()
+                waiting.removeAll()
                 finishedWorker.signal()
                 return
             }
-            for job in arrived where !dropped.contains(job.id) { begin(job) }
+            // Start waiting jobs while generation slots are free (one at least, so that a
+            // job larger than the limit still runs when nothing else does).
+            var live = running.reduce(0) { $0 + $1.sessions.count { $0 != nil } }
+            while let next = waiting.first, live == 0 || live + next.choices.count <= maxSessions {
+                waiting.removeFirst()
+                begin(next)
+                running.append(next)
+                live += next.sessions.count { $0 != nil }
+            }
             round()
         }
     }
 
     private func begin(_ job: Job) {
-        let ids = bundle.encodePrompt(job.prompt).ids
+        var ids = bundle.encodePrompt(job.prompt).ids
+        if let keep = job.keepLast { ids = Array(ids.suffix(min(keep, contextLength))) }
+        guard ids.count <= contextLength else {
+            job.admission.yield(.tooLong(promptTokens: ids.count))
+            job.admission.finish()
+            end(job)
+            return
+        }
+        job.admission.yield(.admitted(promptTokens: ids.count))
+        job.admission.finish()
         job.sessions = job.choices.map { generator.start(prompt: ids, options: $0) }
     }
 
@@ -225,6 +293,7 @@ public final class GenerationScheduler: @unchecked Sendable {
         for case let session? in job.sessions { session.cancel() }
         job.sessions = job.choices.map { _ in nil }
         job.continuation.finish()
+        job.admission.finish()
         release(live)
     }
 

@@ -28,12 +28,16 @@ struct GenerationPlan {
     var includeUsage: Bool
     /// nil: no log-probabilities; else how many alternatives per token.
     var logprobs: Int?
+    /// Keep only the prompt's last tokens (`truncate_prompt_tokens`; Int.max for -1).
+    var keepLast: Int? = nil
+    /// How the prompt field is named in errors: "messages" or "prompt".
+    var promptParam = "prompt"
 }
 
 /// Checks the shared fields against the model and the limits; returns the per-choice
 /// options. Errors name the offending field in `param`.
 func validate(_ c: CommonRequestFields, modelName: String, defaultMaxTokens: Int, extraStops: [String] = [],
-              topLogprobs: Int = 0) throws -> (choices: [GenerationOptions], stream: Bool, includeUsage: Bool) {
+              topLogprobs: Int = 0) throws -> (choices: [GenerationOptions], stream: Bool, includeUsage: Bool, keepLast: Int?) {
     guard let model = c.model else { throw APIError.invalid("You must provide a model parameter.", param: "model", code: "missing_required_parameter") }
     guard model == modelName else { throw APIError.modelNotFound(model) }
 
@@ -93,7 +97,12 @@ func validate(_ c: CommonRequestFields, modelName: String, defaultMaxTokens: Int
         s.seed = seed &+ UInt64(i)
         return GenerationOptions(maxTokens: maxTokens, sampling: s, stop: stops + extraStops, topLogprobs: topLogprobs)
     }
-    return (choices, stream, stream && (c.streamOptions?.includeUsage ?? false))
+    var keepLast: Int? = nil
+    if let k = c.truncatePromptTokens {
+        guard k == -1 || k >= 1 else { throw outOfRange("truncate_prompt_tokens", "-1 (the whole context) or at least 1", k) }
+        keepLast = k == -1 ? Int.max : k
+    }
+    return (choices, stream, stream && (c.streamOptions?.includeUsage ?? false), keepLast)
 }
 
 func validateChat(_ r: ChatRequest, modelName: String) throws -> GenerationPlan {
@@ -129,7 +138,7 @@ func validateChat(_ r: ChatRequest, modelName: String) throws -> GenerationPlan 
     let v = try validate(r.common, modelName: modelName, defaultMaxTokens: ServerLimits.defaultChatMaxTokens,
                          extraStops: ChatTemplate.stops, topLogprobs: top ?? 0)
     return GenerationPlan(prompt: ChatTemplate.render(messages), choices: v.choices, stream: v.stream,
-                          includeUsage: v.includeUsage, logprobs: top)
+                          includeUsage: v.includeUsage, logprobs: top, keepLast: v.keepLast, promptParam: "messages")
 }
 
 func validateCompletion(_ r: CompletionRequest, modelName: String) throws -> GenerationPlan {
@@ -144,7 +153,8 @@ func validateCompletion(_ r: CompletionRequest, modelName: String) throws -> Gen
     }
     let v = try validate(r.common, modelName: modelName, defaultMaxTokens: ServerLimits.defaultCompletionMaxTokens,
                          topLogprobs: r.logprobs ?? 0)
-    return GenerationPlan(prompt: prompt, choices: v.choices, stream: v.stream, includeUsage: v.includeUsage, logprobs: r.logprobs)
+    return GenerationPlan(prompt: prompt, choices: v.choices, stream: v.stream, includeUsage: v.includeUsage, logprobs: r.logprobs,
+                          keepLast: v.keepLast, promptParam: "prompt")
 }
 
 private func outOfRange(_ param: String, _ range: String, _ value: Any) -> APIError {

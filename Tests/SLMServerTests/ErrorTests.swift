@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import SLMGenerate
 import Testing
 @testable import SLMServer
 
@@ -85,10 +86,61 @@ import Testing
             let r = try await client.post("/v1/completions", #"{"model": "tiny", "prompt": "\#(prompt)"}"#)
             #expect(r.status == .contentTooLarge)
             #expect(try r.error["type"] as? String == "invalid_request_error")
-            // Just under the limit is fine (the prompt is longer than the context: its end is kept).
+            // Just under the limit is read (the prompt is longer than the context: with
+            // truncation asked for, its end is kept).
             let fits = String(repeating: "a ", count: 200_000)
-            let ok = try await client.post("/v1/completions", #"{"model": "tiny", "prompt": "\#(fits)", "max_tokens": 2}"#)
+            let ok = try await client.post("/v1/completions",
+                                           #"{"model": "tiny", "prompt": "\#(fits)", "max_tokens": 2, "truncate_prompt_tokens": -1}"#)
             #expect(ok.status == .ok)
+            #expect(try ok.json[path: "usage.prompt_tokens"] as? Int == 32)
+        }
+    }
+
+    /// Beyond the generation slots and the queue, requests get 429 with Retry-After in
+    /// OpenAI's error shape.
+    @Test func busyServerAnswers429() async throws {
+        try await withServer(maxSessions: 1, maxQueued: 0) { client, server in
+            let running = server.scheduler.submit(prompt: "a", choices: [GenerationOptions(maxTokens: 100_000_000)])
+            #expect(await running.admission() == .admitted(promptTokens: 1))
+            let r = try await client.post("/v1/completions", #"{"model": "tiny", "prompt": "a", "max_tokens": 2}"#)
+            #expect(r.status == .tooManyRequests)
+            #expect(r.headers[.retryAfter] == "1")
+            #expect(try r.error["code"] as? String == "rate_limit_exceeded")
+            running.cancel()
+            try await eventually { server.scheduler.activeSessions == 0 }
+            #expect(try await client.post("/v1/completions", #"{"model": "tiny", "prompt": "a", "max_tokens": 2}"#).status == .ok)
+        }
+    }
+
+    /// A prompt longer than the context (32 tokens here) is refused as OpenAI does, for
+    /// both routes and streamed or not, unless the request asks to keep only its end;
+    /// usage then counts the tokens the model read.
+    @Test func promptLongerThanTheContext() async throws {
+        try await withServer { client, server in
+            let long = String(repeating: "ab", count: 20)   // 40 characters, one token each
+            for stream in [false, true] {
+                let r = try await client.post("/v1/completions", #"{"model": "tiny", "prompt": "\#(long)", "stream": \#(stream)}"#)
+                #expect(r.status == .badRequest)
+                let e = try r.error
+                #expect(e["code"] as? String == "context_length_exceeded" && e["param"] as? String == "prompt")
+                #expect((e["message"] as? String)?.contains("maximum context length is 32 tokens. However, your prompt resulted in 40 tokens") == true,
+                        "\(r.text)")
+            }
+            let chat = try await client.post("/v1/chat/completions", #"{"model": "tiny", "messages": [{"role": "user", "content": "\#(long)"}]}"#)
+            #expect(chat.status == .badRequest)
+            #expect(try chat.error["code"] as? String == "context_length_exceeded" && chat.error["param"] as? String == "messages")
+            // Exactly the context is read; so is a longer prompt cut to its last 5 tokens.
+            let exact = String(repeating: "ab", count: 16)
+            let fits = try await client.post("/v1/completions", #"{"model": "tiny", "prompt": "\#(exact)", "max_tokens": 3}"#)
+            #expect(fits.status == .ok)
+            #expect(try fits.json[path: "usage.prompt_tokens"] as? Int == 32)
+            let cut = try await client.post("/v1/completions",
+                                            #"{"model": "tiny", "prompt": "\#(long)", "max_tokens": 3, "truncate_prompt_tokens": 5}"#)
+            #expect(cut.status == .ok)
+            #expect(try cut.json[path: "usage.prompt_tokens"] as? Int == 5)
+            let bad = try await client.post("/v1/completions", #"{"model": "tiny", "prompt": "a", "truncate_prompt_tokens": 0}"#)
+            #expect(try bad.error["param"] as? String == "truncate_prompt_tokens")
+            #expect(server.scheduler.activeSessions == 0)
         }
     }
 

@@ -32,6 +32,34 @@ import Testing
         }
     }
 
+    /// One generation slot and one queue place: a second job waits (nothing generated
+    /// for it while the first runs), a third is refused at once, and the second runs as
+    /// soon as the first ends.
+    @Test func boundedSessionsAndQueue() async throws {
+        try await withScheduler(maxSessions: 1, maxQueued: 1) { scheduler in
+            let first = scheduler.submit(prompt: "a", choices: [greedy(Self.endless)])
+            #expect(await first.admission() == .admitted(promptTokens: 1))
+            var firstEvents = first.events.makeAsyncIterator()
+            _ = await firstEvents.next()   // it is generating
+            let second = scheduler.submit(prompt: "b", choices: [greedy(3)])
+            let third = scheduler.submit(prompt: "c", choices: [greedy(3)])
+            #expect(await third.admission() == .busy)
+            #expect(scheduler.activeSessions == 2)
+            // The second is still queued while the first generates.
+            for _ in 0..<50 { _ = await firstEvents.next() }
+            let queued = Task { await second.admission() }
+            try await Task.sleep(for: .milliseconds(50))
+            first.cancel()
+            #expect(await queued.value == .admitted(promptTokens: 1))
+            var finished = false
+            for await e in second.events { if case .finished(let r) = e.event { finished = r.completionTokens == 3 } }
+            #expect(finished)
+            try await eventually { scheduler.activeSessions == 0 }
+            // Room again.
+            #expect(await scheduler.submit(prompt: "d", choices: [greedy(2)]).admission() == .admitted(promptTokens: 1))
+        }
+    }
+
     /// Same prompt and options on the scheduler and on a bare generator: same text.
     @Test func matchesTheGenerator() async throws {
         let dir = try makeModelFolder()

@@ -21,20 +21,20 @@ func makeModelFolder(width: Int = 16, layers: Int = 1, context: Int = 32, name: 
 }
 
 /// A scheduler on a fresh model folder; shut down when the body returns.
-func withScheduler<T>(width: Int = 16, layers: Int = 1, context: Int = 32,
+func withScheduler<T>(width: Int = 16, layers: Int = 1, context: Int = 32, maxSessions: Int = 32, maxQueued: Int = 128,
                       _ body: (GenerationScheduler) async throws -> T) async throws -> T {
     let dir = try makeModelFolder(width: width, layers: layers, context: context)
     defer { try? FileManager.default.removeItem(at: dir.deletingLastPathComponent()) }
-    let scheduler = GenerationScheduler(bundle: try ModelBundle(directory: dir))
+    let scheduler = GenerationScheduler(bundle: try ModelBundle(directory: dir), maxSessions: maxSessions, maxQueued: maxQueued)
     defer { scheduler.shutdown() }
     return try await body(scheduler)
 }
 
 /// The server on a fresh model ("tiny"), driven through HummingbirdTesting's router client.
 func withServer<T: Sendable>(apiKey: String? = nil, width: Int = 16, layers: Int = 1, context: Int = 32,
-                             setup: TestingSetup = .router,
+                             maxSessions: Int = 32, maxQueued: Int = 128, setup: TestingSetup = .router,
                              _ body: @Sendable (any TestClientProtocol, OpenAIServer) async throws -> T) async throws -> T {
-    try await withScheduler(width: width, layers: layers, context: context) { scheduler in
+    try await withScheduler(width: width, layers: layers, context: context, maxSessions: maxSessions, maxQueued: maxQueued) { scheduler in
         let server = OpenAIServer(scheduler: scheduler, apiKey: apiKey)
         let app = Application(router: server.router(), logger: quietLogger)
         return try await app.test(setup) { client in try await body(client, server) }

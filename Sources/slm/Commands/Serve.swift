@@ -22,15 +22,19 @@ struct Serve: ParsableCommand {
     @Option(help: "Port to listen on (0: any free port; the one chosen is printed).") var port = 8080
     @Option(help: "Require this key as 'Authorization: Bearer KEY' on /v1/* (default: SLM_API_KEY if set).") var apiKey: String?
     @Option(help: "The model's id in the API (default: the folder's name).") var modelName: String?
+    @Option(help: "Generations that run at once (each choice of a request is one).") var maxSessions = 32
+    @Option(help: "Generations that may wait for a slot; beyond, requests get 429 with Retry-After.") var maxQueue = 128
     @OptionGroup var decode: DecodeOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
         try runtime.apply()
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
+        guard maxSessions >= 1, maxQueue >= 0 else { throw ValidationError("--max-sessions must be at least 1 and --max-queue at least 0") }
         let key = apiKey ?? ProcessInfo.processInfo.environment["SLM_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         let bundle = try loadBundle(model)
-        let scheduler = GenerationScheduler(bundle: bundle, name: modelName, precision: decode.weights)
+        let scheduler = GenerationScheduler(bundle: bundle, name: modelName, precision: decode.weights,
+                                            maxSessions: maxSessions, maxQueued: maxQueue)
         let server = OpenAIServer(scheduler: scheduler, apiKey: key)
         var logger = Logger(label: "slm.serve")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
