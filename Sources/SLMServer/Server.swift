@@ -29,18 +29,30 @@ public struct OpenAIServer: Sendable {
     public let scheduler: GenerationScheduler
     public let metrics: ServerMetrics
     public let apiKey: String?
+    /// The origin browsers may call the API from ("*": any); nil: no CORS headers, so
+    /// browsers allow only pages of the server's own origin (the playground).
+    public let corsOrigin: String?
 
-    public init(scheduler: GenerationScheduler, apiKey: String? = nil, metrics: ServerMetrics = ServerMetrics()) {
+    public init(scheduler: GenerationScheduler, apiKey: String? = nil, corsOrigin: String? = nil,
+                metrics: ServerMetrics = ServerMetrics()) {
         self.scheduler = scheduler
         self.apiKey = apiKey
+        self.corsOrigin = corsOrigin
         self.metrics = metrics
     }
 
-    /// Middleware, outermost first: metrics (sees every final status), errors (OpenAI's
+    /// Middleware, outermost first: metrics (sees every final status), CORS when an
+    /// origin is configured (it answers preflights, which carry no key), errors (OpenAI's
     /// shape for whatever is thrown); then the routes, where the API routes check the key.
     public func router() -> Router<ServerContext> {
         let router = Router(context: ServerContext.self)
         router.add(middleware: MetricsMiddleware(metrics: metrics))
+        if let corsOrigin {
+            router.add(middleware: CORSMiddleware(
+                allowOrigin: corsOrigin == "*" ? .all : .custom(corsOrigin),
+                allowHeaders: [.accept, .authorization, .contentType, .origin],
+                allowMethods: [.get, .post, .options], maxAge: .seconds(600)))
+        }
         router.add(middleware: ErrorMiddleware())
         Routes(scheduler: scheduler, metrics: metrics).register(on: router, apiKey: apiKey)
         return router

@@ -96,6 +96,27 @@ import Testing
         }
     }
 
+    /// CORS is off by default (no header: browsers refuse other origins); with an origin
+    /// configured, preflights are answered without a key and answers carry the header.
+    @Test func corsOnlyWhenConfigured() async throws {
+        let origin: HTTPFields = [.origin: "http://localhost:5173"]
+        try await withServer(apiKey: "k") { client, _ in
+            let r = try await client.execute(uri: "/v1/models", method: .get, headers: origin + [.authorization: "Bearer k"])
+            #expect(r.status == .ok && r.headers[.accessControlAllowOrigin] == nil)
+        }
+        try await withServer(apiKey: "k", corsOrigin: "http://localhost:5173") { client, _ in
+            let preflight = try await client.execute(uri: "/v1/chat/completions", method: .options,
+                                                     headers: origin + [.accessControlRequestMethod: "POST"])
+            #expect(preflight.status == .noContent)
+            #expect(preflight.headers[.accessControlAllowOrigin] == "http://localhost:5173")
+            #expect(preflight.headers[.accessControlAllowHeaders]?.lowercased().contains("authorization") == true)
+            let r = try await client.execute(uri: "/v1/models", method: .get, headers: origin + [.authorization: "Bearer k"])
+            #expect(r.status == .ok && r.headers[.accessControlAllowOrigin] == "http://localhost:5173")
+            // The key is still required for the request itself.
+            #expect(try await client.execute(uri: "/v1/models", method: .get, headers: origin).status == .unauthorized)
+        }
+    }
+
     /// Beyond the generation slots and the queue, requests get 429 with Retry-After in
     /// OpenAI's error shape.
     @Test func busyServerAnswers429() async throws {

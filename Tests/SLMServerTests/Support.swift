@@ -31,11 +31,11 @@ func withScheduler<T>(width: Int = 16, layers: Int = 1, context: Int = 32, maxSe
 }
 
 /// The server on a fresh model ("tiny"), driven through HummingbirdTesting's router client.
-func withServer<T: Sendable>(apiKey: String? = nil, width: Int = 16, layers: Int = 1, context: Int = 32,
+func withServer<T: Sendable>(apiKey: String? = nil, corsOrigin: String? = nil, width: Int = 16, layers: Int = 1, context: Int = 32,
                              maxSessions: Int = 32, maxQueued: Int = 128, setup: TestingSetup = .router,
                              _ body: @Sendable (any TestClientProtocol, OpenAIServer) async throws -> T) async throws -> T {
     try await withScheduler(width: width, layers: layers, context: context, maxSessions: maxSessions, maxQueued: maxQueued) { scheduler in
-        let server = OpenAIServer(scheduler: scheduler, apiKey: apiKey)
+        let server = OpenAIServer(scheduler: scheduler, apiKey: apiKey, corsOrigin: corsOrigin)
         let app = Application(router: server.router(), logger: quietLogger)
         return try await app.test(setup) { client in try await body(client, server) }
     }

@@ -22,6 +22,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Port to listen on (0: any free port; the one chosen is printed).") var port = 8080
     @Option(help: "Require this key as 'Authorization: Bearer KEY' on /v1/* (default: SLM_API_KEY if set).") var apiKey: String?
     @Option(help: "The model's id in the API (default: the folder's name).") var modelName: String?
+    @Option(help: "Let browser pages of this origin call the API (e.g. http://localhost:5173; * for any). Off by default.")
+    var corsOrigin: String?
     @Option(help: "Generations that run at once (each choice of a request is one).") var maxSessions = 32
     @Option(help: "Generations that may wait for a slot; beyond, requests get 429 with Retry-After.") var maxQueue = 128
     @OptionGroup var decode: DecodeOptions
@@ -35,7 +37,7 @@ struct Serve: ParsableCommand {
         let bundle = try loadBundle(model)
         let scheduler = GenerationScheduler(bundle: bundle, name: modelName, precision: decode.weights,
                                             maxSessions: maxSessions, maxQueued: maxQueue)
-        let server = OpenAIServer(scheduler: scheduler, apiKey: key)
+        let server = OpenAIServer(scheduler: scheduler, apiKey: key, corsOrigin: corsOrigin)
         var logger = Logger(label: "slm.serve")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
         let (host, name, parameters) = (host, scheduler.modelName, scheduler.parameterCount)
