@@ -32,6 +32,10 @@ public final class AdamW {
     }
 
     /// One update from the parameters' current gradients (parameters without one are skipped).
+    /// Counts a step whose update was skipped (a non-finite loss or gradient), so that
+    /// the bias correction stays in step with the trainer's count (as after a resume).
+    public func skip() { step += 1 }
+
     public func update() {
         step += 1
         let c1 = 1 - Float(pow(Double(beta1), Double(step))), c2 = 1 - Float(pow(Double(beta2), Double(step)))

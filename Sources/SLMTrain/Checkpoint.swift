@@ -18,6 +18,9 @@ public struct TrainerState: Codable, Sendable, Equatable {
     public var samplerState: UInt64
     public var dropoutRNG: [UInt64]
     public var dataFingerprint: String
+    /// A hash of the token files' contents; absent from checkpoints written before it
+    /// existed (those resume on the fingerprint of meta.json and the token counts).
+    public var dataHash: String?
     public var configFingerprint: String
     public var training: TrainingConfig
 
@@ -25,7 +28,7 @@ public struct TrainerState: Codable, Sendable, Equatable {
         case step, training
         case tokensSeen = "tokens_seen", elapsedSeconds = "elapsed_seconds", bestValidationLoss = "best_val_loss"
         case samplerState = "sampler_state", dropoutRNG = "dropout_rng", dataFingerprint = "data_fingerprint"
-        case configFingerprint = "config_fingerprint"
+        case configFingerprint = "config_fingerprint", dataHash = "data_hash"
     }
 }
 
@@ -114,6 +117,22 @@ public enum Checkpoint {
             throw CheckpointError("\(url.path): unreadable (\(error))")
         }
     }
+}
+
+/// A 64-bit hash of files' contents, 8 bytes at a time (FNV-1a over words), as hex: the
+/// token files are hashed whole when training starts, so it must be fast.
+public func contentHash(_ files: [URL]) throws -> String {
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    for file in files {
+        let data = try Data(contentsOf: file, options: .alwaysMapped)
+        data.withUnsafeBytes { raw in
+            let words = raw.count / 8
+            for i in 0..<words { h = (h ^ raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)) &* 0x100_0000_01B3 }
+            for i in (words * 8)..<raw.count { h = (h ^ UInt64(raw[i])) &* 0x100_0000_01B3 }
+        }
+        h = (h ^ UInt64(data.count)) &* 0x100_0000_01B3
+    }
+    return String(h, radix: 16)
 }
 
 /// FNV-1a 64 over byte strings, as hex: stable fingerprints for data and configs.

@@ -10,17 +10,20 @@ public struct TrainingData {
     public let meta: DatasetMeta
     public let train: TokenFile
     public let validation: TokenFile?
-    /// Changes when the tokens or the tokenizer change.
+    /// Changes when the tokenizer or the token counts change.
     public let fingerprint: String
+    /// Changes when any token changes (`contentHash` of train.bin and val.bin).
+    public let hash: String
 
     public init(directory: URL) throws {
         self.directory = directory
         meta = try DatasetMeta.read(from: directory)
         train = try TokenFile(url: directory.appendingPathComponent("train.bin"), width: meta.width)
         let val = try TokenFile(url: directory.appendingPathComponent("val.bin"), width: meta.width)
-        validation = val.count > 1 ? val : nil
+        validation = val.count > 0 ? val : nil
         let metaBytes = FileManager.default.contents(atPath: directory.appendingPathComponent("meta.json").path) ?? Data()
         fingerprint = SLMTrain.fingerprint([metaBytes, Data(String(train.count).utf8), Data(String(val.count).utf8)])
+        hash = try contentHash([directory.appendingPathComponent("train.bin"), directory.appendingPathComponent("val.bin")])
     }
 
     /// "char tokenizer (micro), 28 ids, 16.5M train tokens" — for mismatch messages.
@@ -58,6 +61,8 @@ public final class Trainer {
     var ema: [Tensor]?
     /// Stops the loop after this step, as an interruption would (for tests of resuming).
     var stopAfter: Int?
+    /// Called before each step with the number of steps done (for tests that inject faults).
+    var beforeStep: ((Int) -> Void)?
     let configFingerprint: String
     let peakFLOPs: Double
     private let metrics: FileHandle
@@ -68,6 +73,11 @@ public final class Trainer {
         try config.validate()
         guard data.meta.vocabularySize == model.config.vocabSize else {
             throw CheckpointError("the model's vocabulary (\(model.config.vocabSize)) differs from the data's (\(data.meta.vocabularySize))")
+        }
+        if let v = data.validation, v.count < model.config.context + 1 {
+            throw CheckpointError("the validation split holds \(v.count) tokens, fewer than one window of \(model.config.context + 1) "
+                + "(the context plus the next token), so it cannot be evaluated; prepare the data with a larger --val-fraction "
+                + "or train a shorter context")
         }
         self.model = model
         self.data = data
@@ -114,6 +124,10 @@ public final class Trainer {
         guard state.dataFingerprint == data.fingerprint else {
             throw CheckpointError("cannot resume \(dir.path): the data differs from what it was trained on (now \(data.summary); see \(dir.path)/data_meta.json)")
         }
+        if let hash = state.dataHash, hash != data.hash {
+            throw CheckpointError("cannot resume \(dir.path): the token files' contents differ from those it was trained on "
+                + "(same tokenizer and token counts, other tokens); use the data it was trained on or start a new run")
+        }
         let (weights, _) = try Safetensors.read(dir.appendingPathComponent("model.safetensors"))
         for (name, t) in model.parameters {
             guard let w = weights[name], w.shape == t.shape else { throw CheckpointError("\(dir.path): weights for \(name) are missing") }
@@ -134,6 +148,19 @@ public final class Trainer {
         if state.training != config {
             note("note: training settings differ from the checkpoint's; continuing with the new ones (\(differences(state.training, config)))")
         }
+        // Checkpoints of this run folder past the resumed step belong to the abandoned
+        // continuation: moved aside (not deleted), so that a later --resume cannot pick them.
+        let newer = Checkpoint.steps(in: out).filter { $0.step > state.step }
+        if !newer.isEmpty {
+            let aside = out.appendingPathComponent("superseded-at-step-\(state.step)")
+            try FileManager.default.createDirectory(at: aside, withIntermediateDirectories: true)
+            for c in newer {
+                let target = aside.appendingPathComponent(c.url.lastPathComponent)
+                try? FileManager.default.removeItem(at: target)
+                try FileManager.default.moveItem(at: c.url, to: target)
+            }
+            note("moved \(newer.count) checkpoint(s) newer than step \(state.step) to \(aside.path)")
+        }
         note("resuming \(dir.path) at step \(step)")
     }
 
@@ -144,6 +171,7 @@ public final class Trainer {
         var lastCheckpoint: URL? = Checkpoint.steps(in: out).last?.url
         var windowLoss = 0.0, windowSteps = 0, windowStart = Date()
         var windowAuxiliary: [String: Double] = [:]
+        var nonFiniteInARow = 0
         var stoppedBy = "step budget"
         func elapsed() -> Double { elapsedBefore + Date().timeIntervalSince(started) }
 
@@ -160,12 +188,16 @@ public final class Trainer {
                 stoppedBy = "interruption"
                 break
             }
+            beforeStep?(step)
             let lr = schedule(step)
             optimizer.learningRate = Float(lr)
             optimizer.zeroGrad()
             var loss = 0.0
+            var nonFinite: String? = nil
             for _ in 0..<config.accumulation {
+                // The data advances as in a normal step even when the step is skipped.
                 let (inputs, targets) = sampler.next()
+                guard nonFinite == nil else { continue }
                 var rng: RNG? = model.config.dropout > 0 ? dropoutRNG : nil
                 let l = MatmulPrecision.$current.withValue(config.precision) {
                     model.loss(inputs: inputs, targets: targets, batch: config.batch, time: context, dropoutRNG: &rng)
@@ -173,9 +205,8 @@ public final class Trainer {
                 if let rng { dropoutRNG = rng }
                 let value = l.item()
                 guard value.isFinite else {
-                    throw CheckpointError("loss became \(value) at step \(step + 1) (learning rate \(String(format: "%.2e", lr))); "
-                        + "stopped without saving. The last good checkpoint is \(lastCheckpoint?.path ?? "none (no checkpoint yet)"). "
-                        + "Try a lower learning rate or a longer warm-up.")
+                    nonFinite = "loss \(value)"
+                    continue
                 }
                 // The logged loss stays the cross-entropy; auxiliary terms are logged apart.
                 var objective = l
@@ -186,7 +217,27 @@ public final class Trainer {
                 objective.backward(gradient: Tensor(scalar: 1 / Float(config.accumulation)))
                 loss += Double(value) / Double(config.accumulation)
             }
-            let norm = clipGradients()
+            let norm = nonFinite == nil ? clipGradients() : .nan
+            if nonFinite == nil && !norm.isFinite { nonFinite = "gradient norm \(norm)" }
+            if let reason = nonFinite {
+                // Skipped: no update, but the step, the schedule and the data move on.
+                optimizer.skip()
+                step += 1
+                tokensSeen += tokensPerStep
+                nonFiniteInARow += 1
+                report("step \(step): skipped, \(reason) (\(nonFiniteInARow) in a row)")
+                record(["step": step, "skipped": reason, "lr": lr, "tokens": tokensSeen, "elapsed": elapsed()])
+                if nonFiniteInARow >= config.maxNonFiniteSteps {
+                    throw CheckpointError("\(nonFiniteInARow) steps in a row had a non-finite loss or gradient (the last: \(reason) at step "
+                        + "\(step), learning rate \(String(format: "%.2e", lr))); stopped without saving. The last good checkpoint is "
+                        + "\(lastCheckpoint?.path ?? "none (no checkpoint yet)"). Try a lower learning rate or a longer warm-up.")
+                }
+                if step % config.evalInterval == 0 || step == config.steps {
+                    lastCheckpoint = try evaluateAndSave(elapsed: elapsed(), report: report)
+                }
+                continue
+            }
+            nonFiniteInARow = 0
             optimizer.update()
             updateEMA()
             step += 1
@@ -268,6 +319,12 @@ public final class Trainer {
     }
 
     private func evaluateAndSave(elapsed: Double, report: (String) -> Void) throws -> URL {
+        // Never publish weights that went non-finite (from outside a step: every update
+        // had finite gradients); the last checkpoint stays the good one.
+        if let bad = model.parameters.first(where: { p in !(0..<p.tensor.count).allSatisfy { p.tensor.data[$0].isFinite } }) {
+            throw CheckpointError("\(bad.name) holds non-finite values at step \(step); stopped without saving. The last good checkpoint "
+                + "is \(Checkpoint.steps(in: out).last?.url.path ?? "none (no checkpoint yet)").")
+        }
         var improved = false
         if let validation = data.validation {
             let loss = evaluate(validation)
@@ -288,7 +345,8 @@ public final class Trainer {
         let target = out.appendingPathComponent(checkpointName(step))
         let state = TrainerState(step: step, tokensSeen: tokensSeen, elapsedSeconds: elapsed, bestValidationLoss: bestValidationLoss,
                                  samplerState: sampler.generator.state, dropoutRNG: dropoutRNG.state,
-                                 dataFingerprint: data.fingerprint, configFingerprint: configFingerprint, training: config)
+                                 dataFingerprint: data.fingerprint, dataHash: data.hash, configFingerprint: configFingerprint,
+                                 training: config)
         try Checkpoint.write(to: target, model: model, optimizer: optimizer, state: state,
                              ema: ema.map { e in zip(model.parameters, e).map { ($0.name, $1) } }, tokenizerFrom: data.directory)
         for old in Checkpoint.steps(in: out).dropLast(config.keepLast) { try? FileManager.default.removeItem(at: old.url) }

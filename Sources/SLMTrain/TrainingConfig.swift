@@ -32,13 +32,16 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var precision = MatmulPrecision.fp32
     /// Weight of a mixture of experts' load-balancing loss in the objective.
     public var routerAuxWeight = 0.01
+    /// A step with a non-finite loss or gradient norm is skipped (no update); this many
+    /// in a row stop training.
+    public var maxNonFiniteSteps = 5
 
     enum CodingKeys: String, CodingKey {
         case batch, accumulation, steps, warmup, beta1, beta2, seed
         case timeBudget = "time_budget", learningRate = "learning_rate", minLearningRate = "min_learning_rate"
         case weightDecay = "weight_decay", gradClip = "grad_clip", evalInterval = "eval_interval"
         case evalBatches = "eval_batches", logInterval = "log_interval", keepLast = "keep_last", emaDecay = "ema_decay"
-        case precision, routerAuxWeight = "router_aux_weight"
+        case precision, routerAuxWeight = "router_aux_weight", maxNonFiniteSteps = "max_nonfinite_steps"
     }
 
     public init() {}
@@ -68,6 +71,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         emaDecay = try value(.emaDecay, emaDecay)
         precision = try value(.precision, precision)
         routerAuxWeight = try value(.routerAuxWeight, routerAuxWeight)
+        maxNonFiniteSteps = try value(.maxNonFiniteSteps, maxNonFiniteSteps)
     }
 
     init(section: [String: TOMLValue]) throws(TOMLError) {
@@ -93,6 +97,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if let v = try r.int("seed") { seed = UInt64(v) }
         if let v = try r.double("ema_decay") { emaDecay = v }
         if let v = try r.double("router_aux_weight") { routerAuxWeight = v }
+        if let v = try r.int("max_nonfinite_steps") { maxNonFiniteSteps = v }
         if let v = try r.string("precision") {
             guard let p = MatmulPrecision(rawValue: v) else { throw TOMLError("[training] precision must be fp32 or bf16, not \(v)") }
             precision = p
@@ -113,6 +118,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if !(0..<1).contains(emaDecay) { problems.append("ema_decay must be in [0, 1)") }
         if let t = timeBudget, t <= 0 { problems.append("time budget must be positive") }
         if routerAuxWeight < 0 { problems.append("router_aux_weight must be at least 0") }
+        if maxNonFiniteSteps < 1 { problems.append("max_nonfinite_steps must be at least 1") }
         if !problems.isEmpty { throw ConfigError(problems.joined(separator: "; ")) }
     }
 }

@@ -127,6 +127,57 @@ func scratch() -> URL {
         }
     }
 
+    /// Resuming an older checkpoint of the same run folder moves the newer ones aside, so
+    /// that a later `--resume` of the folder continues the new branch.
+    @Test func resumingAnOlderCheckpointMovesNewerOnesAside() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        let run = root.appendingPathComponent("run")
+        var t = tinyTraining(steps: 15)
+        t.keepLast = 3
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: t, out: run).run { _ in }
+        #expect(Checkpoint.steps(in: run).map(\.step) == [5, 10, 15])
+        var notes: [String] = []
+        let again = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 7), out: run,
+                                resume: run.appendingPathComponent("ckpt-000005"), note: { notes.append($0) })
+        #expect(Checkpoint.steps(in: run).map(\.step) == [5])
+        #expect(notes.contains { $0.hasPrefix("moved 2 checkpoint(s) newer than step 5") })
+        #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent("superseded-at-step-5/ckpt-000015/trainer_state.json").path))
+        _ = try again.run { _ in }
+        #expect(try Checkpoint.readState(try Checkpoint.resolve(run.path)).step == 7)
+    }
+
+    /// Same tokenizer and token counts but other tokens: the content hash refuses the
+    /// resume; a checkpoint written before the hash existed still resumes.
+    @Test func changedTokensAreRefusedAndOldCheckpointsResume() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let dir = try makeDataset(root)
+        let run = root.appendingPathComponent("run")
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: try TrainingData(directory: dir), config: tinyTraining(steps: 5), out: run).run { _ in }
+        // Swap two different tokens in train.bin: counts and meta.json stay the same.
+        let train = dir.appendingPathComponent("train.bin")
+        var bytes = try Data(contentsOf: train)
+        let j = (2..<bytes.count).first { bytes[$0] != bytes[0] && $0 % 2 == 0 }!
+        (bytes[0], bytes[j]) = (bytes[j], bytes[0])
+        try bytes.write(to: train)
+        let changed = try TrainingData(directory: dir)
+        do {
+            _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: changed, config: tinyTraining(steps: 10), out: run, resume: run)
+            Issue.record("resumed on changed tokens")
+        } catch let e as CheckpointError {
+            #expect(e.message.contains("contents differ"), "\(e.message)")
+        }
+        // The same checkpoint as an older version wrote it (no data_hash) resumes.
+        let stateURL = run.appendingPathComponent("ckpt-000005/trainer_state.json")
+        var state = try JSONSerialization.jsonObject(with: Data(contentsOf: stateURL)) as! [String: Any]
+        #expect(state["data_hash"] is String && state["data_hash"] as? String != changed.hash)
+        state["data_hash"] = nil
+        try JSONSerialization.data(withJSONObject: state).write(to: stateURL)
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: changed, config: tinyTraining(steps: 10), out: run, resume: run)
+    }
+
     @Test func tornCheckpointsAreRefused() throws {
         let root = scratch()
         defer { try? FileManager.default.removeItem(at: root) }
@@ -157,6 +208,56 @@ func scratch() -> URL {
         #expect(Checkpoint.steps(in: run).map(\.step) == [5])
         let reloaded = try ModelStore.load(from: run.appendingPathComponent("ckpt-000005"))
         #expect(reloaded.parameters.allSatisfy { p in (0..<p.tensor.count).allSatisfy { p.tensor.data[$0].isFinite } })
+    }
+
+    /// Two steps whose loss is non-finite (a weight made NaN for them, then restored) are
+    /// skipped and logged; training goes on, and a run stopped and resumed just after them
+    /// ends with exactly the weights of the run in one go.
+    @Test func nonFiniteStepsAreSkippedAndResumeStaysExact() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        func inject(_ trainer: Trainer) {
+            let w = trainer.model.parameters[1].tensor
+            var saved: Float = 0
+            trainer.beforeStep = { done in
+                if done == 5 { saved = w.data[0]; w.data[0] = .nan }   // steps 6 and 7
+                if done == 7 { w.data[0] = saved }
+            }
+        }
+        let oneGo = root.appendingPathComponent("one"), split = root.appendingPathComponent("split")
+        var lines: [String] = []
+        let a = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 12), out: oneGo)
+        inject(a)
+        _ = try a.run { lines.append($0) }
+        #expect(lines.filter { $0.contains("skipped, loss nan") }.count == 2)
+        let text = try String(contentsOf: oneGo.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        #expect(text.split(separator: "\n").filter { $0.contains("\"skipped\"") }.count == 2)
+        let l = try losses(oneGo)
+        #expect(l[6] == nil && l[7] == nil && l[5] != nil && l[8] != nil && l[12]!.isFinite)
+        let b = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 12), out: split)
+        inject(b)
+        b.stopAfter = 8
+        _ = try b.run { _ in }
+        let resumed = try Trainer(model: try makeModel(tinyChar, seed: 5), data: data, config: tinyTraining(steps: 12), out: split, resume: split)
+        _ = try resumed.run { _ in }
+        for (p, q) in zip(a.model.parameters, resumed.model.parameters) { #expect(p.tensor.toArray() == q.tensor.toArray(), "\(p.name)") }
+    }
+
+    /// A validation split shorter than one window cannot be evaluated: refused at start
+    /// (it used to leave `best` at NaN for the whole run).
+    @Test func validationShorterThanAWindowIsRefused() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let dir = try makeDataset(root)
+        let meta = try DatasetMeta.read(from: dir)
+        // Keep 10 validation tokens: fewer than the 17 that a context of 16 needs.
+        let val = dir.appendingPathComponent("val.bin")
+        try FileManager.default.contents(atPath: val.path)!.prefix(10 * meta.width.bytes).write(to: val)
+        let data = try TrainingData(directory: dir)
+        #expect(throws: CheckpointError.self) {
+            try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 2), out: root.appendingPathComponent("r"))
+        }
     }
 
     @Test func lossFallsAndEMAIsKept() throws {
