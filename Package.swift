@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "SLMSupport"),
         .target(name: "SLMText", dependencies: ["SLMSupport"]),
         .target(name: "SLMModels", dependencies: ["SLMTensor", "CSLMKernels", "SLMSupport"]),
-        .target(name: "SLMTrain", dependencies: ["CSLMKernels", "SLMTensor", "SLMModels", "SLMText"]),
+        .target(name: "SLMTrain", dependencies: ["CSLMKernels", "SLMTensor", "SLMModels", "SLMText", "SLMSupport"]),
         .target(name: "SLMGenerate", dependencies: ["SLMTensor", "SLMModels", "SLMText"]),
         .target(
             name: "SLMServer",
@@ -73,7 +73,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "SLMTrainTests", dependencies: ["SLMTrain", "SLMModels", "SLMTensor", "SLMText", "SLMTestSupport"]),
+        .testTarget(name: "SLMTrainTests", dependencies: ["SLMTrain", "SLMModels", "SLMTensor", "SLMText", "SLMSupport", "SLMTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

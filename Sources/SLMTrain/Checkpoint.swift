@@ -1,6 +1,7 @@
 import Foundation
 import SLMModels
 import SLMTensor
+import SLMSupport
 import SLMText
 
 public struct CheckpointError: Error, CustomStringConvertible, Equatable {
@@ -60,27 +61,42 @@ public enum Checkpoint {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(state).write(to: temp.appendingPathComponent("trainer_state.json"))
-            try replaceDirectory(target, with: temp)
+            try publish(temp, as: target)
         } catch {
             try? fm.removeItem(at: temp)
             throw error
         }
     }
 
-    /// Renames `temp` to `target`; an existing `target` is moved aside first and removed after.
+    /// Makes the directory `temp` durable (every file, then its entries) and renames it
+    /// to `target` (see `replaceDirectory`).
+    static func publish(_ temp: URL, as target: URL) throws {
+        for name in try FileManager.default.contentsOfDirectory(atPath: temp.path).sorted() {
+            try FileSync.current.syncFile(temp.appendingPathComponent(name))
+        }
+        try FileSync.current.syncDirectory(temp)
+        try replaceDirectory(target, with: temp)
+    }
+
+    /// Renames `temp` (synced) to `target` and syncs the parent, so the new directory is
+    /// durable before anything older is removed; an existing `target` is moved aside
+    /// first and removed after.
     static func replaceDirectory(_ target: URL, with temp: URL) throws {
-        let fm = FileManager.default
+        let fm = FileManager.default, sync = FileSync.current, parent = target.deletingLastPathComponent()
         var old: URL? = nil
         if fm.fileExists(atPath: target.path) {
-            let aside = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).old-\(ProcessInfo.processInfo.processIdentifier)")
+            let aside = parent.appendingPathComponent(".\(target.lastPathComponent).old-\(ProcessInfo.processInfo.processIdentifier)")
             try? fm.removeItem(at: aside)
-            try fm.moveItem(at: target, to: aside)
+            try sync.rename(target, aside)
             old = aside
         }
-        guard rename(temp.path, target.path) == 0 else {
-            if let old { try? fm.moveItem(at: old, to: target) }
+        do {
+            try sync.rename(temp, target)
+        } catch {
+            if let old { try? sync.rename(old, target) }
             throw CheckpointError("could not rename \(temp.path) to \(target.path)")
         }
+        try sync.syncDirectory(parent)
         if let old { try? fm.removeItem(at: old) }
     }
 

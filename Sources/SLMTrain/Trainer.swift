@@ -354,7 +354,7 @@ public final class Trainer {
             let temp = out.appendingPathComponent(".best.partial-\(ProcessInfo.processInfo.processIdentifier)")
             try? FileManager.default.removeItem(at: temp)
             try FileManager.default.copyItem(at: target, to: temp)
-            try Checkpoint.replaceDirectory(out.appendingPathComponent("best"), with: temp)
+            try Checkpoint.publish(temp, as: out.appendingPathComponent("best"))
         }
         return target
     }

@@ -1,7 +1,9 @@
 import Foundation
 import SLMModels
+import SLMSupport
 import SLMTensor
 import SLMText
+import Synchronization
 import Testing
 @testable import SLMTrain
 
@@ -125,6 +127,42 @@ func scratch() -> URL {
         #expect(throws: CheckpointError.self) {
             try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 10), out: run)
         }
+    }
+
+    /// A checkpoint is durable before it is published and before anything older goes:
+    /// every file of it is synced, then its directory, then it is renamed into place, then
+    /// the run folder is synced; pruning comes after. Seen through a recording FileSync.
+    @Test func checkpointsAreSyncedBeforeTheyArePublished() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        let run = root.appendingPathComponent("run")
+        let log = Mutex<[String]>([])
+        let system = FileSync.system
+        let recorder = FileSync(
+            syncFile: { url in try system.syncFile(url); log.withLock { $0.append("file \(url.path)") } },
+            syncDirectory: { url in try system.syncDirectory(url); log.withLock { $0.append("dir \(url.path)") } },
+            rename: { from, to in try system.rename(from, to); log.withLock { $0.append("rename \(from.path) \(to.path)") } })
+        var t = tinyTraining(steps: 10)
+        t.keepLast = 1
+        try FileSync.$current.withValue(recorder) {
+            _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: t, out: run).run { _ in }
+        }
+        let events = log.withLock { $0 }
+        let target = run.appendingPathComponent("ckpt-000010")
+        let publish = try #require(events.firstIndex { $0.hasPrefix("rename ") && $0.hasSuffix(" \(target.path)") })
+        let temp = String(events[publish].dropFirst("rename ".count).dropLast(target.path.count + 1))
+        let files = try FileManager.default.contentsOfDirectory(atPath: target.path)
+        #expect(files.contains("model.safetensors") && files.contains("trainer_state.json"))
+        for f in files {
+            let synced = events.firstIndex(of: "file \(temp)/\(f)")
+            #expect(synced != nil && synced! < publish, "\(f) was not synced before the rename")
+        }
+        let dirSynced = try #require(events.firstIndex(of: "dir \(temp)"))
+        #expect(dirSynced < publish)
+        #expect(events[(publish + 1)...].contains("dir \(run.path)"), "the run folder is synced after the rename")
+        // Pruning (keep_last 1) removed ckpt-000005 only after ckpt-000010 was published.
+        #expect(Checkpoint.steps(in: run).map(\.step) == [10])
     }
 
     /// Resuming an older checkpoint of the same run folder moves the newer ones aside, so
