@@ -57,16 +57,14 @@ public final class DecodingWeights {
         tokenEmbedding = vector(m.tokenEmbedding)
         positionEmbedding = vector(m.positionEmbedding)
         layers = m.blocks.map { b in
-            Layer(norm1: vector(b.ln1Weight), norm1Bias: optionalVector(b.ln1Bias),
-                  qkv: DecodeMatrix(blocks: [(b.attnWeight, b.attnBias)], inputMajor: true, precision: precision),
-                  o: DecodeMatrix(blocks: [(b.attnProjWeight, b.attnProjBias)], inputMajor: true, precision: precision),
-                  norm2: vector(b.ln2Weight), norm2Bias: optionalVector(b.ln2Bias),
-                  up: DecodeMatrix(blocks: [(b.fcWeight, b.fcBias)], inputMajor: true, precision: precision),
-                  gate: nil,
-                  down: DecodeMatrix(blocks: [(b.fcProjWeight, b.fcProjBias)], inputMajor: true, precision: precision))
+            guard case .fused(let qkv) = b.attention.projections else { preconditionFailure("GPT-2 has a fused c_attn") }
+            return Layer(norm1: vector(b.norm1.weight), norm1Bias: vector(b.norm1.bias),
+                         qkv: matrix([qkv], precision), o: matrix([b.attention.output], precision),
+                         norm2: vector(b.norm2.weight), norm2Bias: vector(b.norm2.bias),
+                         up: matrix([b.mlp.fc], precision), gate: nil, down: matrix([b.mlp.projection], precision))
         }
-        finalNorm = vector(m.finalNormWeight)
-        finalNormBias = optionalVector(m.finalNormBias)
+        finalNorm = vector(m.finalNorm.weight)
+        finalNormBias = vector(m.finalNorm.bias)
         head = DecodeMatrix(blocks: [(m.head ?? m.tokenEmbedding, nil)], inputMajor: false, precision: precision)
         ropeCos = nil
         ropeSin = nil
@@ -80,15 +78,13 @@ public final class DecodingWeights {
         tokenEmbedding = vector(m.tokenEmbedding)
         positionEmbedding = nil
         layers = m.layers.map { l in
-            Layer(norm1: vector(l.inputNorm), norm1Bias: nil,
-                  qkv: DecodeMatrix(blocks: [(l.q, l.qBias), (l.k, l.kBias), (l.v, l.vBias)], inputMajor: false, precision: precision),
-                  o: DecodeMatrix(blocks: [(l.o, l.oBias)], inputMajor: false, precision: precision),
-                  norm2: vector(l.postNorm), norm2Bias: nil,
-                  up: DecodeMatrix(blocks: [(l.mlp!.up.weight, nil)], inputMajor: false, precision: precision),
-                  gate: DecodeMatrix(blocks: [(l.mlp!.gate.weight, nil)], inputMajor: false, precision: precision),
-                  down: DecodeMatrix(blocks: [(l.mlp!.down.weight, nil)], inputMajor: false, precision: precision))
+            guard case .separate(let q, let k, let v) = l.attention.projections else { preconditionFailure("LLaMA has q/k/v_proj") }
+            return Layer(norm1: vector(l.inputNorm.weight), norm1Bias: nil,
+                         qkv: matrix([q, k, v], precision), o: matrix([l.attention.output], precision),
+                         norm2: vector(l.postNorm.weight), norm2Bias: nil,
+                         up: matrix([l.mlp!.up], precision), gate: matrix([l.mlp!.gate], precision), down: matrix([l.mlp!.down], precision))
         }
-        finalNorm = vector(m.finalNorm)
+        finalNorm = vector(m.finalNorm.weight)
         finalNormBias = nil
         head = DecodeMatrix(blocks: [(m.head ?? m.tokenEmbedding, nil)], inputMajor: false, precision: precision)
         // The model's own tables, so positions rotate exactly as in the training path.
@@ -108,9 +104,7 @@ public final class DecodingWeights {
         layers = trunk.blocks.map { b in
             Layer(norm1: vector(b.inputNorm.weight), norm1Bias: nil, mixer: b.mixer,
                   norm2: vector(b.postNorm.weight), norm2Bias: nil,
-                  up: DecodeMatrix(blocks: [(b.mlp.up.weight, nil)], inputMajor: false, precision: precision),
-                  gate: DecodeMatrix(blocks: [(b.mlp.gate.weight, nil)], inputMajor: false, precision: precision),
-                  down: DecodeMatrix(blocks: [(b.mlp.down.weight, nil)], inputMajor: false, precision: precision))
+                  up: matrix([b.mlp.up], precision), gate: matrix([b.mlp.gate], precision), down: matrix([b.mlp.down], precision))
         }
         finalNorm = vector(trunk.finalNorm.weight)
         finalNormBias = nil
@@ -125,7 +119,10 @@ private func vector(_ t: Tensor) -> AlignedBuffer<Float> {
     return AlignedBuffer(copying: t.data, count: t.count)
 }
 
-private func optionalVector(_ t: Tensor?) -> AlignedBuffer<Float>? { t.map { vector($0) } }
+/// One decode matrix from linear maps stacked along their outputs (Q, K and V in one).
+private func matrix(_ maps: [Linear], _ precision: WeightPrecision) -> DecodeMatrix {
+    DecodeMatrix(blocks: maps.map { ($0.weight, $0.bias) }, inputMajor: maps[0].inputMajor, precision: precision)
+}
 
 extension LanguageModel {
     /// Weights for the fast batch-1 decoder, or nil for a model type it does not know.

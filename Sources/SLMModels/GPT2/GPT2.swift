@@ -8,44 +8,40 @@ import SLMTensor
 /// projections are Conv1D weights [in, out], used through `linear(inputMajor: true)`.
 public final class GPT2: LanguageModel {
     struct Block {
-        let ln1Weight, ln1Bias, attnWeight, attnProjWeight, ln2Weight, ln2Bias, fcWeight, fcProjWeight: Tensor
-        let attnBias, attnProjBias, fcBias, fcProjBias: Tensor?
+        let norm1: LayerNormLayer
+        let attention: CausalSelfAttention
+        let norm2: LayerNormLayer
+        let mlp: GPT2MLP
     }
 
     public let config: ModelConfig
     public let parameters: [(name: String, tensor: Tensor)]
     public let parameterDecays: [Bool]
-    let tokenEmbedding, positionEmbedding, finalNormWeight, finalNormBias: Tensor
+    let tokenEmbedding, positionEmbedding: Tensor
+    let finalNorm: LayerNormLayer
     let head: Tensor?
     let blocks: [Block]
 
     init(_ config: ModelConfig, _ p: ParameterSource) {
         self.config = config
-        let d = config.width, f = config.ffnWidth
+        let d = config.width, eps = config.normEps
         // GPT-2 initialisation: N(0, 0.02); projections into the residual stream scaled
         // by 1/sqrt(2·layers) so the stream's variance does not grow with depth.
         let std: Float = 0.02, residualStd = 0.02 / Float(2 * config.layers).squareRoot()
-        func bias(_ name: String, _ n: Int) -> Tensor? { config.bias ? p.make(name, [n], .constant(0)) : nil }
         tokenEmbedding = p.make("transformer.wte.weight", [config.vocabSize, d], .normal(std: std))
         positionEmbedding = p.make("transformer.wpe.weight", [config.context, d], .normal(std: 0.01))
         blocks = (0..<config.layers).map { i in
             let n = "transformer.h.\(i)."
             return Block(
-                ln1Weight: p.make(n + "ln_1.weight", [d], .constant(1)),
-                ln1Bias: p.make(n + "ln_1.bias", [d], .constant(0)),
-                attnWeight: p.make(n + "attn.c_attn.weight", [d, 3 * d], .normal(std: std)),
-                attnProjWeight: p.make(n + "attn.c_proj.weight", [d, d], .normal(std: residualStd)),
-                ln2Weight: p.make(n + "ln_2.weight", [d], .constant(1)),
-                ln2Bias: p.make(n + "ln_2.bias", [d], .constant(0)),
-                fcWeight: p.make(n + "mlp.c_fc.weight", [d, f], .normal(std: std)),
-                fcProjWeight: p.make(n + "mlp.c_proj.weight", [f, d], .normal(std: residualStd)),
-                attnBias: bias(n + "attn.c_attn.bias", 3 * d),
-                attnProjBias: bias(n + "attn.c_proj.bias", d),
-                fcBias: bias(n + "mlp.c_fc.bias", f),
-                fcProjBias: bias(n + "mlp.c_proj.bias", d))
+                norm1: LayerNormLayer(p, n + "ln_1", width: d, eps: eps),
+                attention: CausalSelfAttention(
+                    projections: .fused(Linear(p, n + "attn.c_attn", inputs: d, outputs: 3 * d, std: std, bias: config.bias, inputMajor: true)),
+                    output: Linear(p, n + "attn.c_proj", inputs: d, outputs: d, std: residualStd, bias: config.bias, inputMajor: true),
+                    heads: config.heads, kvHeads: config.heads, headSize: config.headSize, rotary: nil),
+                norm2: LayerNormLayer(p, n + "ln_2", width: d, eps: eps),
+                mlp: GPT2MLP(p, n + "mlp.", width: d, hidden: config.ffnWidth, bias: config.bias, std: std, residualStd: residualStd))
         }
-        finalNormWeight = p.make("transformer.ln_f.weight", [d], .constant(1))
-        finalNormBias = p.make("transformer.ln_f.bias", [d], .constant(0))
+        finalNorm = LayerNormLayer(p, "transformer.ln_f", width: d, eps: eps)
         head = config.tiedEmbeddings ? nil : p.make("lm_head.weight", [config.vocabSize, d], .normal(std: std))
         parameters = p.made
         parameterDecays = p.decays
@@ -53,27 +49,14 @@ public final class GPT2: LanguageModel {
 
     /// Positions start at `start`; with a cache, keys and values of earlier tokens come from it.
     public func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, dropoutRNG rng: inout RNG?) -> Tensor {
-        let d = config.width, h = config.heads, eps = Float(config.normEps), p = config.dropout
+        let p = config.dropout
         var x = embedding(tokenEmbedding, indices: ids, shape: [batch, time]) + positionEmbedding.slice(axis: 0, start..<(start + time))
         x = drop(x, p, &rng)
         for (i, b) in blocks.enumerated() {
-            let qkv = linear(layerNorm(x, weight: b.ln1Weight, bias: b.ln1Bias, eps: eps), weight: b.attnWeight,
-                             bias: b.attnBias, inputMajor: true)
-            let attended: Tensor
-            if let cache {
-                let parts = qkv.split([d, d, d], axis: 2).map { $0.reshaped([batch, time, h, d / h]) }
-                let (keys, values) = cache.append(layer: i, keys: parts[1], values: parts[2])
-                attended = attention(parts[0], keys, values).reshaped([batch, time, d])
-            } else {  // training and full recomputation read q, k and v in place
-                attended = attention(packedQKV: qkv, heads: h).reshaped([batch, time, d])
-            }
-            x = x + drop(linear(attended, weight: b.attnProjWeight, bias: b.attnProjBias, inputMajor: true), p, &rng)
-            let m = gelu(linear(layerNorm(x, weight: b.ln2Weight, bias: b.ln2Bias, eps: eps), weight: b.fcWeight,
-                                bias: b.fcBias, inputMajor: true))
-            x = x + drop(linear(m, weight: b.fcProjWeight, bias: b.fcProjBias, inputMajor: true), p, &rng)
+            x = x + drop(b.attention(b.norm1(x), layer: i, start: start, cache: cache), p, &rng)
+            x = x + drop(b.mlp(b.norm2(x)), p, &rng)
         }
-        x = layerNorm(x, weight: finalNormWeight, bias: finalNormBias, eps: eps)
-        return linear(x, weight: head ?? tokenEmbedding)
+        return linear(finalNorm(x), weight: head ?? tokenEmbedding)
     }
 }
 

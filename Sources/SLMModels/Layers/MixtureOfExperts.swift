@@ -15,7 +15,7 @@ struct MixtureOfExperts {
 
     init(_ p: ParameterSource, _ prefix: String, width: Int, hidden: Int, experts count: Int, active: Int,
          std: Float, residualStd: Float) {
-        router = Linear(p, prefix + "gate.weight", inputs: width, outputs: count, std: std)
+        router = Linear(p, prefix + "gate", inputs: width, outputs: count, std: std)
         experts = (0..<count).map { e in
             SwiGLUMLP(p, prefix + "experts.\(e).", width: width, hidden: hidden, std: std, residualStd: residualStd)
         }

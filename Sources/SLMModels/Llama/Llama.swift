@@ -8,17 +8,19 @@ import SLMTensor
 /// (Mixtral's layout under `mlp.`), and training adds its load-balancing loss.
 public final class Llama: LanguageModel {
     struct Layer {
-        let inputNorm, q, k, v, o, postNorm: Tensor
+        let inputNorm: RMSNormLayer
+        let attention: CausalSelfAttention
+        let postNorm: RMSNormLayer
         /// The dense SwiGLU block, or else the mixture of experts.
         let mlp: SwiGLUMLP?
         let experts: MixtureOfExperts?
-        let qBias, kBias, vBias, oBias: Tensor?
     }
 
     public let config: ModelConfig
     public let parameters: [(name: String, tensor: Tensor)]
     public let parameterDecays: [Bool]
-    let tokenEmbedding, finalNorm: Tensor
+    let tokenEmbedding: Tensor
+    let finalNorm: RMSNormLayer
     let head: Tensor?
     let layers: [Layer]
     let rotary: RotaryEmbedding
@@ -28,49 +30,44 @@ public final class Llama: LanguageModel {
 
     init(_ config: ModelConfig, _ p: ParameterSource) {
         self.config = config
-        let d = config.width, kv = config.kvHeads * config.headSize, f = config.ffnWidth
+        let d = config.width, kv = config.kvHeads * config.headSize, f = config.ffnWidth, eps = config.normEps
         let std: Float = 0.02, residualStd = 0.02 / Float(2 * config.layers).squareRoot()
-        func bias(_ name: String, _ n: Int) -> Tensor? { config.bias ? p.make(name, [n], .constant(0)) : nil }
         let dense = config.experts == nil
+        let rotary = RotaryEmbedding(headDim: config.headSize, maxPositions: config.context, theta: config.ropeTheta)
         tokenEmbedding = p.make("model.embed_tokens.weight", [config.vocabSize, d], .normal(std: std))
         layers = (0..<config.layers).map { i in
             let n = "model.layers.\(i)."
+            let a = n + "self_attn."
             return Layer(
-                inputNorm: p.make(n + "input_layernorm.weight", [d], .constant(1)),
-                q: p.make(n + "self_attn.q_proj.weight", [d, d], .normal(std: std)),
-                k: p.make(n + "self_attn.k_proj.weight", [kv, d], .normal(std: std)),
-                v: p.make(n + "self_attn.v_proj.weight", [kv, d], .normal(std: std)),
-                o: p.make(n + "self_attn.o_proj.weight", [d, d], .normal(std: residualStd)),
-                postNorm: p.make(n + "post_attention_layernorm.weight", [d], .constant(1)),
+                inputNorm: RMSNormLayer(p, n + "input_layernorm.weight", width: d, eps: eps),
+                attention: CausalSelfAttention(
+                    projections: .separate(q: Linear(p, a + "q_proj", inputs: d, outputs: d, std: std, bias: config.bias),
+                                           k: Linear(p, a + "k_proj", inputs: d, outputs: kv, std: std, bias: config.bias),
+                                           v: Linear(p, a + "v_proj", inputs: d, outputs: kv, std: std, bias: config.bias)),
+                    output: Linear(p, a + "o_proj", inputs: d, outputs: d, std: residualStd, bias: config.bias),
+                    heads: config.heads, kvHeads: config.kvHeads, headSize: config.headSize, rotary: rotary),
+                postNorm: RMSNormLayer(p, n + "post_attention_layernorm.weight", width: d, eps: eps),
                 mlp: dense ? SwiGLUMLP(p, n + "mlp.", width: d, hidden: f, std: std, residualStd: residualStd) : nil,
                 experts: config.experts.map { e in
                     MixtureOfExperts(p, n + "mlp.", width: d, hidden: f, experts: e, active: config.expertsActive ?? 1,
                                      std: std, residualStd: residualStd)
-                },
-                qBias: bias(n + "self_attn.q_proj.bias", d), kBias: bias(n + "self_attn.k_proj.bias", kv),
-                vBias: bias(n + "self_attn.v_proj.bias", kv), oBias: bias(n + "self_attn.o_proj.bias", d))
+                })
         }
-        finalNorm = p.make("model.norm.weight", [d], .constant(1))
+        finalNorm = RMSNormLayer(p, "model.norm.weight", width: d, eps: eps)
         head = config.tiedEmbeddings ? nil : p.make("lm_head.weight", [config.vocabSize, d], .normal(std: std))
         parameters = p.made
         parameterDecays = p.decays
-        rotary = RotaryEmbedding(headDim: config.headSize, maxPositions: config.context, theta: config.ropeTheta)
+        self.rotary = rotary
     }
 
     /// Positions (for RoPE) start at `start`; with a cache, earlier keys and values come from it.
     public func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, dropoutRNG rng: inout RNG?) -> Tensor {
-        let d = config.width, hs = config.headSize, eps = Float(config.normEps), p = config.dropout
+        let p = config.dropout
         var x = drop(embedding(tokenEmbedding, indices: ids, shape: [batch, time]), p, &rng)
         var balances: [Tensor] = []
         for (i, l) in layers.enumerated() {
-            let h = rmsNorm(x, weight: l.inputNorm, eps: eps)
-            let q = rope(linear(h, weight: l.q, bias: l.qBias).reshaped([batch, time, config.heads, hs]), rotary, offset: start)
-            let k = rope(linear(h, weight: l.k, bias: l.kBias).reshaped([batch, time, config.kvHeads, hs]), rotary, offset: start)
-            let v = linear(h, weight: l.v, bias: l.vBias).reshaped([batch, time, config.kvHeads, hs])
-            let (keys, values) = cache?.append(layer: i, keys: k, values: v) ?? (k, v)
-            let attended = attention(q, keys, values).reshaped([batch, time, d])
-            x = x + drop(linear(attended, weight: l.o, bias: l.oBias), p, &rng)
-            let m = rmsNorm(x, weight: l.postNorm, eps: eps)
+            x = x + drop(l.attention(l.inputNorm(x), layer: i, start: start, cache: cache), p, &rng)
+            let m = l.postNorm(x)
             if let experts = l.experts {
                 let (y, balance) = experts(m)
                 balances.append(balance)
@@ -80,7 +77,7 @@ public final class Llama: LanguageModel {
             }
         }
         if !balances.isEmpty { balance = balances.dropFirst().reduce(balances[0], +) * (1 / Float(balances.count)) }
-        return linear(rmsNorm(x, weight: finalNorm, eps: eps), weight: head ?? tokenEmbedding)
+        return linear(finalNorm(x), weight: head ?? tokenEmbedding)
     }
 }
 
