@@ -122,6 +122,12 @@ protocol MixerTrunkModel: LanguageModel {
 }
 
 extension MixerTrunkModel {
+    /// `start` and `cache` play no part: the mixers see only the tokens given (see
+    /// `MixerState` for reading on from earlier tokens).
+    public func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, dropoutRNG rng: inout RNG?) -> Tensor {
+        trunk.forward(ids, batch: batch, time: time, dropout: config.dropout, rng: &rng)
+    }
+
     public func makeInferenceState() -> any InferenceState { MixerState(config) }
 
     public func logits(_ ids: [Int32], state: any InferenceState) -> Tensor {

@@ -52,12 +52,6 @@ public final class MonarchSLM: MixerTrunkModel {
         parameterDecays = p.decays
     }
 
-    /// `start` plays no part: the mixers see only the tokens given (see `MixerState` for
-    /// reading on from earlier tokens).
-    public func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, dropoutRNG rng: inout RNG?) -> Tensor {
-        trunk.forward(ids, batch: batch, time: time, dropout: config.dropout, rng: &rng)
-    }
-
     static let definition = ArchitectureDefinition(
         name: .monarch,
         defaults: .llamaLike,

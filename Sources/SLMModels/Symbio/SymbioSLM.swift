@@ -64,10 +64,6 @@ public final class SymbioSLM: MixerTrunkModel {
         parameterDecays = p.decays
     }
 
-    public func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, dropoutRNG rng: inout RNG?) -> Tensor {
-        trunk.forward(ids, batch: batch, time: time, dropout: config.dropout, rng: &rng)
-    }
-
     public var layerMetrics: [String: [Double]] { ["gate_entropy": gateEntropies] }
 
     /// Each layer's mean gate entropy in nats (ln 3 for an equal mix, 0 for one organelle).
