@@ -23,20 +23,20 @@ if [ ! -f "$DATA/meta.json" ]; then
     "$SLM" data prepare --corpus "$CORPUS" --out "$DATA" --charset micro > /dev/null
     "$SLM" data tokenize --data "$DATA" --tokenizer char > /dev/null
 fi
-train() {
-    "$SLM" train --preset micro --data "$DATA" --steps "$STEPS" --eval-interval 2 --sample 0 --threads 2 \
-        --set model.layers=2 --set model.width=64 --set training.eval_batches=1 --set training.keep_last=2 "$@"
-}
+args=(train --preset micro --data "$DATA" --steps "$STEPS" --eval-interval 2 --sample 0 --threads 2
+      --set model.layers=2 --set model.width=64 --set training.eval_batches=1 --set training.keep_last=2)
 final=$(printf "ckpt-%06d" "$STEPS")
 
-train --out "$WORK/reference" > "$WORK/reference.log" 2>&1
+rm -rf "$WORK/reference" "$WORK/crashed" "$WORK/crashed.log"
+"$SLM" "${args[@]}" --out "$WORK/reference" > "$WORK/reference.log" 2>&1
 kills=0 starts=0
-rm -rf "$WORK/crashed"
 while [ ! -f "$WORK/crashed/$final/trainer_state.json" ]; do
     starts=$((starts + 1))
     if [ "$starts" -gt $((KILLS + STEPS / 2 + 2)) ]; then echo "crash-resume: too many starts"; break; fi
     if ls "$WORK/crashed"/ckpt-* > /dev/null 2>&1; then resume=(--resume "$WORK/crashed"); else resume=(); fi
-    train --out "$WORK/crashed" "${resume[@]}" >> "$WORK/crashed.log" 2>&1 &
+    if pgrep -f -- "--out $WORK/crashed" > /dev/null; then echo "crash-resume: a killed run is still alive"; exit 1; fi
+    # The slm process itself in the background (not a subshell), so kill -9 hits it.
+    "$SLM" "${args[@]}" --out "$WORK/crashed" "${resume[@]}" >> "$WORK/crashed.log" 2>&1 &
     pid=$!
     if [ "$kills" -lt "$KILLS" ]; then
         # Somewhere in start-up, a step or a checkpoint write: 0.3 to 2.3 s.
