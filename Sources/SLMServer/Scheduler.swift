@@ -211,8 +211,9 @@ public final class GenerationScheduler: @unchecked Sendable {
     private func work() {
         while true {
             condition.lock()
-            while inbox.isEmpty && running.isEmpty && cancelled.isEmpty && !stopping { condition.wait() }
-            // (A non-empty `waiting` implies running jobs: it only fills while slots are taken.)
+            // (`waiting` belongs to this thread: jobs left there when the running ones end
+            // start in this round, without waiting for another request.)
+            while inbox.isEmpty && running.isEmpty && waiting.isEmpty && cancelled.isEmpty && !stopping { condition.wait() }
             let arrived = inbox
             inbox.removeAll()
             let dropped = cancelled

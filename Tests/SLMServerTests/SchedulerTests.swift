@@ -60,6 +60,20 @@ import Testing
         }
     }
 
+    /// A queued job starts when the running one simply finishes (no cancel, no new
+    /// request to wake the worker).
+    @Test func queuedJobStartsWhenTheRunningOneFinishes() async throws {
+        try await withScheduler(maxSessions: 1, maxQueued: 4) { scheduler in
+            let first = scheduler.submit(prompt: "a", choices: [greedy(5)])
+            let second = scheduler.submit(prompt: "b", choices: [greedy(5)])
+            for await _ in first.events {}
+            var finished = false
+            for await e in second.events { if case .finished = e.event { finished = true } }
+            #expect(finished)
+            try await eventually { scheduler.activeSessions == 0 }
+        }
+    }
+
     /// Same prompt and options on the scheduler and on a bare generator: same text.
     @Test func matchesTheGenerator() async throws {
         let dir = try makeModelFolder()
