@@ -256,12 +256,10 @@ public final class GenerationScheduler: @unchecked Sendable {
         if let keep = job.keepLast { ids = Array(ids.suffix(min(keep, contextLength))) }
         guard ids.count <= contextLength else {
             job.admission.yield(.tooLong(promptTokens: ids.count))
-            job.admission.finish()
-            end(job)
+            end(job)  // (which also finishes the admission stream)
             return
         }
         job.admission.yield(.admitted(promptTokens: ids.count))
-        job.admission.finish()
         job.sessions = job.choices.map { generator.start(prompt: ids, options: $0) }
     }
 

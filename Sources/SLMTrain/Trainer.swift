@@ -219,11 +219,11 @@ public final class Trainer {
             }
             let norm = nonFinite == nil ? clipGradients() : .nan
             if nonFinite == nil && !norm.isFinite { nonFinite = "gradient norm \(norm)" }
+            // A skipped step makes no update, but the step, the schedule and the data move on.
+            step += 1
+            tokensSeen += tokensPerStep
             if let reason = nonFinite {
-                // Skipped: no update, but the step, the schedule and the data move on.
                 optimizer.skip()
-                step += 1
-                tokensSeen += tokensPerStep
                 nonFiniteInARow += 1
                 report("step \(step): skipped, \(reason) (\(nonFiniteInARow) in a row)")
                 record(["step": step, "skipped": reason, "lr": lr, "tokens": tokensSeen, "elapsed": elapsed()])
@@ -232,20 +232,15 @@ public final class Trainer {
                         + "\(step), learning rate \(String(format: "%.2e", lr))); stopped without saving. The last good checkpoint is "
                         + "\(lastCheckpoint?.path ?? "none (no checkpoint yet)"). Try a lower learning rate or a longer warm-up.")
                 }
-                if step % config.evalInterval == 0 || step == config.steps {
-                    lastCheckpoint = try evaluateAndSave(elapsed: elapsed(), report: report)
-                }
-                continue
+            } else {
+                nonFiniteInARow = 0
+                optimizer.update()
+                updateEMA()
+                windowLoss += loss
+                windowSteps += 1
             }
-            nonFiniteInARow = 0
-            optimizer.update()
-            updateEMA()
-            step += 1
-            tokensSeen += tokensPerStep
-            windowLoss += loss
-            windowSteps += 1
 
-            if step % config.logInterval == 0 || step == config.steps {
+            if nonFinite == nil && (step % config.logInterval == 0 || step == config.steps) {
                 let seconds = Date().timeIntervalSince(windowStart)
                 let rate = Double(windowSteps * tokensPerStep) / max(seconds, 1e-9)
                 let mfu = 3 * model.config.flopsPerToken * rate / max(peakFLOPs, 1)

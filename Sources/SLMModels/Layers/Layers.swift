@@ -3,13 +3,13 @@ import SLMTensor
 // Small layers that the newer model files compose. Each makes its parameters through a
 // ParameterSource under the name it is given, so building and loading share one path.
 
-/// RMSNorm with a learned scale (initialised to 1).
+/// RMSNorm with a learned scale (initialised to 1), `name`.weight.
 struct RMSNormLayer {
     let weight: Tensor
     let eps: Float
 
     init(_ p: ParameterSource, _ name: String, width: Int, eps: Double) {
-        weight = p.make(name, [width], .constant(1))
+        weight = p.make(name + ".weight", [width], .constant(1))
         self.eps = Float(eps)
     }
 
@@ -115,13 +115,13 @@ struct CausalSelfAttention {
     }
 }
 
-/// A depthwise causal convolution over time, `name` [width, taps], not weight-decayed:
+/// A depthwise causal convolution over time, `name`.weight [width, taps], not weight-decayed:
 /// the short convolution (4 taps) and, with as many taps as the context, the long one.
 struct CausalConvolution {
     let weight: Tensor
 
     init(_ p: ParameterSource, _ name: String, width: Int, taps: Int, std: Float) {
-        weight = p.make(name, [width, taps], .normal(std: std), decay: false)
+        weight = p.make(name + ".weight", [width, taps], .normal(std: std), decay: false)
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor { causalConv(x, weight: weight) }

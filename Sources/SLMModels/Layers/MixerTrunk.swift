@@ -37,12 +37,12 @@ struct MixerTrunk<Mixer: SequenceMixer> {
         blocks = (0..<config.layers).map { i in
             let n = "model.layers.\(i)."
             return Block(
-                inputNorm: RMSNormLayer(p, n + "input_layernorm.weight", width: d, eps: config.normEps),
+                inputNorm: RMSNormLayer(p, n + "input_layernorm", width: d, eps: config.normEps),
                 mixer: mixer(n + "mixer."),
-                postNorm: RMSNormLayer(p, n + "post_attention_layernorm.weight", width: d, eps: config.normEps),
+                postNorm: RMSNormLayer(p, n + "post_attention_layernorm", width: d, eps: config.normEps),
                 mlp: SwiGLUMLP(p, n + "mlp.", width: d, hidden: config.ffnWidth, std: std, residualStd: residualStd))
         }
-        finalNorm = RMSNormLayer(p, "model.norm.weight", width: d, eps: config.normEps)
+        finalNorm = RMSNormLayer(p, "model.norm", width: d, eps: config.normEps)
     }
 
     /// Logits [batch, time, vocab]. The mixers see only the tokens given, so there is no
@@ -102,6 +102,11 @@ struct MixerTrunk<Mixer: SequenceMixer> {
         }
         state.advance(by: 1)
         return linear(finalNorm(x), weight: tokenEmbedding)
+    }
+
+    /// What the trunk itself requires of a config.
+    static func problems(_ c: ModelConfig) -> [String] {
+        !c.tiedEmbeddings || c.bias ? ["\(c.architecture) models tie their embeddings and have no biases"] : []
     }
 
     /// The trunk's parameters plus `mixer` per layer.

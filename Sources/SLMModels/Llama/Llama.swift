@@ -39,21 +39,21 @@ public final class Llama: LanguageModel {
             let n = "model.layers.\(i)."
             let a = n + "self_attn."
             return Layer(
-                inputNorm: RMSNormLayer(p, n + "input_layernorm.weight", width: d, eps: eps),
+                inputNorm: RMSNormLayer(p, n + "input_layernorm", width: d, eps: eps),
                 attention: CausalSelfAttention(
                     projections: .separate(q: Linear(p, a + "q_proj", inputs: d, outputs: d, std: std, bias: config.bias),
                                            k: Linear(p, a + "k_proj", inputs: d, outputs: kv, std: std, bias: config.bias),
                                            v: Linear(p, a + "v_proj", inputs: d, outputs: kv, std: std, bias: config.bias)),
                     output: Linear(p, a + "o_proj", inputs: d, outputs: d, std: residualStd, bias: config.bias),
                     heads: config.heads, kvHeads: config.kvHeads, headSize: config.headSize, rotary: rotary),
-                postNorm: RMSNormLayer(p, n + "post_attention_layernorm.weight", width: d, eps: eps),
+                postNorm: RMSNormLayer(p, n + "post_attention_layernorm", width: d, eps: eps),
                 mlp: dense ? SwiGLUMLP(p, n + "mlp.", width: d, hidden: f, std: std, residualStd: residualStd) : nil,
                 experts: config.experts.map { e in
                     MixtureOfExperts(p, n + "mlp.", width: d, hidden: f, experts: e, active: config.expertsActive ?? 1,
                                      std: std, residualStd: residualStd)
                 })
         }
-        finalNorm = RMSNormLayer(p, "model.norm.weight", width: d, eps: eps)
+        finalNorm = RMSNormLayer(p, "model.norm", width: d, eps: eps)
         head = config.tiedEmbeddings ? nil : p.make("lm_head.weight", [config.vocabSize, d], .normal(std: std))
         parameters = p.made
         parameterDecays = p.decays

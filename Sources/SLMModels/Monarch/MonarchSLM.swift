@@ -20,7 +20,7 @@ public final class MonarchSLM: MixerTrunkModel {
         let gate: Tensor
 
         init(_ p: ParameterSource, _ prefix: String, _ config: ModelConfig) {
-            conv = CausalConvolution(p, prefix + "conv.weight", width: config.width, taps: convTaps,
+            conv = CausalConvolution(p, prefix + "conv", width: config.width, taps: convTaps,
                                      std: 1 / Float(convTaps).squareRoot())
             monarch = MonarchFactors(p, prefix + "monarch.", heads: config.heads, context: config.context)
             gate = p.make(prefix + "gate", [config.width], .constant(0))
@@ -55,11 +55,7 @@ public final class MonarchSLM: MixerTrunkModel {
     static let definition = ArchitectureDefinition(
         name: .monarch,
         defaults: .llamaLike,
-        validate: { c in
-            var problems = MonarchFactors.problems(c)
-            if !c.tiedEmbeddings || c.bias { problems.append("monarch models tie their embeddings and have no biases") }
-            return problems
-        },
+        validate: { MonarchFactors.problems($0) + MixerTrunk<Mixer>.problems($0) },
         parameterCount: { c in
             let n = MonarchFactors.blockSize(c.context)
             return MixerTrunk<Mixer>.parameterCount(c, mixer: c.width * convTaps + 2 * c.heads * n * n * n + c.width)

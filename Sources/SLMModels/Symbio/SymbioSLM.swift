@@ -22,9 +22,9 @@ public final class SymbioSLM: MixerTrunkModel {
 
         init(_ p: ParameterSource, _ prefix: String, _ config: ModelConfig) {
             let d = config.width, T = config.context, K = MonarchSLM.convTaps
-            conv = CausalConvolution(p, prefix + "conv.weight", width: d, taps: K, std: 1 / Float(K).squareRoot())
+            conv = CausalConvolution(p, prefix + "conv", width: d, taps: K, std: 1 / Float(K).squareRoot())
             monarch = MonarchFactors(p, prefix + "monarch.", heads: config.heads, context: T)
-            longConv = CausalConvolution(p, prefix + "long_conv.weight", width: d, taps: T, std: 1 / Float(T))
+            longConv = CausalConvolution(p, prefix + "long_conv", width: d, taps: T, std: 1 / Float(T))
             gateLogits = p.make(prefix + "gate_logits", [organelles, d], .constant(0), decay: false)
         }
 
@@ -83,11 +83,7 @@ public final class SymbioSLM: MixerTrunkModel {
     static let definition = ArchitectureDefinition(
         name: .symbio,
         defaults: .llamaLike,
-        validate: { c in
-            var problems = MonarchFactors.problems(c)
-            if !c.tiedEmbeddings || c.bias { problems.append("symbio models tie their embeddings and have no biases") }
-            return problems
-        },
+        validate: { MonarchFactors.problems($0) + MixerTrunk<Mixer>.problems($0) },
         parameterCount: { c in
             let d = c.width, n = MonarchFactors.blockSize(c.context)
             return MixerTrunk<Mixer>.parameterCount(

@@ -30,12 +30,7 @@ struct BenchKernels: ParsableCommand {
     func run() throws {
         try runtime.apply()
         guard repeats > 0 else { throw ValidationError("--repeats must be at least 1") }
-        let ms = try rows.split(separator: ",").map { part -> Int in
-            guard let m = Int(part.trimmingCharacters(in: .whitespaces)), m > 0 else {
-                throw ValidationError("--rows takes positive integers separated by commas, not \(rows)")
-            }
-            return m
-        }
+        let ms = try positiveIntegers(rows, option: "--rows")
         let log: (String) -> Void = json ? { _ in } : { print($0) }
         #if DEBUG
         log("warning: debug build; figures are meaningless. Use: swift run -c release slm bench kernels")
@@ -111,6 +106,16 @@ struct KernelReport: Codable {
     var attention: AttentionResult?
     var handoff: HandoffResult?
     var memory: [MemoryResult] = []
+}
+
+/// A comma-separated list of positive integers, as bench options take them.
+func positiveIntegers(_ text: String, option: String) throws -> [Int] {
+    try text.split(separator: ",").map { part -> Int in
+        guard let n = Int(part.trimmingCharacters(in: .whitespaces)), n > 0 else {
+            throw ValidationError("\(option) takes positive integers separated by commas, not \(text)")
+        }
+        return n
+    }
 }
 
 /// Median wall time of `repeats` runs after one warm-up run.

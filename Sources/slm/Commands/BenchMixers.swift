@@ -36,11 +36,10 @@ struct BenchMixers: ParsableCommand {
 
     func run() throws {
         try runtime.apply()
-        let ts = try contexts.split(separator: ",").map { part -> Int in
-            guard let t = Int(part.trimmingCharacters(in: .whitespaces)), t > 0, Int(Double(t).squareRoot().rounded()) * Int(Double(t).squareRoot().rounded()) == t else {
-                throw ValidationError("--contexts takes perfect squares separated by commas, not \(contexts)")
-            }
-            return t
+        let ts = try positiveIntegers(contexts, option: "--contexts")
+        func blockSize(_ t: Int) -> Int { Int(Double(t).squareRoot().rounded()) }
+        guard ts.allSatisfy({ blockSize($0) * blockSize($0) == $0 }) else {
+            throw ValidationError("--contexts must be perfect squares (the Monarch mixer's p² = T), not \(contexts)")
         }
         guard repeats > 0, width % heads == 0, tokens > 0 else { throw ValidationError("need repeats > 0, tokens > 0 and width divisible by heads") }
         #if DEBUG
@@ -49,7 +48,7 @@ struct BenchMixers: ParsableCommand {
         if !json { print("machine: \(Parallel.threadCount) threads, kernels \(CPUKernels.activeISA); width \(width), \(heads) heads, \(tokens) tokens per batch; forward + backward, ms") }
         var cases: [Case] = []
         for T in ts {
-            let B = max(1, tokens / T), d = width, p = Int(Double(T).squareRoot().rounded())
+            let B = max(1, tokens / T), d = width, p = blockSize(T)
             var rng = RNG(seed: 3)
             func param(_ shape: [Int], _ std: Float) -> Tensor { Tensor.randn(Shape(shape), std: std, rng: &rng, requiresGrad: true) }
             let x = Tensor.randn([B, T, d], rng: &rng, requiresGrad: true), g = Tensor.randn([B, T, d], rng: &rng)
