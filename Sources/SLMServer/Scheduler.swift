@@ -20,6 +20,10 @@ import SLMText
 ///
 /// No batching: each step is one token of one session (a batched decode step would
 /// need a batched KV cache in the models).
+///
+/// Back-pressure: a job whose consumer has not read `backlogPerChoice` events per choice
+/// is skipped until it does, so a client that stops reading pauses its own generation
+/// instead of letting the worker buffer tokens for it without bound.
 public final class GenerationScheduler: @unchecked Sendable {
     /// What a request hears about one of its choices.
     public enum Event: Sendable {
@@ -59,9 +63,46 @@ public final class GenerationScheduler: @unchecked Sendable {
         case busy
     }
 
+    /// A job's events in order; reading one frees a place in the job's backlog.
+    public struct Events: AsyncSequence, Sendable {
+        public typealias Element = ChoiceEvent
+        public typealias Failure = Never
+        let stream: AsyncStream<ChoiceEvent>
+        let backlog: Backlog
+        let scheduler: GenerationScheduler
+
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            var base: AsyncStream<ChoiceEvent>.Iterator
+            let backlog: Backlog
+            let scheduler: GenerationScheduler
+
+            public mutating func next() async -> ChoiceEvent? {
+                let event = await base.next()
+                if event != nil { scheduler.consumed(backlog) }
+                return event
+            }
+        }
+
+        public func makeAsyncIterator() -> AsyncIterator {
+            AsyncIterator(base: stream.makeAsyncIterator(), backlog: backlog, scheduler: scheduler)
+        }
+    }
+
+    /// Events a job has yielded that its consumer has not read yet; guarded by the
+    /// scheduler's `condition`.
+    final class Backlog: @unchecked Sendable {
+        let limit: Int
+        var count = 0
+        init(limit: Int) { self.limit = limit }
+        var isFull: Bool { count >= limit }
+    }
+
+    /// How many unread events per choice a job may have before its sessions pause.
+    public static let backlogPerChoice = 64
+
     /// What a submission returns: the events of all its choices, and a way to stop them.
     public struct Submission: Sendable {
-        public let events: AsyncStream<ChoiceEvent>
+        public let events: Events
         let admissions: AsyncStream<Admission>
         let id: Int
         let scheduler: GenerationScheduler
@@ -108,16 +149,19 @@ public final class GenerationScheduler: @unchecked Sendable {
         let keepLast: Int?
         let continuation: AsyncStream<ChoiceEvent>.Continuation
         let admission: AsyncStream<Admission>.Continuation
+        let backlog: Backlog
         var sessions: [GenerationSession?] = []
 
         init(id: Int, prompt: String, choices: [GenerationOptions], keepLast: Int?,
-             continuation: AsyncStream<ChoiceEvent>.Continuation, admission: AsyncStream<Admission>.Continuation) {
+             continuation: AsyncStream<ChoiceEvent>.Continuation, admission: AsyncStream<Admission>.Continuation,
+             backlog: Backlog) {
             self.id = id
             self.prompt = prompt
             self.choices = choices
             self.keepLast = keepLast
             self.continuation = continuation
             self.admission = admission
+            self.backlog = backlog
         }
 
         var isDone: Bool { !sessions.isEmpty && sessions.allSatisfy { $0 == nil } }
@@ -157,6 +201,8 @@ public final class GenerationScheduler: @unchecked Sendable {
         precondition(!choices.isEmpty, "at least one choice")
         let (stream, continuation) = AsyncStream.makeStream(of: ChoiceEvent.self)
         let (admissions, admission) = AsyncStream.makeStream(of: Admission.self)
+        let backlog = Backlog(limit: Self.backlogPerChoice * choices.count)
+        let events = Events(stream: stream, backlog: backlog, scheduler: self)
         condition.lock()
         nextID += 1
         let id = nextID
@@ -171,11 +217,11 @@ public final class GenerationScheduler: @unchecked Sendable {
             admission.yield(.busy)
             admission.finish()
             continuation.finish()
-            return Submission(events: stream, admissions: admissions, id: id, scheduler: self)
+            return Submission(events: events, admissions: admissions, id: id, scheduler: self)
         }
         if accepted {
             inbox.append(Job(id: id, prompt: prompt, choices: choices, keepLast: keepLast, continuation: continuation,
-                             admission: admission))
+                             admission: admission, backlog: backlog))
             sessionCount += choices.count
             condition.signal()
         }
@@ -185,7 +231,7 @@ public final class GenerationScheduler: @unchecked Sendable {
             continuation.finish()
             admission.finish()
         }
-        return Submission(events: stream, admissions: admissions, id: id, scheduler: self)
+        return Submission(events: events, admissions: admissions, id: id, scheduler: self)
     }
 
     /// Ends every generation ("the server is shutting down") and lets the worker exit;
@@ -197,6 +243,21 @@ public final class GenerationScheduler: @unchecked Sendable {
         condition.signal()
         condition.unlock()
         if first { finishedWorker.wait() }
+    }
+
+    /// Events of `submission` yielded and not yet read (for tests and diagnostics).
+    func unreadEvents(of submission: Submission) -> Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return submission.events.backlog.count
+    }
+
+    /// The consumer read one event; a job that was paused on a full backlog may go on.
+    fileprivate func consumed(_ backlog: Backlog) {
+        condition.lock()
+        backlog.count -= 1
+        if backlog.count == backlog.limit - 1 { condition.signal() }
+        condition.unlock()
     }
 
     private func cancel(_ id: Int) {
@@ -213,7 +274,10 @@ public final class GenerationScheduler: @unchecked Sendable {
             condition.lock()
             // (`waiting` belongs to this thread: jobs left there when the running ones end
             // start in this round, without waiting for another request.)
-            while inbox.isEmpty && running.isEmpty && waiting.isEmpty && cancelled.isEmpty && !stopping { condition.wait() }
+            while inbox.isEmpty && cancelled.isEmpty && !stopping && !canStartWaiting
+                    && running.allSatisfy({ $0.backlog.isFull }) {
+                condition.wait()
+            }
             let arrived = inbox
             inbox.removeAll()
             let dropped = cancelled
@@ -238,17 +302,21 @@ public final class GenerationScheduler: @unchecked Sendable {
                 finishedWorker.signal()
                 return
             }
-            // Start waiting jobs while generation slots are free (one at least, so that a
-            // job larger than the limit still runs when nothing else does).
-            var live = running.reduce(0) { $0 + $1.sessions.count { $0 != nil } }
-            while let next = waiting.first, live == 0 || live + next.choices.count <= maxSessions {
-                waiting.removeFirst()
+            while canStartWaiting {
+                let next = waiting.removeFirst()
                 begin(next)
                 running.append(next)
-                live += next.sessions.count { $0 != nil }
             }
             round()
         }
+    }
+
+    /// Whether the first waiting job fits in the free generation slots (a job larger than
+    /// the limit still runs when nothing else does).
+    private var canStartWaiting: Bool {
+        guard let next = waiting.first else { return false }
+        let live = running.reduce(0) { $0 + $1.sessions.count { $0 != nil } }
+        return live == 0 || live + next.choices.count <= maxSessions
     }
 
     private func begin(_ job: Job) {
@@ -263,20 +331,23 @@ public final class GenerationScheduler: @unchecked Sendable {
         job.sessions = job.choices.map { generator.start(prompt: ids, options: $0) }
     }
 
-    /// One token for every live session of every job, in arrival order.
+    /// One token for every live session of every job whose consumer keeps up, in arrival
+    /// order.
     private func round() {
         for job in running {
+            condition.lock()
+            let paused = job.backlog.isFull
+            condition.unlock()
+            if paused { continue }
             for i in job.sessions.indices {
                 guard let session = job.sessions[i] else { continue }
                 switch session.next() {
                 case .token(let t):
                     let bytes = t.id >= 0 ? bundle.tokenizer.tokenBytes(t.id) ?? [] : []
                     let token = StreamedToken(text: t.text, id: t.id, bytes: bytes, logprob: t.logprob, top: t.top)
-                    if case .terminated = job.continuation.yield(ChoiceEvent(choice: i, event: .token(token))) {
-                        cancel(job.id)
-                    }
+                    send(ChoiceEvent(choice: i, event: .token(token)), to: job)
                 case .finished(let result):
-                    job.continuation.yield(ChoiceEvent(choice: i, event: .finished(result)))
+                    send(ChoiceEvent(choice: i, event: .finished(result)), to: job)
                     job.sessions[i] = nil
                     release(1)
                 }
@@ -284,6 +355,17 @@ public final class GenerationScheduler: @unchecked Sendable {
             if job.isDone { job.continuation.finish() }
         }
         running.removeAll { $0.isDone }
+    }
+
+    private func send(_ event: ChoiceEvent, to job: Job) {
+        switch job.continuation.yield(event) {
+        case .enqueued:
+            condition.lock()
+            job.backlog.count += 1
+            condition.unlock()
+        case .terminated: cancel(job.id)
+        default: break
+        }
     }
 
     /// Drops a job's sessions (their KV caches go with them) and closes its stream.

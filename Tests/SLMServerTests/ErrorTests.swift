@@ -234,13 +234,15 @@ import Testing
 @Suite(.timeLimit(.minutes(3))) struct ConcurrencyTests {
     /// Two requests at once both complete, and the short one, sent second, finishes first.
     @Test func shortRequestOvertakesLongOne() async throws {
-        try await withServer(width: 32, context: 64) { client, server in
+        // The long request must outlast the short one's trip through the router even on a
+        // loaded machine: a model slow enough that 4,096 tokens take about a second here.
+        try await withServer(width: 96, layers: 3, context: 256) { client, server in
             let order = OrderLog()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    let r = try await client.post("/v1/completions", #"{"model": "tiny", "prompt": "long", "max_tokens": 3000}"#)
+                    let r = try await client.post("/v1/completions", #"{"model": "tiny", "prompt": "long", "max_tokens": 4096}"#)
                     #expect(r.status == .ok)
-                    #expect(try r.json[path: "usage.completion_tokens"] as? Int == 3000)
+                    #expect(try r.json[path: "usage.completion_tokens"] as? Int == 4096)
                     order.append("long")
                 }
                 try await eventually { server.scheduler.activeSessions == 1 }

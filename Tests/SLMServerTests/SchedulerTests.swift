@@ -116,6 +116,27 @@ import Testing
         }
     }
 
+    /// A consumer that stops reading pauses its own generation once its backlog is full,
+    /// and reading on resumes it to the end.
+    @Test func aSlowReaderPausesItsGeneration() async throws {
+        try await withScheduler { scheduler in
+            let s = scheduler.submit(prompt: "a", choices: [greedy(4000)])
+            let limit = GenerationScheduler.backlogPerChoice
+            try await eventually { scheduler.unreadEvents(of: s) == limit }
+            try await Task.sleep(for: .milliseconds(100))
+            #expect(scheduler.unreadEvents(of: s) == limit)
+            #expect(scheduler.activeSessions == 1)
+            var tokens = 0
+            var result: GenerationResult?
+            for await e in s.events {
+                if case .token(let t) = e.event, !t.isFlush { tokens += 1 }
+                if case .finished(let r) = e.event { result = r }
+            }
+            #expect(result?.completionTokens == 4000 && tokens == 4000)
+            #expect(scheduler.unreadEvents(of: s) == 0)
+        }
+    }
+
     @Test func choicesInterleaveAndCarryTheirIndex() async throws {
         try await withScheduler { scheduler in
             let s = scheduler.submit(prompt: "x", choices: [greedy(5), greedy(5), greedy(5)])
