@@ -40,6 +40,7 @@ let package = Package(
         .target(name: "SLMModels", dependencies: ["SLMTensor", "CSLMKernels", "SLMSupport"]),
         .target(name: "SLMTrain", dependencies: ["CSLMKernels", "SLMTensor", "SLMModels", "SLMText", "SLMSupport"]),
         .target(name: "SLMGenerate", dependencies: ["SLMTensor", "SLMModels", "SLMText"]),
+        .target(name: "SLMInterop", dependencies: ["SLMModels", "SLMSupport", "SLMTensor", "SLMText"]),
         .target(
             name: "SLMServer",
             dependencies: [
@@ -53,7 +54,7 @@ let package = Package(
         .executableTarget(
             name: "slm",
             dependencies: [
-                "SLMTensor", "SLMText", "SLMModels", "SLMTrain", "SLMGenerate", "SLMServer",
+                "SLMTensor", "SLMText", "SLMModels", "SLMTrain", "SLMGenerate", "SLMServer", "SLMInterop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -62,6 +63,7 @@ let package = Package(
         .testTarget(name: "SLMTensorTests", dependencies: ["SLMTensor", "CSLMKernels", "SLMTestSupport"]),
         .testTarget(name: "SLMModelsTests", dependencies: ["SLMModels", "SLMTensor", "SLMTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SLMTextTests", dependencies: ["SLMText", "SLMSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SLMInteropTests", dependencies: ["SLMInterop", "SLMModels", "SLMTensor", "SLMText"]),
         .testTarget(name: "SLMGenerateTests", dependencies: ["SLMGenerate", "SLMModels", "SLMTensor", "SLMText"]),
         .testTarget(
             name: "SLMServerTests",

@@ -28,7 +28,9 @@ public struct ArchitectureDefinition: Sendable {
     /// Whether `ModelConfig.experts` (a sparse mixture of experts) applies.
     var hasExperts = false
     /// config.json for transformers; nil when transformers has no class for it.
-    let huggingFaceConfig: (@Sendable (ModelConfig) throws -> [String: Any])?
+    public let huggingFaceConfig: (@Sendable (ModelConfig) throws -> [String: Any])?
+    /// How llama.cpp runs it (GGUF export); nil when llama.cpp has no such architecture.
+    public internal(set) var ggufLayout: (@Sendable (ModelConfig) throws -> GGUFLayout)? = nil
 }
 
 public enum Architectures {

@@ -149,8 +149,8 @@ let tinySymbio = ModelConfig(architecture: .symbio, vocabSize: 11, layers: 2, he
         let loaded = try ModelStore.load(from: dir)
         #expect(loaded.config == config)
         #expect(loaded.logits(ids, batch: 2, time: 9).toArray() == model.logits(ids, batch: 2, time: 9).toArray())
-        // transformers has no class for it: the export says so.
-        #expect(throws: ConfigError.self) { try HuggingFaceExport.huggingFaceConfig(config) }
+        // transformers has no class for it: the registry says so (the export's refusal is tested in SLMInteropTests).
+        #expect(config.architecture.definition?.huggingFaceConfig == nil)
     }
 
     @Test func configErrors() {
@@ -272,7 +272,7 @@ let tinySymbio = ModelConfig(architecture: .symbio, vocabSize: 11, layers: 2, he
         #expect(throws: ConfigError("need experts >= 2 and 1 <= experts_active <= experts, not 4 and 5")) { try c.validate() }
         c.expertsActive = nil
         #expect(throws: ConfigError("experts and experts_active go together")) { try c.validate() }
-        #expect(throws: ConfigError.self) { try HuggingFaceExport.huggingFaceConfig(Self.tiny) }
+        #expect(throws: ConfigError.self) { try Self.tiny.architecture.definition!.huggingFaceConfig!(Self.tiny) }
         // Dense configs still write no expert keys.
         let json = String(decoding: try tinyMonarch.jsonData(), as: UTF8.self)
         #expect(!json.contains("experts"))

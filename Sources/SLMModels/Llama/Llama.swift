@@ -128,5 +128,6 @@ extension Llama {
                 "tie_word_embeddings": c.tiedEmbeddings, "torch_dtype": "float32", "use_cache": true,
                 "initializer_range": 0.02,
             ]
-        })
+        },
+        ggufLayout: { try ggufLayout($0) })
 }

@@ -112,23 +112,3 @@ struct Train: ParsableCommand {
         return t
     }
 }
-
-struct Export: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Export a checkpoint for other tools (hf: a Hugging Face transformers model folder).")
-
-    @Option(help: "Checkpoint or model folder (config.json + model.safetensors).")
-    var model: String
-
-    @Option(help: "Output format: hf.")
-    var format = "hf"
-
-    @Option(help: "Output folder.")
-    var out: String
-
-    func run() throws {
-        guard format == "hf" else { throw CommandError("--format must be hf (Hugging Face transformers)") }
-        try userFacing { try HuggingFaceExport.export(from: URL(fileURLWithPath: model), to: URL(fileURLWithPath: out)) }
-        print("wrote \(out): config.json, model.safetensors and tokenizer files for transformers' AutoModelForCausalLM")
-    }
-}

@@ -1,4 +1,5 @@
 import Foundation
+import SLMModels
 
 /// Writes a model directory that Hugging Face `transformers` opens with
 /// `AutoModelForCausalLM.from_pretrained`: config.json in GPT2Config or LlamaConfig
