@@ -55,8 +55,9 @@ public final class ServerMetrics: Sendable {
         }
     }
 
-    /// The Prometheus exposition text; `activeSessions` is read from the scheduler.
-    func render(activeSessions: Int) -> String {
+    /// The Prometheus exposition text; the gauges are read from the scheduler and the
+    /// connection count.
+    func render(activeSessions: Int, openConnections: Int) -> String {
         let s = state.withLock { $0 }
         var out = ""
         out += "# HELP slm_requests_total HTTP requests by route and status.\n# TYPE slm_requests_total counter\n"
@@ -77,6 +78,8 @@ public final class ServerMetrics: Sendable {
         out += "slm_generated_tokens_total \(s.generatedTokens)\n"
         out += "# HELP slm_active_sessions Generations queued or running.\n# TYPE slm_active_sessions gauge\n"
         out += "slm_active_sessions \(activeSessions)\n"
+        out += "# HELP slm_open_connections HTTP connections open.\n# TYPE slm_open_connections gauge\n"
+        out += "slm_open_connections \(openConnections)\n"
         return out
     }
 

@@ -8,6 +8,7 @@ import SLMGenerate
 struct Routes: Sendable {
     let scheduler: GenerationScheduler
     let metrics: ServerMetrics
+    let connections: ConnectionCount
     /// When the server started (the model's `created`).
     let created = unixTime()
 
@@ -16,10 +17,14 @@ struct Routes: Sendable {
     /// resolved. A request reaches an API handler only through that check, whatever
     /// spelling of the path the router accepts (`//v1/models`, `/v1/models/`, …).
     func register(on router: Router<ServerContext>, apiKey: String?) {
-        router.get("/health") { _, _ in jsonResponse(["status": "ok"]) }
+        // 503 while draining, so that a load balancer sends new work elsewhere.
+        router.get("/health") { _, _ in
+            scheduler.isStopping ? jsonResponse(["status": "draining"], status: .serviceUnavailable) : jsonResponse(["status": "ok"])
+        }
         router.get("/metrics") { _, _ in
-            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                     body: .init(byteBuffer: ByteBuffer(string: metrics.render(activeSessions: scheduler.activeSessions))))
+            let text = metrics.render(activeSessions: scheduler.activeSessions, openConnections: connections.current)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         router.get("/") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: Playground.html)))

@@ -14,7 +14,7 @@ import SLMText
 ///
 /// `@unchecked Sendable` because of that split, which the compiler cannot see:
 /// - `bundle`, `generator` and `running` belong to the worker thread alone;
-/// - `inbox`, `cancelled`, `stopping` and `sessionCount` are only touched with
+/// - `inbox`, `cancelled`, `stopping`, `draining` and `sessionCount` are only touched with
 ///   `condition` locked;
 /// - everything else is immutable after `init`.
 ///
@@ -133,6 +133,8 @@ public final class GenerationScheduler: @unchecked Sendable {
     private var inbox: [Job] = []
     private var cancelled: Set<Int> = []
     private var stopping = false
+    /// Refusing new submissions while the running and waiting ones go on (a graceful stop).
+    private var draining = false
     private var sessionCount = 0
     private var nextID = 0
     private var running: [Job] = []
@@ -209,7 +211,7 @@ public final class GenerationScheduler: @unchecked Sendable {
         condition.unlock()
         continuation.onTermination = { [weak self] _ in self?.cancel(id) }
         condition.lock()
-        let accepted = !stopping
+        let accepted = !stopping && !draining
         // A job larger than the whole limit may still run alone (n is capped separately).
         let full = accepted && sessionCount > 0 && sessionCount + choices.count > maxSessions + maxQueued
         if full {
@@ -232,6 +234,40 @@ public final class GenerationScheduler: @unchecked Sendable {
             admission.finish()
         }
         return Submission(events: events, admissions: admissions, id: id, scheduler: self)
+    }
+
+    /// Refuses new submissions from now on (as after `shutdown`) while the generations
+    /// already submitted, running or waiting, go on to their end: the first half of a
+    /// graceful stop.
+    public func drain() {
+        condition.lock()
+        draining = true
+        condition.unlock()
+    }
+
+    /// A graceful stop: drains, waits until the submitted generations have ended or
+    /// `grace` has passed (or the task is cancelled), then shuts down, which cuts those
+    /// still running.
+    public func stop(grace: Duration) async {
+        drain()
+        let deadline = ContinuousClock.now + grace
+        while activeSessions > 0 && ContinuousClock.now < deadline {
+            do { try await Task.sleep(for: .milliseconds(20)) } catch { break }
+        }
+        // shutdown() blocks until the worker thread has ended its round: off the pool.
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                self.shutdown()
+                done.resume()
+            }
+        }
+    }
+
+    /// Whether `drain` or `shutdown` was called.
+    public var isStopping: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return draining || stopping
     }
 
     /// Ends every generation ("the server is shutting down") and lets the worker exit;

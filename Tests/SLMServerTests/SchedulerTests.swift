@@ -183,6 +183,32 @@ import Testing
         }
     }
 
+    /// A graceful stop: later submissions fail at once, a job already submitted ends
+    /// normally, and one that outlasts the grace period is cut with a failure.
+    @Test func gracefulStopLetsRunningJobsFinishWithinTheGrace() async throws {
+        try await withScheduler { scheduler in
+            let short = scheduler.submit(prompt: "a", choices: [greedy(20)])
+            let endless = scheduler.submit(prompt: "b", choices: [greedy(Self.endless)])
+            var iterator = endless.events.makeAsyncIterator()
+            _ = await iterator.next()
+            let stopping = Task { await scheduler.stop(grace: .milliseconds(300)) }
+            try await eventually { scheduler.isStopping }
+            var laterFailed = false
+            for await e in scheduler.submit(prompt: "c", choices: [greedy(3)]).events {
+                if case .failed = e.event { laterFailed = true }
+            }
+            #expect(laterFailed)
+            var finished = false
+            for await e in short.events { if case .finished = e.event { finished = true } }
+            #expect(finished)
+            var cut = false
+            while let e = await iterator.next() { if case .failed = e.event { cut = true } }
+            #expect(cut)
+            await stopping.value
+            #expect(scheduler.activeSessions == 0)
+        }
+    }
+
     @Test func shutdownEndsRunningAndLaterRequests() async throws {
         let dir = try makeModelFolder()
         defer { try? FileManager.default.removeItem(at: dir.deletingLastPathComponent()) }

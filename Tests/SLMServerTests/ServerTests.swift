@@ -417,7 +417,11 @@ func jsonString(_ s: String) -> String {
                 """)
             #expect(s.status == .serviceUnavailable)
             #expect(try s.error["code"] as? String == "service_unavailable")
-            #expect(try await client.get("/health").status == .ok)
+            // The rest of the server still answers; /health says it is going away.
+            let health = try await client.get("/health")
+            #expect(health.status == .serviceUnavailable)
+            #expect(try health.json["status"] as? String == "draining")
+            #expect(try await client.get("/v1/models").status == .ok)
         }
     }
 }

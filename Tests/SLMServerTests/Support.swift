@@ -118,7 +118,9 @@ extension Dictionary where Key == String, Value == Any {
 }
 
 /// Waits until `condition` holds (polling), or fails after `seconds`.
-func eventually(_ seconds: Double = 10, _ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+/// (A generous default: with 2 cores, CPU-bound tests of other suites can hold Swift
+/// concurrency's threads for many seconds.)
+func eventually(_ seconds: Double = 60, _ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation) async throws {
     let deadline = Date().addingTimeInterval(seconds)
     while !condition() {
         if Date() > deadline {

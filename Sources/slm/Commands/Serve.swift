@@ -11,8 +11,10 @@ struct Serve: ParsableCommand {
         discussion: """
         Routes: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (stream: true \
         for server-sent events), GET /health, GET /metrics (Prometheus), GET / (a chat page). \
-        With --api-key, /v1/* needs 'Authorization: Bearer KEY'. SIGINT or SIGTERM stops the \
-        server: running generations end, responses in flight are finished. Small models \
+        With --api-key, /v1/* needs 'Authorization: Bearer KEY'. SIGTERM stops the server \
+        gracefully: new generation requests get 503 and /health says "draining" while running \
+        generations go on for up to --shutdown-grace seconds; then they are cut and the server \
+        closes. SIGINT (Ctrl-C) stops at once, also during that grace. Small models \
         often generate faster with --threads 1: waking a second thread for each operation can \
         cost more than it saves.
         """)
@@ -26,6 +28,10 @@ struct Serve: ParsableCommand {
     var corsOrigin: String?
     @Option(help: "Generations that run at once (each choice of a request is one).") var maxSessions = 32
     @Option(help: "Generations that may wait for a slot; beyond, requests get 429 with Retry-After.") var maxQueue = 128
+    @Option(help: "Open connections at most; beyond, a connection's request gets 503 with Retry-After.") var maxConnections = 256
+    @Option(help: "Seconds a client has to send a complete request (head and body) once its connection is ready; slower or idle connections are closed.")
+    var requestTimeout = 30.0
+    @Option(help: "Seconds running generations may go on after SIGTERM before they are cut.") var shutdownGrace = 30.0
     @OptionGroup var decode: DecodeOptions
     @OptionGroup var runtime: RuntimeOptions
 
@@ -33,11 +39,18 @@ struct Serve: ParsableCommand {
         try runtime.apply()
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard maxSessions >= 1, maxQueue >= 0 else { throw ValidationError("--max-sessions must be at least 1 and --max-queue at least 0") }
+        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
+        guard requestTimeout > 0, requestTimeout.isFinite else { throw ValidationError("--request-timeout must be a positive number of seconds") }
+        guard shutdownGrace >= 0, shutdownGrace.isFinite else { throw ValidationError("--shutdown-grace must be 0 or more seconds") }
+        var limits = ConnectionLimits()
+        limits.maxConnections = maxConnections
+        limits.requestTimeout = .milliseconds(Int64(requestTimeout * 1000))
+        limits.shutdownGrace = .milliseconds(Int64(shutdownGrace * 1000))
         let key = apiKey ?? ProcessInfo.processInfo.environment["SLM_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         let bundle = try loadBundle(model)
         let scheduler = GenerationScheduler(bundle: bundle, name: modelName, precision: decode.weights,
                                             maxSessions: maxSessions, maxQueued: maxQueue)
-        let server = OpenAIServer(scheduler: scheduler, apiKey: key, corsOrigin: corsOrigin)
+        let server = OpenAIServer(scheduler: scheduler, apiKey: key, corsOrigin: corsOrigin, limits: limits)
         var logger = Logger(label: "slm.serve")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
         let (host, name, parameters) = (host, scheduler.modelName, scheduler.parameterCount)
