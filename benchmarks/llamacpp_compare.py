@@ -124,11 +124,14 @@ def main():
             our_next = [int(np.argmax(teacher[len(prompt) - 1 + i])) for i in range(args.tokens)]
             r["greedy_tokens_equal"] = sum(a == b for a, b in zip(our_next, greedy))
             r["greedy_tokens"] = args.tokens
-            their_text = llm.detokenize(greedy).decode("utf-8", errors="replace")
             if kind == "f32":
+                # `slm generate` stops at the end-of-text token and prints the continuation only.
+                eos = llm.token_eos()
+                until_eos = greedy[:greedy.index(eos)] if eos in greedy else greedy
+                their_text = llm.detokenize(until_eos).decode("utf-8", errors="replace")
                 ours_text = run([args.slm, "generate", "--model", args.model, "--prompt", args.prompt,
                                  "--temperature", "0", "--max-tokens", str(args.tokens), "--threads", str(args.threads)])
-                r["greedy_text_equal"] = ours_text.strip() == (args.prompt + their_text).strip()
+                r["greedy_text_equal"] = ours_text.rstrip("\n") == their_text
                 r["greedy_text"] = their_text[:200]
             # Speed, interleaved: llama.cpp, then ours, `rounds` times.
             theirs_speed, ours_speed = [], []
