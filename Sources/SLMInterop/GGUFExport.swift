@@ -44,7 +44,7 @@ public enum GGUFExport {
         guard let definition = config.architecture.definition else { throw ConfigError("unknown architecture \(config.architecture)") }
         guard let makeLayout = definition.ggufLayout else {
             throw ConfigError("llama.cpp has no architecture that runs \(config.architecture) models, so they cannot be exported "
-                + "as GGUF (GGUF export covers llama models, their mixtures of experts included)")
+                + "as GGUF (GGUF export covers llama models, their mixtures of experts included, and gpt2 models)")
         }
         let layout = try makeLayout(config)
         let (weights, _) = try Safetensors.read(source.appendingPathComponent("model.safetensors"))
@@ -90,6 +90,16 @@ public enum GGUFExport {
         var shape = parts[0].shape.dims
         guard parts.allSatisfy({ $0.shape.dims == shape }) else { throw ConfigError("\(t.name): its sources differ in shape") }
         var values = parts.flatMap { $0.toArray() }
+        if t.transposed {
+            guard shape.count == 2, parts.count == 1 else { throw ConfigError("\(t.name): only a single matrix can be transposed") }
+            let (rows, columns) = (shape[0], shape[1])
+            var turned = values
+            for r in 0..<rows {
+                for c in 0..<columns { turned[c * rows + r] = values[r * columns + c] }
+            }
+            values = turned
+            shape = [columns, rows]
+        }
         if let headSize = t.rotaryHeadSize {
             let rows = shape[0], rowLength = values.count / rows
             let order = GGUFLayout.adjacentPairOrder(rows: rows, headSize: headSize)

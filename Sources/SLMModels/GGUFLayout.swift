@@ -34,16 +34,22 @@ public struct GGUFLayout: Sendable {
         /// Stays F32 whatever type the export asks for (as llama.cpp's own converter keeps
         /// a mixture's router: quantising it would change which experts a token reaches).
         public var keepsFloat32: Bool
+        /// A matrix stored [inputs, outputs] (GPT-2's Conv1D) that GGUF wants as
+        /// [outputs, inputs].
+        public var transposed: Bool
 
-        public init(_ name: String, from sources: [String], rotaryHeadSize: Int? = nil, keepsFloat32: Bool = false) {
+        public init(_ name: String, from sources: [String], rotaryHeadSize: Int? = nil, keepsFloat32: Bool = false,
+                    transposed: Bool = false) {
             self.name = name
             self.sources = sources
             self.rotaryHeadSize = rotaryHeadSize
             self.keepsFloat32 = keepsFloat32
+            self.transposed = transposed
         }
 
-        public init(_ name: String, from source: String, rotaryHeadSize: Int? = nil, keepsFloat32: Bool = false) {
-            self.init(name, from: [source], rotaryHeadSize: rotaryHeadSize, keepsFloat32: keepsFloat32)
+        public init(_ name: String, from source: String, rotaryHeadSize: Int? = nil, keepsFloat32: Bool = false,
+                    transposed: Bool = false) {
+            self.init(name, from: [source], rotaryHeadSize: rotaryHeadSize, keepsFloat32: keepsFloat32, transposed: transposed)
         }
     }
 }

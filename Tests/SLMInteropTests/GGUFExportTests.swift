@@ -219,9 +219,34 @@ private func unpermuted(_ values: [Float], rows: Int, headSize: Int) -> [Float] 
         #expect(gguf.tensor("blk.0.ffn_up.weight") == nil)
     }
 
+    /// GPT-2 as llama.cpp's gpt2: Conv1D weights turned to [out, in], biases, positions.
+    @Test func gpt2Model() throws {
+        let chars = CharTokenizer(charset: .micro)
+        let c = ModelConfig(architecture: .gpt2, vocabSize: chars.vocabularySize, layers: 2, heads: 2, width: 32, context: 16)
+        let (gguf, weights, _) = try exported(c, tokenizer: chars, type: .f32)
+        #expect(gguf.metadata["general.architecture"] == .string("gpt2"))
+        #expect(gguf.metadata["gpt2.context_length"] == .uint32(16))
+        #expect(gguf.metadata["gpt2.feed_forward_length"] == .uint32(128))
+        #expect(gguf.metadata["gpt2.attention.layer_norm_epsilon"] == .float32(Float(1e-5)))
+        #expect(gguf.tensors.count == 2 + 2 * 12 + 2 + 1)
+        let qkv = try #require(gguf.tensor("blk.1.attn_qkv.weight"))
+        #expect(qkv.dimensions == [32, 96])  // ne: inputs first, so rows of 32 inputs, 96 of them
+        let source = weights["transformer.h.1.attn.c_attn.weight"]!.toArray()  // [32 in, 96 out]
+        let values = try gguf.floats(qkv)
+        for o in [0, 17, 95] {
+            for i in [0, 5, 31] { #expect(values[o * 32 + i] == source[i * 96 + o]) }
+        }
+        #expect(try gguf.floats(try #require(gguf.tensor("blk.0.ffn_up.bias"))) == weights["transformer.h.0.mlp.c_fc.bias"]!.toArray())
+        #expect(gguf.tensor("position_embd.weight")?.dimensions == [32, 16])
+        #expect(gguf.tensor("output.weight")?.dimensions == [32, chars.vocabularySize])
+    }
+
     @Test func architecturesLlamaCppCannotRunAreRefused() throws {
-        for arch in [ModelConfig.Architecture.gpt2, .monarch, .symbio] {
-            let c = ModelConfig(architecture: arch, vocabSize: 28, layers: 1, heads: 2, width: 16, context: 16)
+        var noBias = ModelConfig(architecture: .gpt2, vocabSize: 28, layers: 1, heads: 2, width: 16, context: 16)
+        noBias.bias = false
+        for c in [noBias] + [ModelConfig.Architecture.monarch, .symbio].map({
+            ModelConfig(architecture: $0, vocabSize: 28, layers: 1, heads: 2, width: 16, context: 16)
+        }) {
             let dir = try modelFolder(c, tokenizer: CharTokenizer(charset: .micro))
             defer { try? FileManager.default.removeItem(at: dir) }
             #expect(throws: ConfigError.self) {

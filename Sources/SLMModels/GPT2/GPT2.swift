@@ -90,5 +90,6 @@ extension GPT2 {
                 "resid_pdrop": c.dropout, "embd_pdrop": c.dropout, "attn_pdrop": 0.0, "initializer_range": 0.02,
                 "tie_word_embeddings": c.tiedEmbeddings, "torch_dtype": "float32", "use_cache": true,
             ]
-        })
+        },
+        ggufLayout: { try ggufLayout($0) })
 }
