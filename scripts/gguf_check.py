@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Checks a GGUF file written by `slm export --format gguf` with llama.cpp's own pure-Python
 reader (the `gguf` package): its metadata against the checkpoint's config.json, every
-tensor against model.safetensors (dequantised; Q/K rows in llama.cpp's RoPE order,
-computed here with llama.cpp's converter's formula), and the vocabulary against
-tokenizer.json.
+tensor against model.safetensors (dequantised; for llama, Q/K rows in llama.cpp's RoPE
+order, computed here with llama.cpp's converter's formula; for gpt2, Conv1D weights
+transposed), and the vocabulary against tokenizer.json (byte-level BPE models).
 
     python3 scripts/gguf_check.py --model CHECKPOINT_DIR --gguf FILE.gguf
 """
@@ -68,47 +68,61 @@ def main():
         if not ok:
             failures.append(what)
 
-    expect(field(reader, "general.architecture") == "llama", "general.architecture")
-    heads, kv_heads, width = config["heads"], config["kv_heads"], config["width"]
-    head_size = width // heads
-    expected = {
-        "llama.context_length": config["context"], "llama.embedding_length": width,
-        "llama.block_count": config["layers"], "llama.feed_forward_length": config["ffn_width"],
-        "llama.attention.head_count": heads, "llama.attention.head_count_kv": kv_heads,
-        "llama.rope.dimension_count": head_size,
-    }
+    arch = config["architecture"]
+    expect(field(reader, "general.architecture") == arch, "general.architecture")
+    heads, width = config["heads"], config["width"]
+    expected = {f"{arch}.context_length": config["context"], f"{arch}.embedding_length": width,
+                f"{arch}.block_count": config["layers"], f"{arch}.feed_forward_length": config["ffn_width"],
+                f"{arch}.attention.head_count": heads}
+    # name in the file → (name in the checkpoint, how its values are arranged there)
+    names = {"token_embd.weight": ("model.embed_tokens.weight" if arch == "llama" else "transformer.wte.weight", None)}
+    if arch == "llama":
+        kv_heads = config["kv_heads"]
+        expected |= {"llama.attention.head_count_kv": kv_heads, "llama.rope.dimension_count": width // heads}
+        expect(abs(field(reader, "llama.rope.freq_base") - config["rope_theta"]) < 1e-3, "rope.freq_base")
+        expect(abs(field(reader, "llama.attention.layer_norm_rms_epsilon") - config["norm_eps"]) < 1e-9, "rms epsilon")
+        names["output_norm.weight"] = ("model.norm.weight", None)
+        for i in range(config["layers"]):
+            n, b = f"model.layers.{i}.", f"blk.{i}."
+            names |= {b + "attn_norm.weight": (n + "input_layernorm.weight", None),
+                      b + "attn_q.weight": (n + "self_attn.q_proj.weight", ("rope", heads)),
+                      b + "attn_k.weight": (n + "self_attn.k_proj.weight", ("rope", kv_heads)),
+                      b + "attn_v.weight": (n + "self_attn.v_proj.weight", None),
+                      b + "attn_output.weight": (n + "self_attn.o_proj.weight", None),
+                      b + "ffn_norm.weight": (n + "post_attention_layernorm.weight", None),
+                      b + "ffn_gate.weight": (n + "mlp.gate_proj.weight", None),
+                      b + "ffn_up.weight": (n + "mlp.up_proj.weight", None),
+                      b + "ffn_down.weight": (n + "mlp.down_proj.weight", None)}
+    elif arch == "gpt2":
+        expect(abs(field(reader, "gpt2.attention.layer_norm_epsilon") - config["norm_eps"]) < 1e-9, "layer norm epsilon")
+        names |= {"position_embd.weight": ("transformer.wpe.weight", None),
+                  "output_norm.weight": ("transformer.ln_f.weight", None), "output_norm.bias": ("transformer.ln_f.bias", None)}
+        for i in range(config["layers"]):
+            n, b = f"transformer.h.{i}.", f"blk.{i}."
+            for g, hf, matrix in [("attn_norm", "ln_1", False), ("attn_qkv", "attn.c_attn", True), ("attn_output", "attn.c_proj", True),
+                                  ("ffn_norm", "ln_2", False), ("ffn_up", "mlp.c_fc", True), ("ffn_down", "mlp.c_proj", True)]:
+                names[b + g + ".weight"] = (n + hf + ".weight", "transpose" if matrix else None)
+                names[b + g + ".bias"] = (n + hf + ".bias", None)
+    else:
+        sys.exit(f"gguf_check: no GGUF layout to check for {arch}")
     for key, value in expected.items():
         expect(field(reader, key) == value, f"{key}: {field(reader, key)} != {value}")
-    expect(abs(field(reader, "llama.rope.freq_base") - config["rope_theta"]) < 1e-3, "rope.freq_base")
-    expect(abs(field(reader, "llama.attention.layer_norm_rms_epsilon") - config["norm_eps"]) < 1e-9, "rms epsilon")
+    if not config.get("tied_embeddings", arch == "llama"):
+        names["output.weight"] = ("lm_head.weight", None)
 
     # Tensors: names, shapes and values (Q8_0 within half a step of its block's scale).
-    names = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight"}
-    if not config.get("tied_embeddings", True):
-        names["output.weight"] = "lm_head.weight"
-    for i in range(config["layers"]):
-        n = f"model.layers.{i}."
-        names |= {f"blk.{i}.attn_norm.weight": n + "input_layernorm.weight",
-                  f"blk.{i}.attn_q.weight": n + "self_attn.q_proj.weight",
-                  f"blk.{i}.attn_k.weight": n + "self_attn.k_proj.weight",
-                  f"blk.{i}.attn_v.weight": n + "self_attn.v_proj.weight",
-                  f"blk.{i}.attn_output.weight": n + "self_attn.o_proj.weight",
-                  f"blk.{i}.ffn_norm.weight": n + "post_attention_layernorm.weight",
-                  f"blk.{i}.ffn_gate.weight": n + "mlp.gate_proj.weight",
-                  f"blk.{i}.ffn_up.weight": n + "mlp.up_proj.weight",
-                  f"blk.{i}.ffn_down.weight": n + "mlp.down_proj.weight"}
     tensors = {t.name: t for t in reader.tensors}
     expect(set(tensors) == set(names), f"tensor names: extra {set(tensors) - set(names)}, missing {set(names) - set(tensors)}")
     worst = 0.0
-    for gname, sname in names.items():
+    for gname, (sname, arrangement) in names.items():
         t = tensors.get(gname)
         if t is None:
             continue
         source = weights[sname]
-        if gname.endswith("attn_q.weight"):
-            source = rope_permute(source, heads)
-        elif gname.endswith("attn_k.weight"):
-            source = rope_permute(source, kv_heads)
+        if arrangement == "transpose":  # GPT-2's Conv1D [in, out]
+            source = np.ascontiguousarray(source.T)
+        elif arrangement is not None:
+            source = rope_permute(source, arrangement[1])
         values = dequantize(t.data, t.tensor_type).reshape(source.shape)
         expect(list(reversed([int(d) for d in t.shape])) == list(source.shape), f"{gname}: shape {list(t.shape)}")
         error = float(np.max(np.abs(values - source)))
