@@ -112,6 +112,8 @@ public final class GenerationSession {
     private let decoder: IncrementalDecoder?
     private let state: (any InferenceState)?
     private var window: [Int32]
+    /// Tokens of `window` read so far.
+    private var read = 0
     /// The next token's logits: in the decoder's buffer or in `logitsTensor`.
     private var logits: UnsafePointer<Float>?
     private var logitsTensor: Tensor?
@@ -130,11 +132,26 @@ public final class GenerationSession {
         window = prompt.isEmpty ? [generator.endOfText ?? 0] : Array(prompt.suffix(generator.model.config.context))
     }
 
+    /// Whether the window (the prompt, or the kept half after a context shift) has been
+    /// read, so that `next()` costs one token.
+    public var isReady: Bool { result != nil || logits != nil }
+
+    /// Reads up to `count` more tokens of the window and says whether it is now all read.
+    /// A server reads long prompts this way, a chunk between other generations' tokens,
+    /// so that a long prompt does not stall them; `next()` reads whatever is left.
+    @discardableResult
+    public func readPrompt(upTo count: Int) -> Bool {
+        if isReady { return true }
+        precondition(count > 0, "readPrompt: count must be positive")
+        readWindow(upTo: count)
+        return isReady
+    }
+
     /// Generates the next token, or reports the end (then keeps reporting it).
     public func next() -> Step {
         if let result { return .finished(result) }
         let model = generator.model
-        if logits == nil { prefill() }
+        if logits == nil { readWindow(upTo: window.count) }
         guard produced < options.maxTokens else { return finish(.length) }
         let choice = sampler.sample(logits!, count: model.config.vocabSize,
                                     topLogprobs: options.topLogprobs)
@@ -149,14 +166,19 @@ public final class GenerationSession {
         }
         window.append(choice.id)
         if (decoder?.remaining ?? state!.remaining) == 0 {
-            // Full: keep the most recent half and read it again at fresh positions.
+            // Full: keep the most recent half and read it again at fresh positions (now,
+            // or in chunks through readPrompt).
             window = Array(window.suffix(model.config.context / 2))
             decoder?.reset()
             state?.reset()
-            prefill()
+            read = 0
+            logits = nil
+            logitsTensor = nil
         } else if let decoder {
+            read += 1
             logits = decoder.step(choice.id).baseAddress!
         } else {
+            read += 1
             let t = Autograd.noGrad { model.logits([choice.id], state: state!) }
             logitsTensor = t
             logits = UnsafePointer(t.data)
@@ -164,14 +186,21 @@ public final class GenerationSession {
         return .token(token)
     }
 
-    /// Reads the whole window (the prompt, or the kept half of a full context).
-    private func prefill() {
+    /// Reads the window's next `count` tokens at most; the logits are set once the last
+    /// one is read.
+    private func readWindow(upTo count: Int) {
+        let chunk = Array(window[read..<min(window.count, read + count)])
+        read += chunk.count
+        let done = read == window.count
         if let decoder {
-            logits = decoder.prefill(window).baseAddress!
+            let out = decoder.prefill(chunk)
+            if done { logits = out.baseAddress! }
         } else {
-            let t = Autograd.noGrad { generator.model.logits(window, state: state!) }
-            logitsTensor = t
-            logits = UnsafePointer(t.data + (window.count - 1) * generator.model.config.vocabSize)
+            let t = Autograd.noGrad { generator.model.logits(chunk, state: state!) }
+            if done {
+                logitsTensor = t
+                logits = UnsafePointer(t.data + (chunk.count - 1) * generator.model.config.vocabSize)
+            }
         }
     }
 

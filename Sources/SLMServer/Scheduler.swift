@@ -97,6 +97,9 @@ public final class GenerationScheduler: @unchecked Sendable {
         var isFull: Bool { count >= limit }
     }
 
+    /// See `prefillChunk` (docs/BENCHMARKS.md has the measurement behind it).
+    public static let defaultPrefillChunk = 256
+
     /// How many unread events per choice a job may have before its sessions pause.
     public static let backlogPerChoice = 64
 
@@ -126,6 +129,10 @@ public final class GenerationScheduler: @unchecked Sendable {
     /// and submissions beyond that are refused (`Admission.busy`).
     public let maxSessions: Int
     public let maxQueued: Int
+    /// The most prompt tokens a session reads per round (nil: its whole prompt at once): a
+    /// long prompt is read in chunks between the other sessions' tokens instead of
+    /// stalling them for its whole length (see `readPrompts` for the chunks' size).
+    public let prefillChunk: Int?
 
     private let bundle: ModelBundle
     private let generator: Generator
@@ -172,10 +179,12 @@ public final class GenerationScheduler: @unchecked Sendable {
     /// Takes the bundle over: from here on only the worker thread touches it.
     /// `precision` chooses the decoder's weights (int8: weight-only quantisation).
     public init(bundle: ModelBundle, name: String? = nil, precision: WeightPrecision = .fp32,
-                maxSessions: Int = 32, maxQueued: Int = 128) {
+                maxSessions: Int = 32, maxQueued: Int = 128, prefillChunk: Int? = GenerationScheduler.defaultPrefillChunk) {
         precondition(maxSessions >= 1 && maxQueued >= 0, "scheduler: need maxSessions >= 1 and maxQueued >= 0")
+        precondition(prefillChunk.map { $0 >= 1 } ?? true, "scheduler: prefillChunk must be at least 1")
         self.maxSessions = maxSessions
         self.maxQueued = maxQueued
+        self.prefillChunk = prefillChunk
         self.bundle = bundle
         modelName = name ?? bundle.name
         contextLength = bundle.model.config.context
@@ -368,8 +377,11 @@ public final class GenerationScheduler: @unchecked Sendable {
     }
 
     /// One token for every live session of every job whose consumer keeps up, in arrival
-    /// order.
+    /// order; then, for sessions still reading their prompt, one chunk each.
     private func round() {
+        var decoding = Duration.zero
+        var reading: [GenerationSession] = []
+        let clock = ContinuousClock()
         for job in running {
             condition.lock()
             let paused = job.backlog.isFull
@@ -377,6 +389,12 @@ public final class GenerationScheduler: @unchecked Sendable {
             if paused { continue }
             for i in job.sessions.indices {
                 guard let session = job.sessions[i] else { continue }
+                if prefillChunk != nil, !session.isReady {
+                    reading.append(session)
+                    continue
+                }
+                let started = clock.now
+                defer { decoding += clock.now - started }
                 switch session.next() {
                 case .token(let t):
                     let bytes = t.id >= 0 ? bundle.tokenizer.tokenBytes(t.id) ?? [] : []
@@ -391,6 +409,36 @@ public final class GenerationScheduler: @unchecked Sendable {
             if job.isDone { job.continuation.finish() }
         }
         running.removeAll { $0.isDone }
+        readPrompts(reading, besides: decoding)
+    }
+
+    /// Seconds one prompt token takes to read in a chunk, smoothed over recent chunks.
+    private var secondsPerPromptToken: Double?
+
+    /// Reads a chunk of each prompt. While other sessions decode, the chunks together take
+    /// about 90% as long as their tokens did this round, so a running stream's gap between
+    /// tokens stays under twice its idle gap while a long prompt is read (a decoded token
+    /// costs as much as reading a few prompt tokens, so chunks are small then); with
+    /// nothing decoding, each reads `prefillChunk` tokens. Two tokens at least, so that
+    /// fp32 decoders keep reading in batches.
+    private func readPrompts(_ sessions: [GenerationSession], besides decoding: Duration) {
+        guard let maxChunk = prefillChunk, !sessions.isEmpty else { return }
+        let budget = seconds(decoding) * 0.9 / Double(sessions.count)
+        let clock = ContinuousClock()
+        for session in sessions {
+            var tokens = maxChunk
+            if budget > 0 {
+                tokens = secondsPerPromptToken.map { min(maxChunk, max(2, Int(budget / $0))) } ?? min(maxChunk, 2)
+            }
+            let started = clock.now
+            session.readPrompt(upTo: tokens)
+            let perToken = seconds(clock.now - started) / Double(tokens)
+            secondsPerPromptToken = secondsPerPromptToken.map { 0.7 * $0 + 0.3 * perToken } ?? perToken
+        }
+    }
+
+    private func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
     private func send(_ event: ChoiceEvent, to job: Job) {

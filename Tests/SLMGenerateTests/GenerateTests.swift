@@ -228,6 +228,44 @@ import Testing
         #expect(int8.generate(prompt: [3, 4, 5], options: GenerationOptions(maxTokens: 25)).completionTokens == 25)
     }
 
+    /// A prompt read in chunks (as the server reads long prompts between other streams'
+    /// tokens), and the window re-read in chunks after each context shift, gives the
+    /// tokens of a whole read: for every architecture, on the fast decoder (fp32 batched
+    /// continuations, int8 steps) and on the general forward pass.
+    @Test(arguments: [ModelConfig.Architecture.gpt2, .llama, .monarch])
+    func chunkedPromptReadsMatchAWholeRead(_ architecture: ModelConfig.Architecture) throws {
+        let config = ModelConfig(architecture: architecture, vocabSize: 28, layers: 2, heads: 2, width: 16, context: 16, ffnWidth: 24)
+        let model = try makeModel(config, seed: 13)
+        for (_, t) in model.parameters where t.rank == 2 { for i in 0..<t.count { t.data[i] *= 20 } }
+        let tokenizer = CharTokenizer(charset: .micro)
+        let prompt: [Int32] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 3, 4]
+        let options = GenerationOptions(maxTokens: 40, sampling: SamplingParameters(temperature: 0.8, seed: 4))
+        for generator in [Generator(model: model, tokenizer: tokenizer), Generator(model: model, tokenizer: tokenizer, fastDecoding: false),
+                          Generator(model: model, tokenizer: tokenizer, precision: .int8)] {
+            let whole = generator.generate(prompt: prompt, options: options)
+            for chunk in [1, 3, 5, 64] {
+                let session = generator.start(prompt: prompt, options: options)
+                var reads = 0, text = "", shifts = 0
+                loop: while true {
+                    if !session.isReady {
+                        reads += 1
+                        if session.readPrompt(upTo: chunk) { shifts += 1 }
+                        continue
+                    }
+                    switch session.next() {
+                    case .token(let t): text += t.text
+                    case .finished(let r):
+                        #expect(r.text == whole.text && r.completionTokens == 40, "chunk \(chunk)")
+                        break loop
+                    }
+                }
+                #expect(text == whole.text)
+                // The prompt, then the kept half of 16 after each of the shifts, chunk by chunk.
+                #expect(reads >= (prompt.count + chunk - 1) / chunk && shifts >= 3)
+            }
+        }
+    }
+
     /// Monarch and Symbio read incrementally (the fast decoder, and the general forward
     /// pass with a `MixerState`); through several context-full shifts both choose what a
     /// recomputation of the whole window chooses.

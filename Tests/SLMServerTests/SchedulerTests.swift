@@ -91,6 +91,24 @@ import Testing
         #expect(text == expected)
     }
 
+    /// A prompt read in chunks of 3 by the scheduler gives the bare generator's text.
+    @Test func chunkedPromptsMatchTheGenerator() async throws {
+        let dir = try makeModelFolder()
+        defer { try? FileManager.default.removeItem(at: dir.deletingLastPathComponent()) }
+        let bundle = try ModelBundle(directory: dir)
+        let prompt = "the soul is immortal, the bo"  // 28 of the 32 positions
+        let options = GenerationOptions(maxTokens: 50, sampling: SamplingParameters(temperature: 0.9, seed: 2))
+        let expected = Generator(model: bundle.model, tokenizer: bundle.tokenizer)
+            .generate(prompt: bundle.encodePrompt(prompt).ids, options: options).text
+        let scheduler = GenerationScheduler(bundle: try ModelBundle(directory: dir), prefillChunk: 3)
+        defer { scheduler.shutdown() }
+        var text = ""
+        for await e in scheduler.submit(prompt: prompt, choices: [options]).events {
+            if case .finished(let r) = e.event { text = r.text }
+        }
+        #expect(!text.isEmpty && text == expected)
+    }
+
     /// A long and a short request: the short one is served between the long one's tokens
     /// and finishes first.
     @Test func roundRobinLetsAShortRequestFinishFirst() async throws {

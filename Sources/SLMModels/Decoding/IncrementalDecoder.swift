@@ -24,7 +24,10 @@ public final class IncrementalDecoder {
     private let keys: AlignedBuffer<Float>
     private let values: AlignedBuffer<Float>
     private let x, h, qkv, attended, hidden, up, scores, logits, stats: AlignedBuffer<Float>
+    /// The model's own cache behind batched reads; it holds this decoder's tokens as long
+    /// as every token so far came through a batched read (`readInBatches`).
     private var prefillCache: KVCache?
+    private var readInBatches = false
     /// Attention-free models: the mixers' inputs and block products instead of a KV cache.
     private let mixerState: MixerState?
 
@@ -60,15 +63,17 @@ public final class IncrementalDecoder {
     }
 
     /// Reads `ids` after the cached tokens and returns the logits after the last one.
-    /// fp32 weights and an empty cache take the batched (GEMM) path of the model, which
-    /// is several times faster per token for long prompts; its keys and values are then
-    /// copied into this cache. Otherwise the tokens are stepped one by one (so int8
-    /// decoders see their own int8 keys and values).
+    /// With fp32 weights, a read into an empty cache, or one that continues batched reads
+    /// (a prompt read in chunks) of an attention model, takes the batched (GEMM) path of
+    /// the model, which is several times faster per token for long prompts; its keys and
+    /// values are then copied into this cache. Otherwise the tokens are stepped one by
+    /// one (so int8 decoders see their own int8 keys and values).
     @discardableResult
     public func prefill(_ ids: [Int32]) -> UnsafeBufferPointer<Float> {
         precondition(!ids.isEmpty && length + ids.count <= capacity,
                      "decoder: \(length) cached + \(ids.count) new tokens exceed the context of \(capacity)")
-        if weights.precision == .fp32 && length == 0 && ids.count > 1 {
+        let continues = length > 0 && readInBatches && mixerState == nil
+        if weights.precision == .fp32 && ids.count > 1 && (length == 0 || continues) {
             return prefillBatched(ids)
         }
         for id in ids.dropLast() { _ = step(id) }
@@ -79,6 +84,7 @@ public final class IncrementalDecoder {
     public func step(_ token: Int32) -> UnsafeBufferPointer<Float> {
         precondition(length < capacity, "decoder: the context of \(capacity) tokens is full")
         precondition(token >= 0 && Int(token) < config.vocabSize, "decoder: token \(token) outside the vocabulary")
+        readInBatches = false
         switch weights.block {
         case .gpt2: stepGPT2(Int(token))
         case .llama: stepLlama(Int(token))
@@ -204,19 +210,20 @@ public final class IncrementalDecoder {
         }
         let cache = prefillCache ?? KVCache(config)
         prefillCache = cache
-        cache.reset()
+        if length == 0 { cache.reset() }
+        let start = length, n = ids.count
         let out = Autograd.noGrad { weights.model.logits(ids, cache: cache) }
-        let n = ids.count
         withExtendedLifetime(out) { logits.pointer.update(from: out.data + (n - 1) * config.vocabSize, count: config.vocabSize) }
         // The model's cache is [position][kvHead][headSize] per layer; ours is transposed
         // for keys and head-major for values.
         for layer in 0..<config.layers {
             let (keys, values) = cache.storage(layer: layer)
-            for p in 0..<n {
+            for p in start..<(start + n) {
                 store(layer: layer, position: p, keys: keys + p * kvWidth, values: values + p * kvWidth)
             }
         }
-        length = n
+        length = start + n
+        readInBatches = true
         return UnsafeBufferPointer(start: logits.pointer, count: config.vocabSize)
     }
 }

@@ -28,6 +28,8 @@ struct Serve: ParsableCommand {
     var corsOrigin: String?
     @Option(help: "Generations that run at once (each choice of a request is one).") var maxSessions = 32
     @Option(help: "Generations that may wait for a slot; beyond, requests get 429 with Retry-After.") var maxQueue = 128
+    @Option(help: "Most prompt tokens a generation reads per turn; while others stream, chunks are sized so that their gaps between tokens grow by half at most (0: whole prompts at once).")
+    var prefillChunk = GenerationScheduler.defaultPrefillChunk
     @Option(help: "Open connections at most; beyond, a connection's request gets 503 with Retry-After.") var maxConnections = 256
     @Option(help: "Seconds a client has to send a complete request (head and body) once its connection is ready; slower or idle connections are closed.")
     var requestTimeout = 30.0
@@ -39,6 +41,7 @@ struct Serve: ParsableCommand {
         try runtime.apply()
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
         guard maxSessions >= 1, maxQueue >= 0 else { throw ValidationError("--max-sessions must be at least 1 and --max-queue at least 0") }
+        guard prefillChunk >= 0 else { throw ValidationError("--prefill-chunk must be 0 (off) or more") }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard requestTimeout > 0, requestTimeout.isFinite else { throw ValidationError("--request-timeout must be a positive number of seconds") }
         guard shutdownGrace >= 0, shutdownGrace.isFinite else { throw ValidationError("--shutdown-grace must be 0 or more seconds") }
@@ -49,7 +52,8 @@ struct Serve: ParsableCommand {
         let key = apiKey ?? ProcessInfo.processInfo.environment["SLM_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         let bundle = try loadBundle(model)
         let scheduler = GenerationScheduler(bundle: bundle, name: modelName, precision: decode.weights,
-                                            maxSessions: maxSessions, maxQueued: maxQueue)
+                                            maxSessions: maxSessions, maxQueued: maxQueue,
+                                            prefillChunk: prefillChunk == 0 ? nil : prefillChunk)
         let server = OpenAIServer(scheduler: scheduler, apiKey: key, corsOrigin: corsOrigin, limits: limits)
         var logger = Logger(label: "slm.serve")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
