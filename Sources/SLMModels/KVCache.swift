@@ -47,3 +47,12 @@ public final class KVCache: InferenceState {
     /// Called by the model once every layer has appended `t` tokens.
     func advance(by t: Int) { length += t }
 }
+
+extension KVCache {
+    /// The state an attention model's forward pass was given: its KV cache, or nil.
+    static func of(_ state: (any InferenceState)?) -> KVCache? {
+        guard let state else { return nil }
+        guard let cache = state as? KVCache else { preconditionFailure("model: \(type(of: state)) is not an attention model's state") }
+        return cache
+    }
+}

@@ -71,15 +71,14 @@ public protocol LanguageModel: AnyObject {
     var parameters: [(name: String, tensor: Tensor)] { get }
     /// Whether AdamW decays each parameter (same order).
     var parameterDecays: [Bool] { get }
-    /// Logits [batch, time, vocab] for ids laid out [batch, time], at positions from
-    /// `start`. With a cache (batch 1), earlier keys and values come from it and the new
-    /// ones are appended. Dropout applies only when `dropoutRNG` is given.
-    func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, dropoutRNG: inout RNG?) -> Tensor
+    /// Logits [batch, time, vocab] for ids laid out [batch, time]. With an inference state
+    /// (batch 1; one this model made), the ids continue what the state has read, and the
+    /// state then includes them: attention keeps keys and values, the mixers what they
+    /// need. Without one, the ids start at position 0. Dropout applies only when
+    /// `dropoutRNG` is given.
+    func forward(_ ids: [Int32], batch: Int, time: Int, state: (any InferenceState)?, dropoutRNG: inout RNG?) -> Tensor
     /// An empty state for reading a sequence token by token (batch 1).
     func makeInferenceState() -> any InferenceState
-    /// Logits [ids.count, vocab] for new tokens continuing what `state` has read; the
-    /// state then includes them. For inference: call it without recording.
-    func logits(_ ids: [Int32], state: any InferenceState) -> Tensor
     /// Per-layer figures logged at every evaluation and shown by `slm eval`, by metric
     /// name (SymbioSLM: "gate_entropy"); empty for most models.
     var layerMetrics: [String: [Double]] { get }
@@ -96,27 +95,20 @@ extension LanguageModel {
     /// Logits [batch, time, vocab] for ids laid out [batch, time].
     public func logits(_ ids: [Int32], batch: Int, time: Int, dropoutRNG rng: inout RNG?) -> Tensor {
         checkInput(ids, batch: batch, time: time)
-        return forward(ids, batch: batch, time: time, start: 0, cache: nil, dropoutRNG: &rng)
+        return forward(ids, batch: batch, time: time, state: nil, dropoutRNG: &rng)
     }
 
-    /// Logits [ids.count, vocab] for new tokens (batch 1) continuing what `cache` holds;
-    /// appends their keys and values to it. For inference: call it without recording.
-    public func logits(_ ids: [Int32], cache: KVCache) -> Tensor {
-        precondition(!ids.isEmpty && cache.length + ids.count <= config.context,
-                     "model: \(cache.length) cached + \(ids.count) new tokens exceed the context of \(config.context)")
+    /// Logits [ids.count, vocab] for new tokens (batch 1) continuing what `state` has
+    /// read; the state then includes them. For inference: call it without recording.
+    public func logits(_ ids: [Int32], state: any InferenceState) -> Tensor {
+        precondition(!ids.isEmpty && ids.count <= state.remaining,
+                     "model: \(ids.count) new tokens exceed the \(state.remaining) places left of the context")
         var none: RNG? = nil
-        let out = forward(ids, batch: 1, time: ids.count, start: cache.length, cache: cache, dropoutRNG: &none)
-        cache.advance(by: ids.count)
-        return out.reshaped([ids.count, config.vocabSize])
+        return forward(ids, batch: 1, time: ids.count, state: state, dropoutRNG: &none).reshaped([ids.count, config.vocabSize])
     }
 
     /// Attention models keep keys and values.
     public func makeInferenceState() -> any InferenceState { KVCache(config) }
-
-    public func logits(_ ids: [Int32], state: any InferenceState) -> Tensor {
-        guard let cache = state as? KVCache else { preconditionFailure("model: \(type(of: state)) is not this model's state") }
-        return logits(ids, cache: cache)
-    }
 
     public func logits(_ ids: [Int32], batch: Int, time: Int) -> Tensor {
         var none: RNG? = nil

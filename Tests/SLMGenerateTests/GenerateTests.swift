@@ -15,8 +15,8 @@ import Testing
         let ids: [Int32] = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8]
         let full = Autograd.noGrad { model.logits(ids, batch: 1, time: ids.count) }.toArray()
         let cache = KVCache(config)
-        var cached = Autograd.noGrad { model.logits(Array(ids[0..<5]), cache: cache) }.toArray()  // a prompt of 5
-        for id in ids[5...] { cached += Autograd.noGrad { model.logits([id], cache: cache) }.toArray() }
+        var cached = Autograd.noGrad { model.logits(Array(ids[0..<5]), state: cache) }.toArray()  // a prompt of 5
+        for id in ids[5...] { cached += Autograd.noGrad { model.logits([id], state: cache) }.toArray() }
         #expect(cache.length == 12 && cache.remaining == 0)
         #expect(zip(full, cached).allSatisfy { abs($0 - $1) < 1e-4 }, "max difference \(zip(full, cached).map { abs($0 - $1) }.max()!)")
     }

@@ -212,7 +212,7 @@ public final class IncrementalDecoder {
         prefillCache = cache
         if length == 0 { cache.reset() }
         let start = length, n = ids.count
-        let out = Autograd.noGrad { weights.model.logits(ids, cache: cache) }
+        let out = Autograd.noGrad { weights.model.logits(ids, state: cache) }
         withExtendedLifetime(out) { logits.pointer.update(from: out.data + (n - 1) * config.vocabSize, count: config.vocabSize) }
         // The model's cache is [position][kvHead][headSize] per layer; ours is transposed
         // for keys and head-major for values.

@@ -47,8 +47,11 @@ public final class GPT2: LanguageModel {
         parameterDecays = p.decays
     }
 
-    /// Positions start at `start`; with a cache, keys and values of earlier tokens come from it.
-    public func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, dropoutRNG rng: inout RNG?) -> Tensor {
+    /// With a KV cache, positions continue after the cached tokens, whose keys and values
+    /// come from it.
+    public func forward(_ ids: [Int32], batch: Int, time: Int, state: (any InferenceState)?, dropoutRNG rng: inout RNG?) -> Tensor {
+        let cache = KVCache.of(state), start = cache?.length ?? 0
+        defer { cache?.advance(by: time) }
         let p = config.dropout
         var x = embedding(tokenEmbedding, indices: ids, shape: [batch, time]) + positionEmbedding.slice(axis: 0, start..<(start + time))
         x = drop(x, p, &rng)

@@ -127,16 +127,14 @@ protocol MixerTrunkModel: LanguageModel {
 }
 
 extension MixerTrunkModel {
-    /// `start` and `cache` play no part: the mixers see only the tokens given (see
-    /// `MixerState` for reading on from earlier tokens).
-    public func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, dropoutRNG rng: inout RNG?) -> Tensor {
-        trunk.forward(ids, batch: batch, time: time, dropout: config.dropout, rng: &rng)
+    /// With a `MixerState`, the ids continue what it has read (batch 1).
+    public func forward(_ ids: [Int32], batch: Int, time: Int, state: (any InferenceState)?, dropoutRNG rng: inout RNG?) -> Tensor {
+        guard let state else { return trunk.forward(ids, batch: batch, time: time, dropout: config.dropout, rng: &rng) }
+        guard let mixers = state as? MixerState, batch == 1 else {
+            preconditionFailure("model: \(type(of: state)) with batch \(batch) is not this model's state")
+        }
+        return trunk.read(ids, state: mixers).reshaped([1, time, config.vocabSize])
     }
 
     public func makeInferenceState() -> any InferenceState { MixerState(config) }
-
-    public func logits(_ ids: [Int32], state: any InferenceState) -> Tensor {
-        guard let state = state as? MixerState else { preconditionFailure("model: \(type(of: state)) is not this model's state") }
-        return trunk.read(ids, state: state)
-    }
 }

@@ -60,8 +60,11 @@ public final class Llama: LanguageModel {
         self.rotary = rotary
     }
 
-    /// Positions (for RoPE) start at `start`; with a cache, earlier keys and values come from it.
-    public func forward(_ ids: [Int32], batch: Int, time: Int, start: Int, cache: KVCache?, dropoutRNG rng: inout RNG?) -> Tensor {
+    /// With a KV cache, positions (for RoPE) continue after the cached tokens, whose keys
+    /// and values come from it.
+    public func forward(_ ids: [Int32], batch: Int, time: Int, state: (any InferenceState)?, dropoutRNG rng: inout RNG?) -> Tensor {
+        let cache = KVCache.of(state), start = cache?.length ?? 0
+        defer { cache?.advance(by: time) }
         let p = config.dropout
         var x = drop(embedding(tokenEmbedding, indices: ids, shape: [batch, time]), p, &rng)
         var balances: [Tensor] = []
