@@ -417,19 +417,21 @@ public final class GenerationScheduler: @unchecked Sendable {
 
     /// Reads a chunk of each prompt. While other sessions decode, the chunks together take
     /// about 90% as long as their tokens did this round, so a running stream's gap between
-    /// tokens stays under twice its idle gap while a long prompt is read (a decoded token
-    /// costs as much as reading a few prompt tokens, so chunks are small then); with
-    /// nothing decoding, each reads `prefillChunk` tokens. Two tokens at least, so that
-    /// fp32 decoders keep reading in batches.
+    /// tokens stays under twice its idle gap while a long prompt is read: a prompt token
+    /// then costs about what a decoded token costs (short chunks are stepped), so the
+    /// chunks are a token or two, and the prompt is read that much slower. With nothing
+    /// decoding, each reads `prefillChunk` tokens, in batches.
     private func readPrompts(_ sessions: [GenerationSession], besides decoding: Duration) {
         guard let maxChunk = prefillChunk, !sessions.isEmpty else { return }
         let budget = seconds(decoding) * 0.9 / Double(sessions.count)
         let clock = ContinuousClock()
         for session in sessions {
-            var tokens = maxChunk
-            if budget > 0 {
-                tokens = secondsPerPromptToken.map { min(maxChunk, max(2, Int(budget / $0))) } ?? min(maxChunk, 2)
+            guard budget > 0 else {
+                session.readPrompt(upTo: maxChunk)
+                continue
             }
+            // (Timed only here: the per-token cost of short chunks, not of batched reads.)
+            let tokens = secondsPerPromptToken.map { min(maxChunk, max(1, Int(budget / $0))) } ?? 1
             let started = clock.now
             session.readPrompt(upTo: tokens)
             let perToken = seconds(clock.now - started) / Double(tokens)

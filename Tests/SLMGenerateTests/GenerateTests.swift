@@ -234,16 +234,17 @@ import Testing
     /// continuations, int8 steps) and on the general forward pass.
     @Test(arguments: [ModelConfig.Architecture.gpt2, .llama, .monarch])
     func chunkedPromptReadsMatchAWholeRead(_ architecture: ModelConfig.Architecture) throws {
-        let config = ModelConfig(architecture: architecture, vocabSize: 28, layers: 2, heads: 2, width: 16, context: 16, ffnWidth: 24)
+        let config = ModelConfig(architecture: architecture, vocabSize: 28, layers: 2, heads: 2, width: 16, context: 36, ffnWidth: 24)
         let model = try makeModel(config, seed: 13)
         for (_, t) in model.parameters where t.rank == 2 { for i in 0..<t.count { t.data[i] *= 20 } }
         let tokenizer = CharTokenizer(charset: .micro)
-        let prompt: [Int32] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 3, 4]
-        let options = GenerationOptions(maxTokens: 40, sampling: SamplingParameters(temperature: 0.8, seed: 4))
+        // 26 tokens: chunks of 8 and 9 take the batched path, then continue it (8 or more).
+        let prompt: [Int32] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 3, 4, 20, 21, 22, 23, 24, 25, 2, 3, 4, 5, 6, 7, 8]
+        let options = GenerationOptions(maxTokens: 60, sampling: SamplingParameters(temperature: 0.8, seed: 4))
         for generator in [Generator(model: model, tokenizer: tokenizer), Generator(model: model, tokenizer: tokenizer, fastDecoding: false),
                           Generator(model: model, tokenizer: tokenizer, precision: .int8)] {
             let whole = generator.generate(prompt: prompt, options: options)
-            for chunk in [1, 3, 5, 64] {
+            for chunk in [1, 3, 8, 9, 64] {
                 let session = generator.start(prompt: prompt, options: options)
                 var reads = 0, text = "", shifts = 0
                 loop: while true {
@@ -255,12 +256,12 @@ import Testing
                     switch session.next() {
                     case .token(let t): text += t.text
                     case .finished(let r):
-                        #expect(r.text == whole.text && r.completionTokens == 40, "chunk \(chunk)")
+                        #expect(r.text == whole.text && r.completionTokens == 60, "chunk \(chunk)")
                         break loop
                     }
                 }
                 #expect(text == whole.text)
-                // The prompt, then the kept half of 16 after each of the shifts, chunk by chunk.
+                // The prompt, then the kept half of 36 after each of the shifts, chunk by chunk.
                 #expect(reads >= (prompt.count + chunk - 1) / chunk && shifts >= 3)
             }
         }

@@ -63,16 +63,18 @@ public final class IncrementalDecoder {
     }
 
     /// Reads `ids` after the cached tokens and returns the logits after the last one.
-    /// With fp32 weights, a read into an empty cache, or one that continues batched reads
-    /// (a prompt read in chunks) of an attention model, takes the batched (GEMM) path of
-    /// the model, which is several times faster per token for long prompts; its keys and
+    /// With fp32 weights, a read into an empty cache, or one of 8 tokens or more that
+    /// continues batched reads (a prompt read in chunks) of an attention model, takes the
+    /// batched (GEMM) path of the model, which is several times faster per token for long prompts; its keys and
     /// values are then copied into this cache. Otherwise the tokens are stepped one by
     /// one (so int8 decoders see their own int8 keys and values).
     @discardableResult
     public func prefill(_ ids: [Int32]) -> UnsafeBufferPointer<Float> {
         precondition(!ids.isEmpty && length + ids.count <= capacity,
                      "decoder: \(length) cached + \(ids.count) new tokens exceed the context of \(capacity)")
-        let continues = length > 0 && readInBatches && mixerState == nil
+        // A batched read costs a few decoded tokens' time before its first token (the
+        // general forward pass builds tensors), so short continuations are stepped.
+        let continues = length > 0 && readInBatches && mixerState == nil && ids.count >= 8
         if weights.precision == .fp32 && ids.count > 1 && (length == 0 || continues) {
             return prefillBatched(ids)
         }
