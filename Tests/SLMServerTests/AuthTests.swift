@@ -78,49 +78,17 @@ import Testing
 }
 
 /// Sends one request on a new loopback connection and returns the response's status code
-/// (0 if the server closed the connection without one). Blocking socket calls run on a
-/// thread of their own, off the concurrency pool that the server's handlers need.
+/// (0 if the server closed the connection without one).
 func rawHTTPStatus(port: Int, method: String, target: String, body: String?, key: String?) async throws -> Int {
     var request = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
     if let key { request += "Authorization: Bearer \(key)\r\n" }
     if let body { request += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)" } else { request += "\r\n" }
-    let bytes = Array(request.utf8)
-    let response: [UInt8] = await withCheckedContinuation { done in
-        Thread.detachNewThread { done.resume(returning: exchange(port: port, bytes)) }
-    }
-    let statusLine = String(decoding: response.prefix { $0 != 13 }, as: UTF8.self)
+    guard let connection = try? RawConnection(port: port) else { return 0 }
+    connection.send(request)
+    let response = await connection.read(seconds: 30).text
+    let statusLine = response.prefix { $0 != "\r\n" }  // ("\r\n" is one Character)
     let parts = statusLine.split(separator: " ")
     return parts.count >= 2 ? Int(parts[1]) ?? 0 : 0
-}
-
-private func exchange(port: Int, _ bytes: [UInt8]) -> [UInt8] {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { return [] }
-    defer { close(fd) }
-    var timeout = timeval(tv_sec: 30, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { return [] }
-    var sent = 0
-    while sent < bytes.count {
-        let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        guard n > 0 else { return [] }
-        sent += n
-    }
-    var response: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else { break }
-        response += chunk[0..<n]
-    }
-    return response
 }
 
 extension TestClientProtocol {
