@@ -24,6 +24,14 @@ import Testing
         ModelConfig(architecture: .monarch, vocabSize: 37, layers: 2, heads: 4, width: 40, context: 16, ffnWidth: 72),
         ModelConfig(architecture: .symbio, vocabSize: 37, layers: 2, heads: 2, width: 24, context: 25, ffnWidth: 40),
         ModelConfig(architecture: .symbio, vocabSize: 300, layers: 2, heads: 4, width: 128, context: 64, ffnWidth: 352),
+        // Mixtures of experts: routed SwiGLU on the decoder (top 2 of 4; top 1 of 3 with a
+        // separate head; 2 of 8 wide enough to split across threads).
+        ModelConfig(architecture: .llama, vocabSize: 37, layers: 2, heads: 4, kvHeads: 2, width: 48, context: 20, ffnWidth: 72,
+                    experts: 4, expertsActive: 2),
+        ModelConfig(architecture: .llama, vocabSize: 37, layers: 1, heads: 2, width: 32, context: 20, ffnWidth: 40,
+                    tiedEmbeddings: false, experts: 3, expertsActive: 1),
+        ModelConfig(architecture: .llama, vocabSize: 300, layers: 2, heads: 4, kvHeads: 2, width: 128, context: 96, ffnWidth: 352,
+                    experts: 8, expertsActive: 2),
     ]
 
     /// Weights of unit-scale activations (initial weights give logits near zero, where
@@ -82,7 +90,7 @@ import Testing
 
     /// After a reset (what the generator does when the context is full) the decoder
     /// matches a fresh reference on the kept tokens, wherever its old entries were.
-    @Test(arguments: [configs[0], configs[2], configs[7], configs[8]])
+    @Test(arguments: [configs[0], configs[2], configs[7], configs[8], configs[10]])
     func resetAfterAFullContext(_ config: ModelConfig) throws {
         let m = try Self.model(config, seed: 7)
         let all = Self.tokens(config.context, vocab: config.vocabSize, seed: 5)
@@ -104,7 +112,7 @@ import Testing
     /// largest |Δ| under 10% of the largest logit; the greedy choice agrees on at least
     /// 90% of steps. Measured on these random models: 1.6% (GPT-2) and 3.4% (LLaMA)
     /// relative, 2–4% worst element, 39 and 40 of 40 greedy choices.
-    @Test(arguments: [configs[5], configs[6], configs[9]])
+    @Test(arguments: [configs[5], configs[6], configs[9], configs[12]])
     func int8StaysCloseToFP32(_ config: ModelConfig) throws {
         let m = try Self.model(config, seed: 11)
         let fp32 = try #require(m.makeDecoder(precision: .fp32)), int8 = try #require(m.makeDecoder(precision: .int8))

@@ -27,10 +27,20 @@ public final class DecodingWeights {
         var mixer: (any SequenceMixer)? = nil
         let norm2: AlignedBuffer<Float>
         let norm2Bias: AlignedBuffer<Float>?
-        /// GPT-2: c_fc (followed by GELU); LLaMA: up_proj (SwiGLU with `gate`).
-        let up: DecodeMatrix
-        let gate: DecodeMatrix?
-        let down: DecodeMatrix
+        /// GPT-2: c_fc (followed by GELU); LLaMA: up_proj (SwiGLU with `gate`). A mixture of
+        /// experts has `experts` instead.
+        var up: DecodeMatrix? = nil
+        var gate: DecodeMatrix? = nil
+        var down: DecodeMatrix? = nil
+        var experts: Experts? = nil
+    }
+
+    /// A sparse mixture of SwiGLU experts: the router stays fp32 (int8 could change which
+    /// experts a token reaches), the experts take the decoder's precision.
+    struct Experts {
+        let router: DecodeMatrix
+        let gates, ups, downs: [DecodeMatrix]
+        let active: Int
     }
 
     let tokenEmbedding: AlignedBuffer<Float>        // [vocab, width], fp32: one row per token
@@ -45,8 +55,13 @@ public final class DecodingWeights {
 
     /// Bytes of weights one token reads (the memory traffic that bounds decode speed).
     public var bytesPerToken: Int {
-        layers.reduce(head.weightBytes) { $0 + ($1.qkv?.weightBytes ?? 0) + ($1.o?.weightBytes ?? 0) + $1.up.weightBytes
-            + ($1.gate?.weightBytes ?? 0) + $1.down.weightBytes }
+        layers.reduce(head.weightBytes) { total, l in
+            let experts = l.experts.map { e in
+                e.router.weightBytes + e.active * (e.gates[0].weightBytes + e.ups[0].weightBytes + e.downs[0].weightBytes)
+            } ?? 0
+            return total + (l.qkv?.weightBytes ?? 0) + (l.o?.weightBytes ?? 0) + (l.up?.weightBytes ?? 0)
+                + (l.gate?.weightBytes ?? 0) + (l.down?.weightBytes ?? 0) + experts
+        }
     }
 
     init(gpt2 m: GPT2, precision: WeightPrecision) {
@@ -79,10 +94,19 @@ public final class DecodingWeights {
         positionEmbedding = nil
         layers = m.layers.map { l in
             guard case .separate(let q, let k, let v) = l.attention.projections else { preconditionFailure("LLaMA has q/k/v_proj") }
-            return Layer(norm1: vector(l.inputNorm.weight), norm1Bias: nil,
-                         qkv: matrix([q, k, v], precision), o: matrix([l.attention.output], precision),
-                         norm2: vector(l.postNorm.weight), norm2Bias: nil,
-                         up: matrix([l.mlp!.up], precision), gate: matrix([l.mlp!.gate], precision), down: matrix([l.mlp!.down], precision))
+            var layer = Layer(norm1: vector(l.inputNorm.weight), norm1Bias: nil,
+                              qkv: matrix([q, k, v], precision), o: matrix([l.attention.output], precision),
+                              norm2: vector(l.postNorm.weight), norm2Bias: nil)
+            if let mlp = l.mlp {
+                layer.up = matrix([mlp.up], precision)
+                layer.gate = matrix([mlp.gate], precision)
+                layer.down = matrix([mlp.down], precision)
+            } else if let moe = l.experts {
+                layer.experts = Experts(router: matrix([moe.router], .fp32), gates: moe.experts.map { matrix([$0.gate], precision) },
+                                        ups: moe.experts.map { matrix([$0.up], precision) },
+                                        downs: moe.experts.map { matrix([$0.down], precision) }, active: moe.active)
+            }
+            return layer
         }
         finalNorm = vector(m.finalNorm.weight)
         finalNormBias = nil

@@ -1,4 +1,5 @@
 import CSLMKernels
+import Foundation
 import SLMTensor
 
 /// Batch-1 inference without autograd: one token in, the next token's logits out.
@@ -23,7 +24,7 @@ public final class IncrementalDecoder {
     private let ldk: Int                   // keys' padded capacity (a multiple of 64)
     private let keys: AlignedBuffer<Float>
     private let values: AlignedBuffer<Float>
-    private let x, h, qkv, attended, hidden, up, scores, logits, stats: AlignedBuffer<Float>
+    private let x, h, qkv, attended, hidden, up, scores, logits, stats, routerLogits: AlignedBuffer<Float>
     /// The model's own cache behind batched reads; it holds this decoder's tokens as long
     /// as every token so far came through a batched read (`readInBatches`).
     private var prefillCache: KVCache?
@@ -54,6 +55,7 @@ public final class IncrementalDecoder {
         scores = AlignedBuffer(count: heads * ldk)
         logits = AlignedBuffer(count: config.vocabSize)
         stats = AlignedBuffer(count: 2)
+        routerLogits = AlignedBuffer(count: config.experts ?? 0)
     }
 
     /// Forgets every cached token.
@@ -112,8 +114,8 @@ public final class IncrementalDecoder {
             attend(layer: i, position: pos)
             gemv(l.o!, attended, x, accumulate: true)
             slm_layernorm_fwd(1, d, x.pointer, l.norm2.pointer, l.norm2Bias?.pointer, eps, h.pointer, stats.pointer, stats.pointer + 1)
-            gemv(l.up, h, hidden, activation: SLM_ACT_GELU)
-            gemv(l.down, hidden, x, accumulate: true)
+            gemv(l.up!, h, hidden, activation: SLM_ACT_GELU)
+            gemv(l.down!, hidden, x, accumulate: true)
         }
         slm_layernorm_fwd(1, d, x.pointer, w.finalNorm.pointer, w.finalNormBias?.pointer, eps, h.pointer, stats.pointer, stats.pointer + 1)
         gemv(w.head, h, logits)
@@ -156,14 +158,39 @@ public final class IncrementalDecoder {
     }
 
     /// x += down(silu(gate(h)) · up(h)) with h = RMSNorm(x).
+    /// The feed-forward half of a LLaMA-style block: SwiGLU, or a mixture of SwiGLU experts.
     private func swiGLU(_ l: DecodingWeights.Layer) {
         slm_rmsnorm_fwd(1, Int64(width), x.pointer, l.norm2.pointer, Float(config.normEps), h.pointer, stats.pointer)
-        withUnsafePointer(to: l.gate!.descriptor) { g in
-            withUnsafePointer(to: l.up.descriptor) { u in
+        if let experts = l.experts {
+            mixtureOfExperts(experts)
+            return
+        }
+        swiGLU(gate: l.gate!, up: l.up!, down: l.down!, weight: 1)
+    }
+
+    /// x += weight · down(silu(gate·h) ⊙ up·h).
+    private func swiGLU(gate: DecodeMatrix, up upMatrix: DecodeMatrix, down: DecodeMatrix, weight: Float) {
+        withUnsafePointer(to: gate.descriptor) { g in
+            withUnsafePointer(to: upMatrix.descriptor) { u in
                 slm_decode_gemv_swiglu(threads, g, u, h.pointer, hidden.pointer, up.pointer)
             }
         }
-        gemv(l.down, hidden, x, accumulate: true)
+        if weight != 1 { for i in 0..<ffn { hidden.pointer[i] *= weight } }  // (down is linear)
+        gemv(down, hidden, x, accumulate: true)
+    }
+
+    /// Routing as the training layer routes: the `active` largest router logits (ties to
+    /// the lower index), weighted by the softmax of those kept logits.
+    private func mixtureOfExperts(_ e: DecodingWeights.Experts) {
+        gemv(e.router, h, routerLogits)
+        let logits = UnsafeBufferPointer(start: routerLogits.pointer, count: e.gates.count)
+        let chosen = logits.indices.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }.prefix(e.active)
+        let top = logits[chosen.first!]
+        let exps = chosen.map { exp(logits[$0] - top) }
+        let total = exps.reduce(0, +)
+        for (expert, p) in zip(chosen, exps) {
+            swiGLU(gate: e.gates[expert], up: e.ups[expert], down: e.downs[expert], weight: p / total)
+        }
     }
 
     private func gemv(_ m: DecodeMatrix, _ input: AlignedBuffer<Float>, _ output: AlignedBuffer<Float>,

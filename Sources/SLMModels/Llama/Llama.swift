@@ -115,8 +115,7 @@ extension Llama {
             return 2 * Double(nonEmbedding + c.vocabSize * c.width) + 2 * 2 * Double(c.layers * c.context * c.width)
         },
         build: { Llama($0, $1) },
-        // The fast decoder has no expert routing: mixtures decode on the general path.
-        decodingWeights: { m, precision in m.config.experts == nil ? DecodingWeights(llama: m as! Llama, precision: precision) : nil },
+        decodingWeights: { m, precision in DecodingWeights(llama: m as! Llama, precision: precision) },
         hasExperts: true,
         huggingFaceConfig: { c in
             if c.experts != nil {
