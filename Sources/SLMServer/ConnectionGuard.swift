@@ -97,9 +97,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func arm(_ context: ChannelHandlerContext) {
         deadline?.cancel()
         let channel = context.channel
-        let c = limits.requestTimeout.components
-        let timeout = TimeAmount.nanoseconds(c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000)
-        deadline = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        deadline = context.eventLoop.scheduleTask(in: TimeAmount(limits.requestTimeout)) { channel.close(promise: nil) }
     }
 
     /// 503 in OpenAI's error shape, then close.

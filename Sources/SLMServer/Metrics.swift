@@ -134,8 +134,9 @@ struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
 }
 
 extension ContinuousClock.Instant {
-    var secondsSince: Double {
-        let d = ContinuousClock.now - self
-        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-    }
+    var secondsSince: Double { (ContinuousClock.now - self).inSeconds }
+}
+
+extension Duration {
+    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

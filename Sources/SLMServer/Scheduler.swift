@@ -423,7 +423,7 @@ public final class GenerationScheduler: @unchecked Sendable {
     /// decoding, each reads `prefillChunk` tokens, in batches.
     private func readPrompts(_ sessions: [GenerationSession], besides decoding: Duration) {
         guard let maxChunk = prefillChunk, !sessions.isEmpty else { return }
-        let budget = seconds(decoding) * 0.9 / Double(sessions.count)
+        let budget = decoding.inSeconds * 0.9 / Double(sessions.count)
         let clock = ContinuousClock()
         for session in sessions {
             guard budget > 0 else {
@@ -434,13 +434,9 @@ public final class GenerationScheduler: @unchecked Sendable {
             let tokens = secondsPerPromptToken.map { min(maxChunk, max(1, Int(budget / $0))) } ?? 1
             let started = clock.now
             session.readPrompt(upTo: tokens)
-            let perToken = seconds(clock.now - started) / Double(tokens)
+            let perToken = (clock.now - started).inSeconds / Double(tokens)
             secondsPerPromptToken = secondsPerPromptToken.map { 0.7 * $0 + 0.3 * perToken } ?? perToken
         }
-    }
-
-    private func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
     private func send(_ event: ChoiceEvent, to job: Job) {
