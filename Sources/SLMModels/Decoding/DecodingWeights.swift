@@ -27,19 +27,31 @@ public final class DecodingWeights {
         var mixer: (any SequenceMixer)? = nil
         let norm2: AlignedBuffer<Float>
         let norm2Bias: AlignedBuffer<Float>?
-        /// GPT-2: c_fc (followed by GELU); LLaMA: up_proj (SwiGLU with `gate`). A mixture of
-        /// experts has `experts` instead.
+        /// The feed-forward block: GPT-2's c_fc (followed by GELU) and c_proj; or SwiGLU; or
+        /// a mixture of SwiGLU experts.
         var up: DecodeMatrix? = nil
-        var gate: DecodeMatrix? = nil
         var down: DecodeMatrix? = nil
+        var swiGLU: SwiGLU? = nil
         var experts: Experts? = nil
+    }
+
+    struct SwiGLU {
+        let gate, up, down: DecodeMatrix
+
+        init(_ mlp: SwiGLUMLP, _ precision: WeightPrecision) {
+            gate = matrix([mlp.gate], precision)
+            up = matrix([mlp.up], precision)
+            down = matrix([mlp.down], precision)
+        }
+
+        var weightBytes: Int { gate.weightBytes + up.weightBytes + down.weightBytes }
     }
 
     /// A sparse mixture of SwiGLU experts: the router stays fp32 (int8 could change which
     /// experts a token reaches), the experts take the decoder's precision.
     struct Experts {
         let router: DecodeMatrix
-        let gates, ups, downs: [DecodeMatrix]
+        let experts: [SwiGLU]
         let active: Int
     }
 
@@ -56,11 +68,9 @@ public final class DecodingWeights {
     /// Bytes of weights one token reads (the memory traffic that bounds decode speed).
     public var bytesPerToken: Int {
         layers.reduce(head.weightBytes) { total, l in
-            let experts = l.experts.map { e in
-                e.router.weightBytes + e.active * (e.gates[0].weightBytes + e.ups[0].weightBytes + e.downs[0].weightBytes)
-            } ?? 0
+            let experts = l.experts.map { $0.router.weightBytes + $0.active * $0.experts[0].weightBytes } ?? 0
             return total + (l.qkv?.weightBytes ?? 0) + (l.o?.weightBytes ?? 0) + (l.up?.weightBytes ?? 0)
-                + (l.gate?.weightBytes ?? 0) + (l.down?.weightBytes ?? 0) + experts
+                + (l.down?.weightBytes ?? 0) + (l.swiGLU?.weightBytes ?? 0) + experts
         }
     }
 
@@ -76,7 +86,7 @@ public final class DecodingWeights {
             return Layer(norm1: vector(b.norm1.weight), norm1Bias: vector(b.norm1.bias),
                          qkv: matrix([qkv], precision), o: matrix([b.attention.output], precision),
                          norm2: vector(b.norm2.weight), norm2Bias: vector(b.norm2.bias),
-                         up: matrix([b.mlp.fc], precision), gate: nil, down: matrix([b.mlp.projection], precision))
+                         up: matrix([b.mlp.fc], precision), down: matrix([b.mlp.projection], precision))
         }
         finalNorm = vector(m.finalNorm.weight)
         finalNormBias = vector(m.finalNorm.bias)
@@ -94,19 +104,14 @@ public final class DecodingWeights {
         positionEmbedding = nil
         layers = m.layers.map { l in
             guard case .separate(let q, let k, let v) = l.attention.projections else { preconditionFailure("LLaMA has q/k/v_proj") }
-            var layer = Layer(norm1: vector(l.inputNorm.weight), norm1Bias: nil,
-                              qkv: matrix([q, k, v], precision), o: matrix([l.attention.output], precision),
-                              norm2: vector(l.postNorm.weight), norm2Bias: nil)
-            if let mlp = l.mlp {
-                layer.up = matrix([mlp.up], precision)
-                layer.gate = matrix([mlp.gate], precision)
-                layer.down = matrix([mlp.down], precision)
-            } else if let moe = l.experts {
-                layer.experts = Experts(router: matrix([moe.router], .fp32), gates: moe.experts.map { matrix([$0.gate], precision) },
-                                        ups: moe.experts.map { matrix([$0.up], precision) },
-                                        downs: moe.experts.map { matrix([$0.down], precision) }, active: moe.active)
-            }
-            return layer
+            return Layer(norm1: vector(l.inputNorm.weight), norm1Bias: nil,
+                         qkv: matrix([q, k, v], precision), o: matrix([l.attention.output], precision),
+                         norm2: vector(l.postNorm.weight), norm2Bias: nil,
+                         swiGLU: l.mlp.map { SwiGLU($0, precision) },
+                         experts: l.experts.map { moe in
+                             Experts(router: matrix([moe.router], .fp32), experts: moe.experts.map { SwiGLU($0, precision) },
+                                     active: moe.active)
+                         })
         }
         finalNorm = vector(m.finalNorm.weight)
         finalNormBias = nil
@@ -128,7 +133,7 @@ public final class DecodingWeights {
         layers = trunk.blocks.map { b in
             Layer(norm1: vector(b.inputNorm.weight), norm1Bias: nil, mixer: b.mixer,
                   norm2: vector(b.postNorm.weight), norm2Bias: nil,
-                  up: matrix([b.mlp.up], precision), gate: matrix([b.mlp.gate], precision), down: matrix([b.mlp.down], precision))
+                  swiGLU: SwiGLU(b.mlp, precision))
         }
         finalNorm = vector(trunk.finalNorm.weight)
         finalNormBias = nil

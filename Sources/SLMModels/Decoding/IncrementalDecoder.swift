@@ -165,31 +165,31 @@ public final class IncrementalDecoder {
             mixtureOfExperts(experts)
             return
         }
-        swiGLU(gate: l.gate!, up: l.up!, down: l.down!, weight: 1)
+        swiGLU(l.swiGLU!, weight: 1)
     }
 
     /// x += weight · down(silu(gate·h) ⊙ up·h).
-    private func swiGLU(gate: DecodeMatrix, up upMatrix: DecodeMatrix, down: DecodeMatrix, weight: Float) {
-        withUnsafePointer(to: gate.descriptor) { g in
-            withUnsafePointer(to: upMatrix.descriptor) { u in
+    private func swiGLU(_ m: DecodingWeights.SwiGLU, weight: Float) {
+        withUnsafePointer(to: m.gate.descriptor) { g in
+            withUnsafePointer(to: m.up.descriptor) { u in
                 slm_decode_gemv_swiglu(threads, g, u, h.pointer, hidden.pointer, up.pointer)
             }
         }
         if weight != 1 { for i in 0..<ffn { hidden.pointer[i] *= weight } }  // (down is linear)
-        gemv(down, hidden, x, accumulate: true)
+        gemv(m.down, hidden, x, accumulate: true)
     }
 
     /// Routing as the training layer routes: the `active` largest router logits (ties to
     /// the lower index), weighted by the softmax of those kept logits.
     private func mixtureOfExperts(_ e: DecodingWeights.Experts) {
         gemv(e.router, h, routerLogits)
-        let logits = UnsafeBufferPointer(start: routerLogits.pointer, count: e.gates.count)
+        let logits = UnsafeBufferPointer(start: routerLogits.pointer, count: e.experts.count)
         let chosen = logits.indices.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }.prefix(e.active)
         let top = logits[chosen.first!]
         let exps = chosen.map { exp(logits[$0] - top) }
         let total = exps.reduce(0, +)
         for (expert, p) in zip(chosen, exps) {
-            swiGLU(gate: e.gates[expert], up: e.ups[expert], down: e.downs[expert], weight: p / total)
+            swiGLU(e.experts[expert], weight: p / total)
         }
     }
 
