@@ -25,6 +25,8 @@ public final class IncrementalDecoder {
     private let keys: AlignedBuffer<Float>
     private let values: AlignedBuffer<Float>
     private let x, h, qkv, attended, hidden, up, scores, logits, stats, routerLogits: AlignedBuffer<Float>
+    /// A mixture's experts for the current token.
+    private var chosen: [Int] = []
     /// The model's own cache behind batched reads; it holds this decoder's tokens as long
     /// as every token so far came through a batched read (`readInBatches`).
     private var prefillCache: KVCache?
@@ -56,6 +58,7 @@ public final class IncrementalDecoder {
         logits = AlignedBuffer(count: config.vocabSize)
         stats = AlignedBuffer(count: 2)
         routerLogits = AlignedBuffer(count: config.experts ?? 0)
+        chosen.reserveCapacity(config.expertsActive ?? 0)
     }
 
     /// Forgets every cached token.
@@ -180,17 +183,20 @@ public final class IncrementalDecoder {
     }
 
     /// Routing as the training layer routes: the `active` largest router logits (ties to
-    /// the lower index), weighted by the softmax of those kept logits.
+    /// the lower index), weighted by the softmax of those kept logits. No allocation:
+    /// `chosen` keeps its capacity.
     private func mixtureOfExperts(_ e: DecodingWeights.Experts) {
         gemv(e.router, h, routerLogits)
-        let logits = UnsafeBufferPointer(start: routerLogits.pointer, count: e.experts.count)
-        let chosen = logits.indices.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }.prefix(e.active)
-        let top = logits[chosen.first!]
-        let exps = chosen.map { exp(logits[$0] - top) }
-        let total = exps.reduce(0, +)
-        for (expert, p) in zip(chosen, exps) {
-            swiGLU(e.experts[expert], weight: p / total)
+        let logits = routerLogits.pointer
+        chosen.removeAll(keepingCapacity: true)
+        for _ in 0..<e.active {
+            var best = -1
+            for i in 0..<e.experts.count where !chosen.contains(i) && (best < 0 || logits[i] > logits[best]) { best = i }
+            chosen.append(best)
         }
+        let top = logits[chosen[0]]
+        let total = chosen.reduce(Float(0)) { $0 + exp(logits[$1] - top) }
+        for expert in chosen { swiGLU(e.experts[expert], weight: exp(logits[expert] - top) / total) }
     }
 
     private func gemv(_ m: DecodeMatrix, _ input: AlignedBuffer<Float>, _ output: AlignedBuffer<Float>,
