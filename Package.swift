@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "SLMTrain", targets: ["SLMTrain"]),
         .library(name: "SLMGenerate", targets: ["SLMGenerate"]),
         .library(name: "SLMServer", targets: ["SLMServer"]),
+        .library(name: "SLMVisual", targets: ["SLMVisual"]),
         .executable(name: "slm", targets: ["slm"]),
     ],
     dependencies: [
@@ -39,7 +40,8 @@ let package = Package(
         .target(name: "SLMSupport"),
         .target(name: "SLMText", dependencies: ["SLMSupport"]),
         .target(name: "SLMModels", dependencies: ["SLMTensor", "CSLMKernels", "SLMSupport"]),
-        .target(name: "SLMTrain", dependencies: ["CSLMKernels", "SLMTensor", "SLMModels", "SLMText", "SLMSupport"]),
+        .target(name: "SLMVisual", dependencies: ["SLMSupport"]),
+        .target(name: "SLMTrain", dependencies: ["CSLMKernels", "SLMTensor", "SLMModels", "SLMText", "SLMSupport", "SLMVisual"]),
         .target(name: "SLMGenerate", dependencies: ["SLMTensor", "SLMModels", "SLMText"]),
         .target(name: "SLMInterop", dependencies: ["SLMModels", "SLMSupport", "SLMTensor", "SLMText"]),
         .target(
@@ -53,10 +55,19 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .target(
+            name: "SLMDashboard",
+            dependencies: [
+                "SLMVisual",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "slm",
             dependencies: [
-                "SLMTensor", "SLMText", "SLMModels", "SLMTrain", "SLMGenerate", "SLMServer", "SLMInterop",
+                "SLMTensor", "SLMText", "SLMModels", "SLMTrain", "SLMGenerate", "SLMServer", "SLMInterop", "SLMVisual", "SLMDashboard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -75,6 +86,15 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "SLMVisualTests", dependencies: ["SLMVisual"]),
+        .testTarget(
+            name: "SLMDashboardTests",
+            dependencies: [
+                "SLMDashboard", "SLMVisual",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
         .testTarget(name: "SLMTrainTests", dependencies: ["SLMTrain", "SLMModels", "SLMTensor", "SLMText", "SLMSupport", "SLMTestSupport"]),

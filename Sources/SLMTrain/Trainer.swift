@@ -2,7 +2,9 @@ import CSLMKernels
 import Foundation
 import SLMModels
 import SLMTensor
+import SLMSupport
 import SLMText
+import SLMVisual
 
 /// A prepared, tokenized data directory (train.bin, val.bin, meta.json).
 public struct TrainingData {
@@ -63,6 +65,8 @@ public final class Trainer {
     var stopAfter: Int?
     /// Called before each step with the number of steps done (for tests that inject faults).
     var beforeStep: ((Int) -> Void)?
+    /// A short sample of the model's text, logged with every evaluation (`slm dashboard` shows the latest).
+    public var sampleText: (() -> String?)?
     let configFingerprint: String
     let peakFLOPs: Double
     private let metrics: FileHandle
@@ -176,6 +180,9 @@ public final class Trainer {
         func elapsed() -> Double { elapsedBefore + Date().timeIntervalSince(started) }
 
         let active = model.config.activeParameterCount
+        record(["event": "start", "step": step, "total_steps": config.steps, "tokens_per_step": tokensPerStep,
+                "eval_interval": config.evalInterval, "parameters": model.parameterCount,
+                "architecture": model.config.architecture.rawValue, "threads": Parallel.threadCount])
         report("training \(model.config.architecture.rawValue) with \(model.parameterCount) parameters"
             + (active < model.parameterCount ? " (\(active) active per token)" : "") + " on \(data.summary); \(config.precision.rawValue) products, peak \(Int(peakFLOPs / 1e9)) GFLOP/s; "
             + "\(tokensPerStep) tokens per step, \(Parallel.threadCount) threads")
@@ -335,7 +342,9 @@ public final class Trainer {
                 entry[name] = values
                 report("  \(name.replacingOccurrences(of: "_", with: " ")) per layer: " + values.map { String(format: "%.4f", $0) }.joined(separator: " "))
             }
+            if let text = sampleText?() { entry["sample"] = text }
             record(entry)
+            writeLossChart(report: report)
         }
         let target = out.appendingPathComponent(checkpointName(step))
         let state = TrainerState(step: step, tokensSeen: tokensSeen, elapsedSeconds: elapsed, bestValidationLoss: bestValidationLoss,
@@ -379,6 +388,17 @@ public final class Trainer {
 
     private func compact(_ x: Double) -> String {
         x >= 1e6 ? String(format: "%.2fM", x / 1e6) : x >= 1e3 ? String(format: "%.1fk", x / 1e3) : String(format: "%.0f", x)
+    }
+
+    /// loss.svg in the run folder, redrawn from metrics.jsonl; a failure to draw it is
+    /// reported and does not stop training.
+    private func writeLossChart(report: (String) -> Void) {
+        do {
+            let log = try MetricsLog.read(out.path)
+            try AtomicFile.write(Data(MetricsChart.lossChart(log).svg().utf8), to: out.appendingPathComponent("loss.svg"))
+        } catch {
+            report("  note: could not draw loss.svg: \(error)")
+        }
     }
 
     private func record(_ values: [String: Any]) {

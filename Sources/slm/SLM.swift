@@ -9,7 +9,7 @@ struct SLM: ParsableCommand {
         commandName: "slm",
         abstract: "Small language models in Swift: build, train, evaluate and serve them on the CPU.",
         subcommands: [Demo.self, DataCommand.self, TokenizerCommand.self, Train.self, Export.self, Generate.self, Chat.self, Serve.self,
-                      Eval.self, Compare.self, Score.self, Bench.self, Info.self]
+                      Eval.self, Compare.self, Score.self, Plot.self, DashboardCommand.self, Inspect.self, Bench.self, Info.self]
     )
 
     /// Progress lines must reach a pipe or a log file as they are printed, not when the

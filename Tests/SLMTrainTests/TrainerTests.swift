@@ -433,3 +433,28 @@ func scratch() -> URL {
         #expect(roundTrip == t)
     }
 }
+
+@Suite struct TrainingPicturesTests {
+    /// Every evaluation redraws loss.svg (training and validation lines, one validation
+    /// point per evaluation) and logs the sample; the log opens with the run's header.
+    @Test func evaluationsDrawTheLossAndLogASample() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        let out = root.appendingPathComponent("run")
+        let trainer = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 10), out: out)
+        var samples = 0
+        trainer.sampleText = { samples += 1; return "sample \(samples)" }
+        _ = try trainer.run { _ in }
+        let svg = try String(contentsOf: out.appendingPathComponent("loss.svg"), encoding: .utf8)
+        let lines = svg.components(separatedBy: "<polyline").dropFirst()
+        #expect(lines.count == 2)
+        let validation = try #require(lines.first { $0.contains(#"data-series="validation""#) })
+        let points = validation.components(separatedBy: "points=\"")[1].prefix { $0 != "\"" }.split(separator: " ")
+        #expect(points.count == 2)   // evaluations at steps 5 and 10
+        let records = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+            .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        #expect(records.first?["event"] as? String == "start" && records.first?["total_steps"] as? Int == 10)
+        #expect(records.compactMap { $0["sample"] as? String } == ["sample 1", "sample 2"])
+    }
+}

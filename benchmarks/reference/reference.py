@@ -5,6 +5,9 @@
                                              vs transformers on `slm export`) on the same batch
   fixture --out DIR                          tiny models + expected logits (and, for Monarch and
                                              Symbio, gradients) for the Swift tests
+  inspect --fixtures DIR                     for each tiny model there, what `slm inspect` shows on its
+                                             first input row (surprisal, attention probabilities, Monarch
+                                             matrices, gates), written to inspect.json beside it
   train   --model-config JSON --data DIR …   train the same model in PyTorch: loss vs wall clock,
                                              tokens/s, peak RSS (for docs/BENCHMARKS.md)
 
@@ -187,6 +190,49 @@ def train(a):
         json.dump(summary, open(a.out, "w"), indent=2)
 
 
+def inspect(a):
+    """Attention probabilities are recomputed explicitly (softmax of q·kᵀ/√d, causal mask)
+    from the q and k that the reference passes to scaled_dot_product_attention."""
+    recorded = []
+    original = models.F.scaled_dot_product_attention
+
+    def recording(q, k, v, is_causal=False, enable_gqa=False, **kw):
+        keys = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1) if enable_gqa else k
+        T = q.shape[2]
+        scores = (q @ keys.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+        scores = scores.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
+        recorded.append(torch.softmax(scores.double(), -1)[0])
+        return original(q, k, v, is_causal=is_causal, enable_gqa=enable_gqa, **kw)
+
+    for name in ["tiny-gpt2", "tiny-llama", "tiny-monarch", "tiny-symbio"]:
+        directory = os.path.join(a.fixtures, name)
+        model, config = models.load(directory)
+        ids = json.load(open(os.path.join(directory, "expected.json")))["inputs"][0]
+        recorded.clear()
+        models.F.scaled_dot_product_attention = recording
+        try:
+            with torch.no_grad():
+                logits = model(torch.tensor([ids]))[0].double()
+        finally:
+            models.F.scaled_dot_product_attention = original
+        logp = torch.log_softmax(logits, -1)
+        out = {"ids": ids, "surprisal_bits": [None] + [(-logp[t - 1, ids[t]] / math.log(2)).item() for t in range(1, len(ids))],
+               "attention": [[[round(x, 8) for x in h.reshape(-1).tolist()] for h in layer] for layer in recorded]}
+        T, p = len(ids), model.p
+        if config["architecture"] in ("monarch", "symbio"):
+            out["monarch"] = []
+            for i in range(config["layers"]):
+                L1, L2 = p[f"model.layers.{i}.mixer.monarch.L1"].double(), p[f"model.layers.{i}.mixer.monarch.L2"].double()
+                out["monarch"].append([[round(x, 8) for x in models.monarch_matrix(L1[h], L2[h])[:T, :T].reshape(-1).tolist()]
+                                       for h in range(L1.shape[0])])
+            if config["architecture"] == "symbio":
+                out["gates"] = [torch.softmax(p[f"model.layers.{i}.mixer.gate_logits"].double(), 0).tolist() for i in range(config["layers"])]
+            else:
+                out["gates"] = [[torch.sigmoid(p[f"model.layers.{i}.mixer.gate"].double()).tolist()] for i in range(config["layers"])]
+        json.dump(out, open(os.path.join(directory, "inspect.json"), "w"))
+        print(f"wrote {directory}/inspect.json")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -200,6 +246,8 @@ def main():
     c.add_argument("--slm", default=".build/release/slm")
     f = sub.add_parser("fixture")
     f.add_argument("--out", required=True)
+    i = sub.add_parser("inspect")
+    i.add_argument("--fixtures", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../Tests/SLMModelsTests/Fixtures"))
     t = sub.add_parser("train")
     t.add_argument("--model-config", required=True, help="a swift-slm config.json (vocab_size is taken from the data)")
     t.add_argument("--data", required=True)
@@ -217,7 +265,7 @@ def main():
     t.add_argument("--compile", action="store_true")
     t.add_argument("--out")
     a = p.parse_args()
-    sys.exit({"check": check, "fixture": fixture, "train": train}[a.command](a) or 0)
+    sys.exit({"check": check, "fixture": fixture, "inspect": inspect, "train": train}[a.command](a) or 0)
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ struct CausalSelfAttention {
         switch projections {
         case .fused(let qkv):
             let packed = qkv(x)
-            if cache == nil && rotary == nil {  // training and full recomputation read q, k and v in place
+            if cache == nil && rotary == nil && AttentionRecorder.current == nil {  // training reads q, k and v in place
                 return output(attention(packedQKV: packed, heads: heads).reshaped([batch, time, d]))
             }
             let parts = packed.split([d, kv, kv], axis: 2)
@@ -111,6 +111,7 @@ struct CausalSelfAttention {
             k = rope(k, rotary, offset: start)
         }
         let (keys, values) = cache?.append(layer: layer, keys: k, values: v) ?? (k, v)
+        AttentionRecorder.current?.record(q: q, k: keys)
         return output(attention(q, keys, values).reshaped([batch, time, d]))
     }
 }

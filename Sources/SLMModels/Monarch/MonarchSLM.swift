@@ -70,3 +70,12 @@ public final class MonarchSLM: MixerTrunkModel {
         decodingWeights: { DecodingWeights(trunk: ($0 as! MonarchSLM).trunk, of: $0, precision: $1) },
         huggingFaceConfig: nil)
 }
+
+extension MonarchSLM: MixerInspectable {
+    public func monarchMatrices(time: Int) -> [[[Float]]] { trunk.blocks.map { $0.mixer.monarch.matrices(time: time) } }
+
+    /// The gate sigmoid(gate) that scales the mixer's output, per channel.
+    public var gateWeights: (names: [String], layers: [[[Float]]]) {
+        (["sigmoid(gate)"], trunk.blocks.map { b in [b.mixer.gate.toArray().map { 1 / (1 + exp(-$0)) }] })
+    }
+}

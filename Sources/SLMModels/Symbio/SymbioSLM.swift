@@ -50,6 +50,9 @@ public final class SymbioSLM: MixerTrunkModel {
         }
 
         func catchUp(_ memory: MixerMemory, count: Int) { monarch.catchUp(memory, count: count) }
+
+        /// softmax over the organelles of gate_logits, [3, d] row-major.
+        var gates: [Float] { Autograd.noGrad { columnSoftmax(gateLogits) }.toArray() }
     }
 
     public let config: ModelConfig
@@ -64,12 +67,22 @@ public final class SymbioSLM: MixerTrunkModel {
         parameterDecays = p.decays
     }
 
-    public var layerMetrics: [String: [Double]] { ["gate_entropy": gateEntropies] }
+    /// The gate entropy and each organelle's mean weight, per layer.
+    public var layerMetrics: [String: [Double]] {
+        var metrics = ["gate_entropy": gateEntropies]
+        let d = config.width
+        for (o, name) in Self.organelleNames.enumerated() {
+            metrics["gate_" + name] = trunk.blocks.map { b in b.mixer.gates[(o * d)..<((o + 1) * d)].reduce(0.0) { $0 + Double($1) } / Double(d) }
+        }
+        return metrics
+    }
+
+    static let organelleNames = ["conv", "monarch", "long_conv"]
 
     /// Each layer's mean gate entropy in nats (ln 3 for an equal mix, 0 for one organelle).
     public var gateEntropies: [Double] {
         trunk.blocks.map { b in
-            let w = Autograd.noGrad { columnSoftmax(b.mixer.gateLogits) }.toArray(), d = config.width
+            let w = b.mixer.gates, d = config.width
             var total = 0.0
             for c in 0..<d {
                 for o in 0..<SymbioSLM.organelles where w[o * d + c] > 0 {
@@ -97,4 +110,16 @@ public final class SymbioSLM: MixerTrunkModel {
         build: { SymbioSLM($0, $1) },
         decodingWeights: { DecodingWeights(trunk: ($0 as! SymbioSLM).trunk, of: $0, precision: $1) },
         huggingFaceConfig: nil)
+}
+
+extension SymbioSLM: MixerInspectable {
+    public func monarchMatrices(time: Int) -> [[[Float]]] { trunk.blocks.map { $0.mixer.monarch.matrices(time: time) } }
+
+    public var gateWeights: (names: [String], layers: [[[Float]]]) {
+        let d = config.width
+        return (Self.organelleNames, trunk.blocks.map { b in
+            let w = b.mixer.gates
+            return (0..<Self.organelles).map { Array(w[($0 * d)..<(($0 + 1) * d)]) }
+        })
+    }
 }

@@ -3,6 +3,7 @@ import Foundation
 import SLMModels
 import SLMTensor
 import SLMText
+import SLMVisual
 import SLMTrain
 
 struct DataCommand: ParsableCommand {
@@ -37,6 +38,8 @@ func userFacing<T>(_ body: () throws -> T) throws -> T {
         throw CommandError(error.message)
     } catch let error as SafetensorsError {
         throw CommandError(error.message)
+    } catch let error as VisualError {
+        throw CommandError(error.description)
     }
 }
 

@@ -78,7 +78,7 @@ struct Serve: ParsableCommand {
     }
 }
 
-/// Carries the server's error from its task to the waiting command.
-private final class ErrorBox: Sendable {
+/// Carries a server's error from its task to the waiting command.
+final class ErrorBox: Sendable {
     let error = Mutex<(any Error)?>(nil)
 }

@@ -51,6 +51,14 @@ struct Train: ParsableCommand {
     @Option(help: "Characters of text to sample at the end (0: none).")
     var sample = 200
 
+    @Option(help: "Tokens of text to sample at every evaluation, logged in metrics.jsonl for `slm dashboard` (0: none).")
+    var evalSample = 64
+
+    @Flag(help: "Start `slm dashboard` on the run beside the training (stopped when training ends).")
+    var dashboard = false
+
+    @Option(help: "The dashboard's port on 127.0.0.1.") var dashboardPort = 8090
+
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
@@ -63,16 +71,37 @@ struct Train: ParsableCommand {
             try Trainer(model: model, data: trainingData, config: trainingConfig, out: outURL,
                         resume: resume.map { URL(fileURLWithPath: $0) }) { printError($0) }
         }
-        let summary = try userFacing { try trainer.run() }
-        if sample > 0, let tokenizer = try? loadTokenizer(dataURL.path) {
-            let prompt = Array((try? TokenFile(url: dataURL.appendingPathComponent("val.bin"), width: trainingData.meta.width))
-                .flatMap { $0.count > 8 ? $0.window(at: 0, length: 8) : nil } ?? [])
-            let options = GenerationOptions(maxTokens: sample, sampling: SamplingParameters(temperature: 0.8, seed: trainingConfig.seed))
+        let tokenizer = try? loadTokenizer(dataURL.path)
+        let prompt = Array((try? TokenFile(url: dataURL.appendingPathComponent("val.bin"), width: trainingData.meta.width))
+            .flatMap { $0.count > 8 ? $0.window(at: 0, length: 8) : nil } ?? [])
+        /// The first 8 validation tokens and `count` more from the model.
+        func sampleText(_ count: Int) -> String? {
+            guard let tokenizer else { return nil }
+            let options = GenerationOptions(maxTokens: count, sampling: SamplingParameters(temperature: 0.8, seed: trainingConfig.seed))
             let text = Generator(model: model, tokenizer: tokenizer).generate(prompt: prompt, options: options).text
-            let shown = ((try? tokenizer.decode(prompt)) ?? "") + text
+            return ((try? tokenizer.decode(prompt)) ?? "") + text
+        }
+        if evalSample > 0 { trainer.sampleText = { sampleText(evalSample) } }
+        let dashboardProcess = dashboard ? try startDashboard() : nil
+        defer { dashboardProcess?.terminate() }
+        let summary = try userFacing { try trainer.run() }
+        if sample > 0, let shown = sampleText(sample) {
             print("sample: \(shown.replacingOccurrences(of: "\n", with: " ⏎ "))")
         }
         if summary.stoppedBy != "step budget" { printError("stopped by the \(summary.stoppedBy); --resume \(out) continues") }
+    }
+
+    /// `slm dashboard OUT` as a child process of this one.
+    private func startDashboard() throws -> Process {
+        guard (1...65535).contains(dashboardPort) else { throw ValidationError("--dashboard-port must be in 1...65535") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        if !FileManager.default.isExecutableFile(atPath: process.executableURL!.path) {
+            process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        }
+        process.arguments = ["dashboard", out, "--port", String(dashboardPort)]
+        do { try process.run() } catch { throw CommandError("could not start the dashboard: \(error)") }
+        return process
     }
 
     /// Model and training settings from the preset/config/checkpoint and every override.
