@@ -2,11 +2,22 @@
 # Installs or checks what swift-slm needs beyond the Swift toolchain:
 #   oneDNN (libdnnl-dev) — fp32/bf16 matrix multiply on Linux x86-64
 #   OpenBLAS (libopenblas-dev) — the CBLAS fallback
+# With --with-browser, also what the browser tests and PNG charts need: Chromium and its
+# driver (chromium, chromium-driver), rsvg-convert (librsvg2-bin) and selenium (pip).
 # Safe to run again: it only installs what is missing. On macOS nothing is needed
 # (Accelerate ships with the system).
 set -euo pipefail
 
 say() { printf 'setup: %s\n' "$*"; }
+
+with_browser=false
+for arg in "$@"; do
+    case "$arg" in
+    --with-browser) with_browser=true ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) say "unknown option $arg (known: --with-browser)"; exit 1 ;;
+    esac
+done
 
 if ! command -v swift >/dev/null 2>&1; then
     say "Swift is not on PATH. Install Swift 6 (https://www.swift.org/install) and run this again."
@@ -26,6 +37,7 @@ Linux) ;;
 esac
 
 packages=(libdnnl-dev libopenblas-dev)
+$with_browser && packages+=(chromium chromium-driver librsvg2-bin)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -57,3 +69,12 @@ loader=$(ldconfig -p)
 grep -q 'libdnnl\.so\.2' <<<"$loader" || { say "libdnnl.so.2 is not visible to the loader"; exit 1; }
 grep -q 'libopenblas\.so\.0' <<<"$loader" || say "warning: libopenblas.so.0 not visible; the CBLAS fallback is unavailable"
 say "ok: oneDNN $(dpkg-query -W -f='${Version}' libdnnl-dev), OpenBLAS $(dpkg-query -W -f='${Version}' libopenblas-dev), $(swift --version 2>/dev/null | head -1)"
+
+if $with_browser; then
+    [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || { say "chromium or chromedriver missing after install"; exit 1; }
+    python3 -c "import selenium" 2>/dev/null || {
+        say "installing selenium (pip) …"
+        python3 -m pip install --quiet selenium
+    }
+    say "ok: $(/usr/bin/chromium --version 2>/dev/null | head -1), selenium $(python3 -c 'import selenium; print(selenium.__version__)'), $(rsvg-convert --version | head -1)"
+fi

@@ -22,7 +22,7 @@ enum DashboardPage {
       .run dd { margin: 0; font-variant-numeric: tabular-nums; }
       .bar { height: 6px; background: #e5e5e5; border-radius: 3px; margin: 6px 0; }
       .bar div { height: 100%; background: #1f77b4; border-radius: 3px; }
-      .sample { font-family: ui-monospace, monospace; font-size: .8rem; white-space: pre-wrap; background: #fafafa;
+      .sample { font-family: ui-monospace, monospace; font-size: .8rem; white-space: pre-wrap; overflow-wrap: anywhere; background: #fafafa;
                 border-left: 3px solid #ccc; padding: 4px 8px; margin-top: 6px; max-height: 8em; overflow-y: auto; }
       #charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 12px; margin-top: 12px; }
       .chart { background: white; border-radius: 8px; padding: 6px; }

@@ -100,6 +100,11 @@ public final class Trainer {
         ema = config.emaDecay > 0 ? params.map { $0.copy() } : nil
         // MFU is against the peak of the precision the products run at.
         peakFLOPs = CPUKernels.measurePeakFLOPs(seconds: 0.1, bf16: config.precision == .bf16)
+        if Gemm.backendName == "reference" {
+            note("warning: matrix products run on the plain reference loops, one to two orders of magnitude slower than oneDNN "
+                + "or OpenBLAS (`slm info` says why); run scripts/setup.sh, then rebuild the kernels from clean "
+                + "(rm -rf .build/*/CSLMKernels.build .build/*/*/CSLMKernels.build)")
+        }
         if config.precision == .bf16 && !(CPUKernels.hasAVX512BF16 && Gemm.backendName == "onednn") {
             note("note: bf16 products are emulated here (they need oneDNN and a CPU with AVX512-BF16) and will be slower than fp32")
         }

@@ -33,11 +33,12 @@ public struct Heatmap: Sendable {
         var out = SVGWriter(width: max(width, 160), height: height)
         out.text(title, x: 4, y: 16, anchor: "start", size: 12, weight: "600")
         let top1 = values.map { abs($0) }.max() ?? 1, scale = top1 > 0 ? top1 : 1
+        // No tooltip per cell: the numbers are in inspection.json, and pages stay small.
         out.raw(#"<g class="cells">"#)
         for r in 0..<rows {
             for c in 0..<columns {
                 let v = values[r * columns + c]
-                out.raw(#"<rect x="\#(f(left + Double(c) * cell))" y="\#(f(top + Double(r) * cell))" width="\#(f(cell))" height="\#(f(cell))" fill="\#(colour(v / scale))"><title>\#(SVGWriter.escape(rowLabels[safe: r] ?? "")) → \#(SVGWriter.escape(columnLabels[safe: c] ?? "")): \#(String(format: "%.4f", v))</title></rect>"#)
+                out.raw(#"<rect x="\#(f(left + Double(c) * cell))" y="\#(f(top + Double(r) * cell))" width="\#(f(cell))" height="\#(f(cell))" fill="\#(colour(v / scale))"/>"#)
             }
         }
         out.raw("</g>")

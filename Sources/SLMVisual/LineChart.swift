@@ -159,7 +159,7 @@ struct Axis {
         if a >= 1e9 { return trim(v / 1e9) + "G" }
         if a >= 1e6 { return trim(v / 1e6) + "M" }
         if a >= 1e4 { return trim(v / 1e3) + "k" }
-        if a != 0 && a < 1e-3 { return String(format: "%.0e", v).replacingOccurrences(of: "e-0", with: "e-") }
+        if a != 0 && a < 1e-4 { return String(format: "%.0e", v).replacingOccurrences(of: "e-0", with: "e-") }
         return trim(v)
     }
 

@@ -107,7 +107,7 @@ func scratch() -> URL {
         let ticks = Axis(low: 1.37, high: 3.91, log: false).ticks()
         #expect(ticks == [1.5, 2, 2.5, 3, 3.5, 4])   // the range is padded by 4% on each side
         #expect(Axis(low: 1e-5, high: 1e-2, log: true).ticks().contains(1e-3))
-        #expect(Axis.label(1500) == "1500" && Axis.label(25000) == "25k" && Axis.label(3e6) == "3M" && Axis.label(0.0005) == "5e-4")
+        #expect(Axis.label(1500) == "1500" && Axis.label(25000) == "25k" && Axis.label(3e6) == "3M" && Axis.label(0.0005) == "0.0005" && Axis.label(0.00005) == "5e-5")
     }
 
     /// Heat maps have a cell per matrix entry; the surprisal strip a box per token.

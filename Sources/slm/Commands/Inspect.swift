@@ -37,16 +37,20 @@ struct Inspect: ParsableCommand {
         let tokens = ids.map { id in
             String(decoding: bundle.tokenizer.tokenBytes(id) ?? [], as: UTF8.self).replacingOccurrences(of: " ", with: "·")
         }
-        let report = InspectionReport(model: bundle.name, tokens: tokens, surprisal: inspection.surprisal,
+        // "micro/best" says more than "best".
+        let last = bundle.directory.standardizedFileURL.lastPathComponent
+        let name = last == "best" || last.hasPrefix("ckpt-")
+            ? bundle.directory.standardizedFileURL.deletingLastPathComponent().lastPathComponent + "/" + last : last
+        let report = InspectionReport(model: name, tokens: tokens, surprisal: inspection.surprisal,
                                       attention: inspection.attention, monarch: inspection.monarch,
                                       gates: inspection.gates, gateNames: inspection.gateNames)
-        let dir = URL(fileURLWithPath: out ?? "inspect-\(bundle.name)")
+        let dir = URL(fileURLWithPath: out ?? "inspect-" + name.replacingOccurrences(of: "/", with: "-"))
         try userFacing {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             for file in report.files() { try AtomicFile.write(Data(file.contents.utf8), to: dir.appendingPathComponent(file.name)) }
             try AtomicFile.write(try numbers(inspection, tokens: tokens), to: dir.appendingPathComponent("inspection.json"))
         }
-        print(String(format: "%@: %d tokens, mean surprisal %.3f bits/token", bundle.name, ids.count, report.meanSurprisal))
+        print(String(format: "%@: %d tokens, mean surprisal %.3f bits/token", name, ids.count, report.meanSurprisal))
         for (l, share) in report.localAttention(last: 4).enumerated() {
             print(String(format: "  attention layer %d: %.0f%% on the last 4 tokens", l, 100 * share))
         }
