@@ -36,12 +36,14 @@ let package = Package(
                 .linkedFramework("Accelerate", .when(platforms: [.macOS])),
             ]
         ),
+        // MPI opened at run time (OpenMPI's libmpi.so.40), for data-parallel training.
+        .target(name: "CSLMMPI", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
         .target(name: "SLMTensor", dependencies: ["CSLMKernels"]),
         .target(name: "SLMSupport"),
         .target(name: "SLMText", dependencies: ["SLMSupport"]),
         .target(name: "SLMModels", dependencies: ["SLMTensor", "CSLMKernels", "SLMSupport"]),
         .target(name: "SLMVisual", dependencies: ["SLMSupport"]),
-        .target(name: "SLMTrain", dependencies: ["CSLMKernels", "SLMTensor", "SLMModels", "SLMText", "SLMSupport", "SLMVisual"]),
+        .target(name: "SLMTrain", dependencies: ["CSLMKernels", "CSLMMPI", "SLMTensor", "SLMModels", "SLMText", "SLMSupport", "SLMVisual"]),
         .target(name: "SLMGenerate", dependencies: ["SLMTensor", "SLMModels", "SLMText"]),
         .target(name: "SLMInterop", dependencies: ["SLMModels", "SLMSupport", "SLMTensor", "SLMText"]),
         .target(

@@ -308,6 +308,24 @@ def playground(args):
     def stop():
         set_field("maxTokens", "4000")
         set_field("stopSeq", "")
+        # A fast model can finish 4,000 tokens before a click lands: the page's fetch gets
+        # a body that passes on one chunk per 100 ms, so the reply is still streaming.
+        driver.execute_script("""
+            const original = window.fetch;
+            window.fetch = async (...args) => {
+              const response = await original(...args);
+              if (!response.body) return response;
+              const reader = response.body.getReader();
+              const slow = new ReadableStream({
+                async pull(controller) {
+                  await new Promise((resolve) => setTimeout(resolve, 100));
+                  const { value, done } = await reader.read();
+                  if (done) controller.close(); else controller.enqueue(value);
+                },
+                cancel(reason) { return reader.cancel(reason); },
+              });
+              return new Response(slow, { status: response.status, headers: response.headers });
+            };""")
         by_id("prompt").send_keys("Go on.")
         by_id("send").click()
         wait_for(lambda: len(assistants()) == 3 and assistants()[-1].find_element(By.CSS_SELECTOR, ".text").text,

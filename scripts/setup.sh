@@ -4,6 +4,7 @@
 #   OpenBLAS (libopenblas-dev) — the CBLAS fallback
 # With --with-browser, also what the browser tests and PNG charts need: Chromium and its
 # driver (chromium, chromium-driver), rsvg-convert (librsvg2-bin) and selenium (pip).
+# With --with-mpi, OpenMPI (openmpi-bin) for data-parallel training: mpirun -np N slm train.
 # Safe to run again: it only installs what is missing. On macOS nothing is needed
 # (Accelerate ships with the system).
 set -euo pipefail
@@ -11,11 +12,13 @@ set -euo pipefail
 say() { printf 'setup: %s\n' "$*"; }
 
 with_browser=false
+with_mpi=false
 for arg in "$@"; do
     case "$arg" in
     --with-browser) with_browser=true ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) say "unknown option $arg (known: --with-browser)"; exit 1 ;;
+    --with-mpi) with_mpi=true ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) say "unknown option $arg (known: --with-browser, --with-mpi)"; exit 1 ;;
     esac
 done
 
@@ -38,6 +41,7 @@ esac
 
 packages=(libdnnl-dev libopenblas-dev)
 $with_browser && packages+=(chromium chromium-driver librsvg2-bin)
+$with_mpi && packages+=(openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -77,4 +81,9 @@ if $with_browser; then
         python3 -m pip install --quiet selenium
     }
     say "ok: $(/usr/bin/chromium --version 2>/dev/null | head -1), selenium $(python3 -c 'import selenium; print(selenium.__version__)'), $(rsvg-convert --version | head -1)"
+fi
+
+if $with_mpi; then
+    grep -q 'libmpi\.so\.40' <<<"$(ldconfig -p)" || { say "libmpi.so.40 (OpenMPI) is not visible to the loader after install"; exit 1; }
+    say "ok: $(mpirun --version 2>/dev/null | head -1)"
 fi

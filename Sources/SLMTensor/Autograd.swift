@@ -40,7 +40,7 @@ public enum Autograd {
 
 extension Tensor {
     /// The gradient buffer, created as zeros on first use. Backward kernels add into it.
-    func gradBuffer() -> Tensor {
+    public func gradBuffer() -> Tensor {
         if let g = grad { return g }
         let g = Tensor(zeros: shape)
         grad = g

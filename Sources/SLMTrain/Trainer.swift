@@ -67,14 +67,29 @@ public final class Trainer {
     var beforeStep: ((Int) -> Void)?
     /// A short sample of the model's text, logged with every evaluation (`slm dashboard` shows the latest).
     public var sampleText: (() -> String?)?
+    /// Asked after every step: true stops the run there (after a checkpoint), as SIGINT or SIGTERM do in `slm train`.
+    public var interruption: (() -> Bool)?
+    /// The ranks of a data-parallel run (nil: this process alone). Each reads rows
+    /// rank, rank + N, … of every global batch; gradients are averaged over the ranks
+    /// before clipping; rank 0 alone writes metrics and checkpoints.
+    public let group: (any ProcessGroup)?
+    var rank: Int { group?.rank ?? 0 }
+    var ranks: Int { group?.size ?? 1 }
+    var isLeader: Bool { rank == 0 }
+    private var wire: [Float] = []
     let configFingerprint: String
     let peakFLOPs: Double
-    private let metrics: FileHandle
+    private let metrics: FileHandle?
 
     /// Starts a run in `out`, or continues the checkpoint `resume` exactly.
     public init(model: any LanguageModel, data: TrainingData, config: TrainingConfig, out: URL, resume: URL? = nil,
-                note: (String) -> Void = { _ in }) throws {
+                group: (any ProcessGroup)? = nil, note: (String) -> Void = { _ in }) throws {
         try config.validate()
+        if let group, config.batch % group.size != 0 {
+            throw CheckpointError("training.batch \(config.batch) must be a multiple of the number of ranks (\(group.size)): "
+                + "it is the global batch, which the ranks share equally")
+        }
+        self.group = group
         guard data.meta.vocabularySize == model.config.vocabSize else {
             throw CheckpointError("the model's vocabulary (\(model.config.vocabSize)) differs from the data's (\(data.meta.vocabularySize))")
         }
@@ -115,13 +130,17 @@ public final class Trainer {
             throw CheckpointError("\(out.path) already holds checkpoints; pass --resume \(out.path) to continue, or choose another --out")
         }
         let metricsURL = out.appendingPathComponent("metrics.jsonl")
-        if !fm.fileExists(atPath: metricsURL.path) { _ = fm.createFile(atPath: metricsURL.path, contents: nil) }
-        metrics = try FileHandle(forWritingTo: metricsURL)
-        metrics.seekToEndOfFile()
+        if (group?.rank ?? 0) == 0 {
+            if !fm.fileExists(atPath: metricsURL.path) { _ = fm.createFile(atPath: metricsURL.path, contents: nil) }
+            metrics = try FileHandle(forWritingTo: metricsURL)
+            metrics?.seekToEndOfFile()
+        } else {
+            metrics = nil
+        }
         if let resume { try restore(from: resume, note: note) }
     }
 
-    deinit { try? metrics.close() }
+    deinit { try? metrics?.close() }
 
     private func restore(from resume: URL, note: (String) -> Void) throws {
         let dir = try Checkpoint.resolve(resume.path)
@@ -160,7 +179,7 @@ public final class Trainer {
         // Checkpoints of this run folder past the resumed step belong to the abandoned
         // continuation: moved aside (not deleted), so that a later --resume cannot pick them.
         let newer = Checkpoint.steps(in: out).filter { $0.step > state.step }
-        if !newer.isEmpty {
+        if !newer.isEmpty && isLeader {
             let aside = out.appendingPathComponent("superseded-at-step-\(state.step)")
             try FileManager.default.createDirectory(at: aside, withIntermediateDirectories: true)
             for c in newer {
@@ -180,9 +199,19 @@ public final class Trainer {
         var lastCheckpoint: URL? = Checkpoint.steps(in: out).last?.url
         var windowLoss = 0.0, windowSteps = 0, windowStart = Date()
         var windowAuxiliary: [String: Double] = [:]
+        var windowCommunication = 0.0
         var nonFiniteInARow = 0
         var stoppedBy = "step budget"
         func elapsed() -> Double { elapsedBefore + Date().timeIntervalSince(started) }
+        let localBatch = config.batch / ranks
+        let rows = DropoutRows(stride: ranks, offset: rank)
+        /// Why to stop before the next step, agreed by all ranks (the first reason any has).
+        func stopReason() throws -> String? {
+            var reasons: [Float] = [config.timeBudget.map { elapsed() >= $0 } == true ? 1 : 0,
+                                    stopAfter.map { step >= $0 } == true ? 1 : 0, interruption?() == true ? 1 : 0]
+            if let group { try reasons.withUnsafeMutableBufferPointer { try group.sum($0) } }
+            return zip(reasons, ["time budget", "interruption", "signal"]).first { $0.0 > 0 }?.1
+        }
 
         let active = model.config.activeParameterCount
         record(["event": "start", "step": step, "total_steps": config.steps, "tokens_per_step": tokensPerStep,
@@ -191,15 +220,8 @@ public final class Trainer {
         report("training \(model.config.architecture.rawValue) with \(model.parameterCount) parameters"
             + (active < model.parameterCount ? " (\(active) active per token)" : "") + " on \(data.summary); \(config.precision.rawValue) products, peak \(Int(peakFLOPs / 1e9)) GFLOP/s; "
             + "\(tokensPerStep) tokens per step, \(Parallel.threadCount) threads")
-        while step < config.steps {
-            if let budget = config.timeBudget, elapsed() >= budget {
-                stoppedBy = "time budget"
-                break
-            }
-            if let stopAfter, step >= stopAfter {
-                stoppedBy = "interruption"
-                break
-            }
+        var stopping = try stopReason()
+        while step < config.steps && stopping == nil {
             beforeStep?(step)
             let lr = schedule(step)
             optimizer.learningRate = Float(lr)
@@ -208,11 +230,13 @@ public final class Trainer {
             var nonFinite: String? = nil
             for _ in 0..<config.accumulation {
                 // The data advances as in a normal step even when the step is skipped.
-                let (inputs, targets) = sampler.next()
+                let (inputs, targets) = sampler.next(rank: rank, of: ranks)
                 guard nonFinite == nil else { continue }
                 var rng: RNG? = model.config.dropout > 0 ? dropoutRNG : nil
                 let l = MatmulPrecision.$current.withValue(config.precision) {
-                    model.loss(inputs: inputs, targets: targets, batch: config.batch, time: context, dropoutRNG: &rng)
+                    DropoutRows.$current.withValue(rows) {
+                        model.loss(inputs: inputs, targets: targets, batch: localBatch, time: context, dropoutRNG: &rng)
+                    }
                 }
                 if let rng { dropoutRNG = rng }
                 let value = l.item()
@@ -228,6 +252,17 @@ public final class Trainer {
                 }
                 objective.backward(gradient: Tensor(scalar: 1 / Float(config.accumulation)))
                 loss += Double(value) / Double(config.accumulation)
+            }
+            if let group {
+                // Every rank takes part even when its own step went non-finite, so that the
+                // collectives stay matched; then all skip together.
+                var control: [Float] = [Float(loss), nonFinite == nil ? 0 : 1]
+                let communicating = Date()
+                try control.withUnsafeMutableBufferPointer { try group.sum($0) }
+                try averageGradients(over: group)
+                windowCommunication += Date().timeIntervalSince(communicating)
+                loss = Double(control[0]) / Double(group.size)
+                if control[1] > 0 && nonFinite == nil { nonFinite = "a non-finite loss on another rank" }
             }
             let norm = nonFinite == nil ? clipGradients() : .nan
             if nonFinite == nil && !norm.isFinite { nonFinite = "gradient norm \(norm)" }
@@ -255,7 +290,7 @@ public final class Trainer {
             if nonFinite == nil && (step % config.logInterval == 0 || step == config.steps) {
                 let seconds = Date().timeIntervalSince(windowStart)
                 let rate = Double(windowSteps * tokensPerStep) / max(seconds, 1e-9)
-                let mfu = 3 * model.config.flopsPerToken * rate / max(peakFLOPs, 1)
+                let mfu = 3 * model.config.flopsPerToken * rate / max(peakFLOPs * Double(ranks), 1)
                 let done = Double(step - startStep), remaining = Double(config.steps - step)
                 let eta = done > 0 ? Date().timeIntervalSince(started) / done * remaining : 0
                 let mean = windowLoss / Double(windowSteps)
@@ -263,18 +298,23 @@ public final class Trainer {
                 var entry: [String: Any] = ["step": step, "loss": mean, "lr": lr, "grad_norm": norm, "tokens_per_sec": rate,
                                             "mfu": mfu, "tokens": tokensSeen, "elapsed": elapsed()]
                 for (name, total) in windowAuxiliary { entry[name] = total / Double(windowSteps) }
+                // Seconds per step in the all-reduces, waiting for the slowest rank included.
+                if group != nil { entry["allreduce_seconds"] = windowCommunication / Double(windowSteps) }
                 record(entry)
                 (windowLoss, windowSteps, windowStart) = (0, 0, Date())
                 windowAuxiliary = [:]
+                windowCommunication = 0
             }
-            if step % config.evalInterval == 0 || step == config.steps {
+            if isLeader && (step % config.evalInterval == 0 || step == config.steps) {
                 lastCheckpoint = try evaluateAndSave(elapsed: elapsed(), report: report)
             }
+            stopping = try stopReason()
         }
-        if lastCheckpoint.map({ $0.lastPathComponent != checkpointName(step) }) ?? true, step > startStep {
+        if let stopping { stoppedBy = stopping }
+        if isLeader, lastCheckpoint.map({ $0.lastPathComponent != checkpointName(step) }) ?? true, step > startStep {
             lastCheckpoint = try evaluateAndSave(elapsed: elapsed(), report: report)
         }
-        if let ema, let validation = data.validation {
+        if isLeader, let ema, let validation = data.validation {
             let emaLoss = withWeights(ema) { evaluate(validation) }
             report(String(format: "EMA weights: validation loss %.4f", emaLoss))
             record(["step": step, "ema_val_loss": emaLoss])
@@ -288,6 +328,28 @@ public final class Trainer {
     }
 
     // MARK: - Steps
+
+    /// Replaces each gradient by its mean over the ranks: one all-reduce over all of them,
+    /// packed into one buffer (a parameter without a gradient this step counts as zeros).
+    private func averageGradients(over group: any ProcessGroup) throws {
+        let grads = model.parameters.map { $0.tensor.gradBuffer() }
+        let total = grads.reduce(0) { $0 + $1.count }
+        if wire.count != total { wire = [Float](repeating: 0, count: total) }
+        try wire.withUnsafeMutableBufferPointer { buffer in
+            var at = 0
+            for g in grads {
+                (buffer.baseAddress! + at).update(from: g.data, count: g.count)
+                at += g.count
+            }
+            try group.sumGradients(buffer)
+            let scale = 1 / Float(group.size)
+            at = 0
+            for g in grads {
+                slm_scale(Int64(g.count), scale, buffer.baseAddress! + at, g.data)
+                at += g.count
+            }
+        }
+    }
 
     /// Scales gradients so their global norm is at most `gradClip`; returns the norm before.
     func clipGradients() -> Double {
@@ -407,7 +469,7 @@ public final class Trainer {
     }
 
     private func record(_ values: [String: Any]) {
-        guard let data = try? JSONSerialization.data(withJSONObject: values, options: [.sortedKeys]) else { return }
+        guard let metrics, let data = try? JSONSerialization.data(withJSONObject: values, options: [.sortedKeys]) else { return }
         metrics.write(data + Data("\n".utf8))
     }
 }

@@ -162,4 +162,21 @@ import Testing
             #expect(xg.grad!.data[i] == (kept ? Float(1 / 0.75) : 0))
         }
     }
+
+    /// With DropoutRows, a rank's rows get the masks (and gradients) those rows get in
+    /// the whole batch: masks follow the global sample index.
+    @Test func dropoutMasksFollowTheGlobalRow() {
+        let whole = randomTensor([4, 3, 5], seed: 8)
+        var rng = RNG(seed: 11)
+        let reference = dropout(whole, p: 0.3, rng: &rng).toArray()
+        for rank in 0..<2 {
+            let rows = [rank, rank + 2]
+            let local = Tensor(rows.flatMap { Array(whole.toArray()[($0 * 15)..<($0 * 15 + 15)]) }, shape: [2, 3, 5], requiresGrad: true)
+            var r = RNG(seed: 11)
+            let y = DropoutRows.$current.withValue(DropoutRows(stride: 2, offset: rank)) { dropout(local, p: 0.3, rng: &r) }
+            #expect(y.toArray() == rows.flatMap { Array(reference[($0 * 15)..<($0 * 15 + 15)]) })
+            y.sum().backward()
+            #expect(local.grad!.toArray() == y.toArray().map { $0 == 0 ? 0 : Float(1 / 0.7) })
+        }
+    }
 }

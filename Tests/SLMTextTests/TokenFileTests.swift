@@ -46,6 +46,28 @@ import Testing
         #expect(throws: PipelineError.self) { try BatchSampler(file: file, batch: 1, context: 1000, seed: 1) }
     }
 
+    /// Two data-parallel ranks read the even and the odd rows of the batch one process
+    /// reads, and their generators stay where that process's is.
+    @Test func ranksShareTheBatchByStride() throws {
+        let s = Scratch()
+        let url = s.url.appendingPathComponent("t.bin")
+        try TokenFileWriter.write((0..<1000).map(Int32.init), width: .uint16, to: url)
+        let file = try TokenFile(url: url, width: .uint16)
+        var whole = try BatchSampler(file: file, batch: 4, context: 8, seed: 3)
+        var ranks = try (0..<2).map { _ in try BatchSampler(file: file, batch: 4, context: 8, seed: 3) }
+        for _ in 0..<3 {
+            let all = whole.next()
+            let parts = (0..<2).map { ranks[$0].next(rank: $0, of: 2) }
+            for row in 0..<4 {
+                let part = parts[row % 2], local = row / 2
+                #expect(Array(part.inputs[(local * 8)..<(local * 8 + 8)]) == Array(all.inputs[(row * 8)..<(row * 8 + 8)]))
+                #expect(Array(part.targets[(local * 8)..<(local * 8 + 8)]) == Array(all.targets[(row * 8)..<(row * 8 + 8)]))
+            }
+            #expect(parts.allSatisfy { $0.inputs.count == 16 })
+        }
+        #expect(ranks.allSatisfy { $0.generator.state == whole.generator.state })
+    }
+
     @Test func tokenizePreparedFolderWithCharacters() throws {
         let s = Scratch()
         s.write("books/a_b.txt", Fixtures.gutenberg)

@@ -458,3 +458,49 @@ func scratch() -> URL {
         #expect(records.compactMap { $0["sample"] as? String } == ["sample 1", "sample 2"])
     }
 }
+
+/// One rank alone: its sums are the values themselves.
+final class SoloGroup: ProcessGroup {
+    let rank = 0
+    let size: Int
+    var sums = 0
+    init(size: Int = 1) { self.size = size }
+    func sum(_ values: UnsafeMutableBufferPointer<Float>) throws { sums += 1 }
+    func sumGradients(_ values: UnsafeMutableBufferPointer<Float>) throws { sums += 1 }
+    func abort(code: Int32) -> Never { fatalError("abort \(code)") }
+}
+
+@Suite struct DataParallelTests {
+    /// The data-parallel path (gradients packed, summed and averaged, losses and stop
+    /// reasons agreed) changes nothing for a group of one; the global batch must split evenly.
+    @Test func aGroupOfOneTrainsAsAPlainRun() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        let plain = root.appendingPathComponent("plain"), grouped = root.appendingPathComponent("grouped")
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 8), out: plain).run { _ in }
+        let group = SoloGroup()
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 8), out: grouped,
+                        group: group).run { _ in }
+        #expect(try losses(plain) == losses(grouped))
+        #expect(group.sums == 8 * 2 + 9)   // per step: control and gradients; stop reasons before each step and after
+        #expect(throws: CheckpointError.self) {
+            try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 8),
+                        out: root.appendingPathComponent("three"), group: SoloGroup(size: 3))
+        }
+    }
+
+    /// An interruption (SIGINT/SIGTERM in `slm train`) ends the run after the current step, with a checkpoint.
+    @Test func anInterruptionStopsAfterTheStepWithACheckpoint() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        let out = root.appendingPathComponent("run")
+        let trainer = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 20), out: out)
+        var asked = 0
+        trainer.interruption = { asked += 1; return asked > 3 }   // before step 1, after steps 1, 2, 3
+        let summary = try trainer.run { _ in }
+        #expect(summary.steps == 3 && summary.stoppedBy == "signal")
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("ckpt-000003/model.safetensors").path))
+    }
+}

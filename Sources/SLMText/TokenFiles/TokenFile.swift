@@ -99,13 +99,21 @@ public struct BatchSampler: Sendable {
     }
 
     /// Inputs and next-token targets, each [batch × context], row-major.
-    public mutating func next() -> (inputs: [Int32], targets: [Int32]) {
+    public mutating func next() -> (inputs: [Int32], targets: [Int32]) { next(rank: 0, of: 1) }
+
+    /// One data-parallel rank's share of the next batch: rows rank, rank + ranks, … of it,
+    /// each [batch / ranks × context]. Every rank draws all the batch's window starts, so
+    /// the ranks together read exactly the windows `next()` gives, and the generator's
+    /// state does not depend on the number of ranks (a run resumes on another count).
+    public mutating func next(rank: Int, of ranks: Int) -> (inputs: [Int32], targets: [Int32]) {
+        precondition(ranks >= 1 && (0..<ranks).contains(rank) && batch % ranks == 0, "sampler: rank \(rank) of \(ranks), batch \(batch)")
         var inputs: [Int32] = [], targets: [Int32] = []
-        inputs.reserveCapacity(batch * context)
-        targets.reserveCapacity(batch * context)
+        inputs.reserveCapacity(batch / ranks * context)
+        targets.reserveCapacity(batch / ranks * context)
         let starts = UInt64(file.count - context)
-        for _ in 0..<batch {
+        for row in 0..<batch {
             let start = Int(generator.next() % starts)
+            guard row % ranks == rank else { continue }
             let w = file.window(at: start, length: context + 1)
             inputs += w.dropLast()
             targets += w.dropFirst()

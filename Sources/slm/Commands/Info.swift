@@ -1,5 +1,6 @@
 import ArgumentParser
 import SLMTensor
+import SLMTrain
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,6 +11,7 @@ struct Info: ParsableCommand {
         print("matrix multiply: \(Gemm.backendName)")
         if !Gemm.loadNotes.isEmpty { print("                (\(Gemm.loadNotes))") }
         print("threads:        \(Parallel.threadCount)")
+        print("MPI:            \(MPIGroup.availability)")
         #if DEBUG
         print("build:          debug (use `swift build -c release` for speed)")
         #else

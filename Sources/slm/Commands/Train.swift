@@ -5,6 +5,7 @@ import SLMModels
 import SLMTensor
 import SLMText
 import SLMTrain
+import Synchronization
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -59,18 +60,41 @@ struct Train: ParsableCommand {
 
     @Option(help: "The dashboard's port on 127.0.0.1.") var dashboardPort = 8090
 
+    @Option(help: "Under mpirun: gradients travel between ranks in fp32, or in bf16 (half the bytes, rounded).")
+    var allreduce: WirePrecision = .fp32
+
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
         try runtime.apply()
+        // Under mpirun, one rank of a data-parallel run: rank 0 alone prints and writes.
+        let group = try userFacing { try MPIGroup.fromEnvironment(wire: allreduce) }
+        do {
+            try train(group: group)
+        } catch {
+            guard let group else { throw error }
+            printError("rank \(group.rank): \(error)")
+            group.abort(code: 1)
+        }
+    }
+
+    private func train(group: MPIGroup?) throws {
+        let leader = (group?.rank ?? 0) == 0
+        func say(_ line: String) { if leader { print(line) } }
         let dataURL = URL(fileURLWithPath: data), outURL = URL(fileURLWithPath: out)
         let trainingData = try userFacing { try TrainingData(directory: dataURL) }
         let (modelConfig, trainingConfig) = try userFacing { try configs(vocabSize: trainingData.meta.vocabularySize) }
         let model = try userFacing { try makeModel(modelConfig, seed: trainingConfig.seed) }
         let trainer = try userFacing {
             try Trainer(model: model, data: trainingData, config: trainingConfig, out: outURL,
-                        resume: resume.map { URL(fileURLWithPath: $0) }) { printError($0) }
+                        resume: resume.map { URL(fileURLWithPath: $0) }, group: group) { if leader { printError($0) } }
         }
+        if let group, leader {
+            printError("data-parallel: \(group.size) ranks, \(trainingConfig.batch / group.size) of the \(trainingConfig.batch) sequences "
+                + "of each batch per rank, gradients averaged in \(allreduce.rawValue)")
+        }
+        trainer.interruption = { StopSignal.received }
+        StopSignal.install()
         let tokenizer = try? loadTokenizer(dataURL.path)
         let prompt = Array((try? TokenFile(url: dataURL.appendingPathComponent("val.bin"), width: trainingData.meta.width))
             .flatMap { $0.count > 8 ? $0.window(at: 0, length: 8) : nil } ?? [])
@@ -81,10 +105,11 @@ struct Train: ParsableCommand {
             let text = Generator(model: model, tokenizer: tokenizer).generate(prompt: prompt, options: options).text
             return ((try? tokenizer.decode(prompt)) ?? "") + text
         }
-        if evalSample > 0 { trainer.sampleText = { sampleText(evalSample) } }
-        let dashboardProcess = dashboard ? try startDashboard() : nil
+        if evalSample > 0 && leader { trainer.sampleText = { sampleText(evalSample) } }
+        let dashboardProcess = dashboard && leader ? try startDashboard() : nil
         defer { dashboardProcess?.terminate() }
-        let summary = try userFacing { try trainer.run() }
+        let summary = try userFacing { try trainer.run(report: say) }
+        guard leader else { return }
         if sample > 0, let shown = sampleText(sample) {
             print("sample: \(shown.replacingOccurrences(of: "\n", with: " ⏎ "))")
         }
@@ -141,3 +166,23 @@ struct Train: ParsableCommand {
         return t
     }
 }
+
+/// SIGINT and SIGTERM end training after the current step, with a checkpoint; a second
+/// one stops at once.
+enum StopSignal {
+    private static let flag = Atomic<Bool>(false)
+
+    static var received: Bool { flag.load(ordering: .relaxed) }
+
+    static func install() {
+        for s in [SIGINT, SIGTERM] {
+            signal(s) { number in
+                if StopSignal.flag.exchange(true, ordering: .relaxed) { _exit(128 + number) }
+                let note = "\nstopping after this step (again to stop at once)\n"
+                _ = note.withCString { write(2, $0, strlen($0)) }
+            }
+        }
+    }
+}
+
+extension WirePrecision: ExpressibleByArgument {}
