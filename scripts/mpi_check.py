@@ -31,8 +31,10 @@ MODEL = ["--preset", "micro", "--set", "model.bias=false", "--set", "model.layer
 
 
 def mpirun(ranks):
+    """As root, on one machine, over shared memory (no single-copy mechanism: containers forbid it);
+    SLM_NUM_THREADS passed on to the ranks."""
     return ["mpirun", "-np", str(ranks), "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
-            "--mca", "btl", "self,vader", "--mca", "btl_vader_single_copy_mechanism", "none", "-x", "SLM_NUM_THREADS=1"]
+            "--mca", "btl", "self,vader", "--mca", "btl_vader_single_copy_mechanism", "none", "-x", "SLM_NUM_THREADS"]
 
 
 def run(args, env_threads=True):
