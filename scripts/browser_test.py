@@ -165,6 +165,27 @@ class Checks:
         return value
 
 
+def conclude(checks, driver, name, screenshots, proc, label, shots):
+    """The console check last; then PASS, or FAIL with a screenshot and the process's log. Returns the exit status."""
+    def console():
+        errors = browser_errors(driver)
+        assert not errors, "\n".join(errors)
+    checks.run("no errors in the browser console", console)
+    if checks.failed:
+        path = os.path.join(screenshots, f"{name}-failure.png")
+        try:
+            driver.save_screenshot(path)
+            print(f"screenshot: {path}")
+        except Exception:
+            pass
+        print(f"--- {label} log ({proc.log_path}) ---\n{process_log(proc)}")
+        print(f"FAIL {name}: {checks.passed} passed, failed at: {checks.failed}")
+        return 1
+    print("screenshots: " + ", ".join(os.path.join(screenshots, s) for s in shots))
+    print(f"PASS {name}: {checks.passed} checks")
+    return 0
+
+
 # --- playground --------------------------------------------------------------------------
 
 def playground(args):
@@ -347,23 +368,7 @@ def playground(args):
         assert by_id("regenerate").get_attribute("disabled") is not None, "Regenerate enabled after Clear"
     checks.run("clear empties the log and the stored history", clear)
 
-    def console():
-        errors = browser_errors(driver)
-        assert not errors, "\n".join(errors)
-    checks.run("no errors in the browser console", console)
-
-    if checks.failed:
-        try:
-            driver.save_screenshot(os.path.join(args.screenshots, "playground-failure.png"))
-            print(f"screenshot: {os.path.join(args.screenshots, 'playground-failure.png')}")
-        except Exception:
-            pass
-        print(f"--- server log ({server.log_path}) ---\n{process_log(server)}")
-        print(f"FAIL playground: {checks.passed} passed, failed at: {checks.failed}")
-        return 1
-    print(f"screenshot: {os.path.join(args.screenshots, 'playground.png')}")
-    print(f"PASS playground: {checks.passed} checks")
-    return 0
+    return conclude(checks, driver, "playground", args.screenshots, server, "server", ["playground.png"])
 
 
 # --- dashboard ---------------------------------------------------------------------------
@@ -440,22 +445,7 @@ def dashboard(args):
         driver.save_screenshot(os.path.join(args.screenshots, "dashboard.png"))
     checks.run("slm dashboard compares two finished runs, with the Symbio gates", compare)
 
-    def console():
-        errors = browser_errors(driver)
-        assert not errors, "\n".join(errors)
-    checks.run("no errors in the browser console", console)
-
-    if checks.failed:
-        try:
-            driver.save_screenshot(os.path.join(args.screenshots, "dashboard-failure.png"))
-        except Exception:
-            pass
-        print(f"--- training log ({trainer.log_path}) ---\n{process_log(trainer)}")
-        print(f"FAIL dashboard: {checks.passed} passed, failed at: {checks.failed}")
-        return 1
-    print(f"screenshots: {args.screenshots}/dashboard-live.png, {args.screenshots}/dashboard.png")
-    print(f"PASS dashboard: {checks.passed} checks")
-    return 0
+    return conclude(checks, driver, "dashboard", args.screenshots, trainer, "training", ["dashboard-live.png", "dashboard.png"])
 
 
 def main():

@@ -132,9 +132,10 @@ public struct MetricsLog: Sendable {
     public func latestText(_ key: String) -> String? { records.last { $0.texts[key] != nil }?.texts[key] }
     public func latestList(_ key: String) -> [Double]? { records.last { $0.lists[key] != nil }?.lists[key] }
 
-    /// The metrics this log holds (numbers and per-layer lists), sorted.
+    /// The metrics this log holds (numbers and per-layer lists), sorted; the start
+    /// record's facts (total steps, parameters, …) are not metrics.
     public var metricNames: [String] {
-        Set(records.flatMap { Array($0.numbers.keys) + Array($0.lists.keys) }).sorted()
+        Set(records.filter { $0.texts["event"] == nil }.flatMap { Array($0.numbers.keys) + Array($0.lists.keys) }).sorted()
     }
 }
 
