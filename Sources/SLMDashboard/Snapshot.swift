@@ -56,6 +56,8 @@ struct Snapshot: Encodable {
 
     static func run(_ f: RunFollower, now: Date) -> Run {
         let log = f.log
+        // JSON has no NaN: a non-finite figure is shown as missing.
+        func finite(_ x: Double?) -> Double? { x.flatMap { $0.isFinite ? $0 : nil } }
         let start = log.records.last { $0.texts["event"] == "start" }
         let step = log.records.last { $0.numbers["loss"] != nil || $0.numbers["val_loss"] != nil }?.step
         let total = start?.numbers["total_steps"].map { Int($0) }
@@ -68,10 +70,10 @@ struct Snapshot: Encodable {
         let sampleRecord = log.records.last { $0.texts["sample"] != nil }
         return Run(name: log.run, path: f.path, architecture: start?.texts["architecture"],
                    parameters: start?.numbers["parameters"].map { Int($0) }, step: step, totalSteps: total,
-                   loss: log.latest("loss"), validationLoss: log.latest("val_loss"),
-                   bestValidationLoss: log.records.compactMap { $0.numbers["val_loss"] }.min(),
-                   learningRate: log.latest("lr"), tokensPerSecond: rate, mfu: log.latest("mfu"),
-                   elapsed: log.latest("elapsed"), eta: finished ? 0 : eta,
+                   loss: finite(log.latest("loss")), validationLoss: finite(log.latest("val_loss")),
+                   bestValidationLoss: log.records.compactMap { finite($0.numbers["val_loss"]) }.min(),
+                   learningRate: finite(log.latest("lr")), tokensPerSecond: finite(rate), mfu: finite(log.latest("mfu")),
+                   elapsed: finite(log.latest("elapsed")), eta: finished ? 0 : finite(eta),
                    status: log.records.isEmpty ? "waiting for metrics" : finished ? "finished" : quiet ? "stopped" : "training",
                    sample: sampleRecord?.texts["sample"], sampleStep: sampleRecord?.step)
     }

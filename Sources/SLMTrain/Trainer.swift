@@ -310,7 +310,7 @@ public final class Trainer {
             }
             stopping = try stopReason()
         }
-        if let stopping { stoppedBy = stopping }
+        if let stopping, step < config.steps { stoppedBy = stopping }
         if isLeader, lastCheckpoint.map({ $0.lastPathComponent != checkpointName(step) }) ?? true, step > startStep {
             lastCheckpoint = try evaluateAndSave(elapsed: elapsed(), report: report)
         }

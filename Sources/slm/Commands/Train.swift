@@ -107,7 +107,12 @@ struct Train: ParsableCommand {
         }
         if evalSample > 0 && leader { trainer.sampleText = { sampleText(evalSample) } }
         let dashboardProcess = dashboard && leader ? try startDashboard() : nil
-        defer { dashboardProcess?.terminate() }
+        defer {
+            if let dashboardProcess {
+                dashboardProcess.terminate()
+                printError("dashboard stopped; `slm dashboard \(out)` shows the run again")
+            }
+        }
         let summary = try userFacing { try trainer.run(report: say) }
         guard leader else { return }
         if sample > 0, let shown = sampleText(sample) {
@@ -178,8 +183,9 @@ enum StopSignal {
         for s in [SIGINT, SIGTERM] {
             signal(s) { number in
                 if StopSignal.flag.exchange(true, ordering: .relaxed) { _exit(128 + number) }
-                let note = "\nstopping after this step (again to stop at once)\n"
-                _ = note.withCString { write(2, $0, strlen($0)) }
+                // Only async-signal-safe calls here: write(2) of a static string.
+                let note: StaticString = "\nstopping after this step (again to stop at once)\n"
+                _ = note.withUTF8Buffer { write(2, $0.baseAddress, $0.count) }
             }
         }
     }
