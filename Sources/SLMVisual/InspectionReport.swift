@@ -47,11 +47,15 @@ public struct InspectionReport: Sendable {
             }
         }
         if !gates.isEmpty {
-            let means = gates.map { layer in layer.map { w in Double(w.reduce(0, +)) / Double(max(w.count, 1)) } }
-            files.append(("gates.svg", GateBars(title: "gates per layer (mean over channels)", names: gateNames, layers: means).svg()))
+            files.append(("gates.svg", GateBars(title: "gates per layer (mean over channels)", names: gateNames, layers: gateMeans).svg()))
         }
         files.append(("index.html", html(files)))
         return files
+    }
+
+    /// Per layer, each gate's mean weight over the channels.
+    public var gateMeans: [[Double]] {
+        gates.map { layer in layer.map { w in Double(w.reduce(0, +)) / Double(max(w.count, 1)) } }
     }
 
     public var meanSurprisal: Double {

@@ -70,9 +70,9 @@ public final class SymbioSLM: MixerTrunkModel {
     /// The gate entropy and each organelle's mean weight, per layer.
     public var layerMetrics: [String: [Double]] {
         var metrics = ["gate_entropy": gateEntropies]
-        let d = config.width
+        let d = config.width, weights = trunk.blocks.map(\.mixer.gates)
         for (o, name) in Self.organelleNames.enumerated() {
-            metrics["gate_" + name] = trunk.blocks.map { b in b.mixer.gates[(o * d)..<((o + 1) * d)].reduce(0.0) { $0 + Double($1) } / Double(d) }
+            metrics["gate_" + name] = weights.map { w in w[(o * d)..<((o + 1) * d)].reduce(0.0) { $0 + Double($1) } / Double(d) }
         }
         return metrics
     }

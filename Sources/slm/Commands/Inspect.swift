@@ -54,8 +54,7 @@ struct Inspect: ParsableCommand {
         for (l, share) in report.localAttention(last: 4).enumerated() {
             print(String(format: "  attention layer %d: %.0f%% on the last 4 tokens", l, 100 * share))
         }
-        for (l, layer) in inspection.gates.enumerated() {
-            let means = layer.map { $0.reduce(0, +) / Float(max($0.count, 1)) }
+        for (l, means) in report.gateMeans.enumerated() {
             print("  gates layer \(l): " + zip(inspection.gateNames, means).map { String(format: "%@ %.3f", $0, $1) }.joined(separator: ", "))
         }
         print("wrote \(dir.path)/index.html")
