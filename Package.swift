@@ -66,6 +66,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Every parser of outside input as a function of bytes, for fuzzing and its regressions.
+        .target(name: "SLMFuzzTargets", dependencies: ["SLMModels", "SLMServer", "SLMText", "SLMTrain"]),
+        .executableTarget(name: "slm-fuzz", dependencies: ["SLMFuzzTargets"]),
         .executableTarget(
             name: "slm",
             dependencies: [
@@ -99,6 +102,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
+        .testTarget(name: "SLMFuzzTargetsTests", dependencies: ["SLMFuzzTargets"]),
         .testTarget(name: "SLMTrainTests", dependencies: ["SLMTrain", "SLMModels", "SLMTensor", "SLMText", "SLMSupport", "SLMTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

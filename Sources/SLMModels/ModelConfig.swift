@@ -81,12 +81,21 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         var problems: [String] = []
         if vocabSize < 2 { problems.append("vocab_size must be at least 2") }
         if layers < 1 { problems.append("layers must be at least 1") }
-        if heads < 1 || width % max(heads, 1) != 0 { problems.append("width \(width) must be a positive multiple of heads \(heads)") }
-        problems += definition.validate(self)
+        if heads < 1 || width < 1 || width % max(heads, 1) != 0 { problems.append("width \(width) must be a positive multiple of heads \(heads)") }
+        if kvHeads < 1 { problems.append("kv_heads must be at least 1") }
+        // The architecture's own checks divide by these sizes: only once they are sound.
+        if problems.isEmpty { problems += definition.validate(self) }
         if context < 1 { problems.append("context must be at least 1") }
         if ffnWidth < 1 { problems.append("ffn_width must be at least 1") }
         if !(0..<1).contains(dropout) { problems.append("dropout must be in [0, 1)") }
-        if normEps <= 0 { problems.append("norm_eps must be positive") }
+        if !(normEps > 0) { problems.append("norm_eps must be positive") }
+        // Far beyond any model this CPU code trains, and small enough that sizes and
+        // parameter counts cannot overflow.
+        for (name, value, limit) in [("vocab_size", vocabSize, 1 << 24), ("layers", layers, 1024), ("width", width, 1 << 16),
+                                     ("heads", heads, 1 << 12), ("context", context, 1 << 20), ("ffn_width", ffnWidth, 1 << 18),
+                                     ("experts", experts ?? 0, 256)] where value > limit {
+            problems.append("\(name) \(value) is above the supported \(limit)")
+        }
         if experts != nil || expertsActive != nil {
             if !definition.hasExperts {
                 problems.append("\(architecture) has no mixture-of-experts option (experts, experts_active)")
@@ -113,14 +122,19 @@ public struct ModelConfig: Codable, Sendable, Equatable {
 
     public static func read(from url: URL) throws -> ModelConfig {
         guard let data = FileManager.default.contents(atPath: url.path) else { throw ConfigError("\(url.path): not found") }
+        return try decode(data, name: url.path)
+    }
+
+    /// A config.json's bytes → a validated config; `name` goes into error messages.
+    public static func decode(_ data: Data, name: String) throws(ConfigError) -> ModelConfig {
         do {
             let config = try JSONDecoder().decode(ModelConfig.self, from: data)
             try config.validate()
             return config
         } catch let error as ConfigError {
-            throw ConfigError("\(url.path): \(error.message)")
+            throw ConfigError("\(name): \(error.message)")
         } catch {
-            throw ConfigError("\(url.path): not a model config (\(error))")
+            throw ConfigError("\(name): not a model config (\(error))")
         }
     }
 

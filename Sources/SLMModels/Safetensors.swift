@@ -36,11 +36,15 @@ public enum Safetensors {
     /// short file, offsets outside the data, a size that does not match the shape) is an
     /// error naming the file, so a torn checkpoint is refused rather than half-read.
     public static func read(_ url: URL) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
-        let name = url.path
+        guard let data = FileManager.default.contents(atPath: url.path) else { throw SafetensorsError("\(url.path): cannot be read") }
+        return try read(data, name: url.path)
+    }
+
+    /// Reads a safetensors file's bytes; `name` goes into error messages.
+    public static func read(_ data: Data, name: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         func fail(_ why: String) -> SafetensorsError { SafetensorsError("\(name): \(why)") }
-        guard let data = FileManager.default.contents(atPath: name) else { throw fail("cannot be read") }
         guard data.count >= 8 else { throw fail("shorter than a safetensors header (\(data.count) bytes)") }
-        let headerLength = data.prefix(8).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+        let headerLength = data.prefix(8).withUnsafeBytes { Int(truncatingIfNeeded: UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
         guard headerLength > 1, headerLength <= data.count - 8, headerLength < 100_000_000 else {
             throw fail("header length \(headerLength) does not fit a file of \(data.count) bytes (truncated?)")
         }
@@ -65,8 +69,14 @@ public enum Safetensors {
             default: throw fail("tensor \(key) has dtype \(dtype); F32, BF16 and F16 are supported")
             }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw fail("tensor \(key) has a negative dimension") }
-            let count = shape.reduce(1, *)
-            guard offsets[0] >= 0, offsets[1] <= available, offsets[1] - offsets[0] == count * elementSize else {
+            // Products checked for overflow: a hostile header must not trap the process.
+            var count = 1
+            for d in shape {
+                let (c, overflow) = count.multipliedReportingOverflow(by: d)
+                guard !overflow, c <= available else { throw fail("tensor \(key) of shape \(shape) does not fit the file's \(available) data bytes") }
+                count = c
+            }
+            guard offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= available, offsets[1] - offsets[0] == count * elementSize else {
                 throw fail("tensor \(key) needs bytes \(offsets[0])..<\(offsets[1]) of \(available) (\(count) × \(elementSize) expected; truncated?)")
             }
             let t = Tensor.zeros(Shape(shape))

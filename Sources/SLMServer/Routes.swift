@@ -145,10 +145,6 @@ struct Routes: Sendable {
             throw APIError.tooLarge
         }
         let buffer = try await request.collectBody(upTo: ServerLimits.maxBodyBytes)
-        do {
-            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
-        } catch let error as DecodingError {
-            throw APIError.from(error)
-        }
+        return try decodeRequestJSON(T.self, Data(buffer.readableBytesView))
     }
 }

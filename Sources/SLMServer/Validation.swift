@@ -160,3 +160,41 @@ func validateCompletion(_ r: CompletionRequest, modelName: String) throws -> Gen
 private func outOfRange(_ param: String, _ range: String, _ value: Any) -> APIError {
     APIError.invalid("Invalid value for '\(param)': \(value); it must be \(range).", param: param, code: "invalid_value")
 }
+
+/// JSON → a request type, with decoding errors turned into 400s that name the field.
+func decodeRequestJSON<T: Decodable>(_ type: T.Type, _ body: Data) throws -> T {
+    do {
+        return try JSONDecoder().decode(T.self, from: body)
+    } catch let error as DecodingError {
+        throw APIError.from(error)
+    }
+}
+
+/// The two generation routes' body parsers exactly as the server runs them (JSON, then
+/// the checks against the model and the limits), for the fuzz harness: a body either
+/// becomes a request within the limits or throws the `APIError` the client would get.
+public enum RequestParsing {
+    /// What a body that passed asks for.
+    public struct Accepted: Sendable {
+        public var prompt: String
+        public var choices: Int
+        public var maxTokens: [Int]
+        public var stops: [[String]]
+        public var topLogprobs: Int?
+    }
+
+    public static func chatCompletion(_ body: Data, modelName: String) throws -> Accepted {
+        Accepted(try validateChat(try decodeRequestJSON(ChatRequest.self, body), modelName: modelName))
+    }
+
+    public static func completion(_ body: Data, modelName: String) throws -> Accepted {
+        Accepted(try validateCompletion(try decodeRequestJSON(CompletionRequest.self, body), modelName: modelName))
+    }
+}
+
+extension RequestParsing.Accepted {
+    init(_ plan: GenerationPlan) {
+        self.init(prompt: plan.prompt, choices: plan.choices.count, maxTokens: plan.choices.map(\.maxTokens),
+                  stops: plan.choices.map(\.stop), topLogprobs: plan.logprobs)
+    }
+}

@@ -23,6 +23,16 @@ public struct TrainingData {
         train = try TokenFile(url: directory.appendingPathComponent("train.bin"), width: meta.width)
         let val = try TokenFile(url: directory.appendingPathComponent("val.bin"), width: meta.width)
         validation = val.count > 0 ? val : nil
+        let capacity = meta.width == .uint16 ? 1 << 16 : Int(Int32.max)
+        guard (1...capacity).contains(meta.vocabularySize) else {
+            throw PipelineError.invalidOption("\(directory.path)/meta.json: vocab_size \(meta.vocabularySize) does not fit \(meta.width.rawValue) ids")
+        }
+        for file in [train, val] {
+            let top = file.largestID()
+            guard top < meta.vocabularySize else {
+                throw PipelineError.invalidOption("\(file.url.path) holds id \(top), outside the vocabulary of \(meta.vocabularySize) (meta.json); tokenize the data again")
+            }
+        }
         let metaBytes = FileManager.default.contents(atPath: directory.appendingPathComponent("meta.json").path) ?? Data()
         fingerprint = SLMTrain.fingerprint([metaBytes, Data(String(train.count).utf8), Data(String(val.count).utf8)])
         hash = try contentHash([directory.appendingPathComponent("train.bin"), directory.appendingPathComponent("val.bin")])

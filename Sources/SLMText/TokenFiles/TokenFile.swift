@@ -71,6 +71,22 @@ public final class TokenFile: @unchecked Sendable {
         }
     }
 
+    /// The largest id in the file (-1 when empty): one pass, to check a file against
+    /// its vocabulary before a model indexes an embedding with it.
+    public func largestID() -> Int32 {
+        guard let base, count > 0 else { return -1 }
+        switch width {
+        case .uint16:
+            var top: UInt16 = 0
+            for raw in UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt16.self), count: count) { top = max(top, UInt16(littleEndian: raw)) }
+            return Int32(top)
+        case .uint32:
+            var top: UInt32 = 0
+            for raw in UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt32.self), count: count) { top = max(top, UInt32(littleEndian: raw)) }
+            return Int32(clamping: top)
+        }
+    }
+
     /// Ids [start, start + length).
     public func window(at start: Int, length: Int) -> [Int32] {
         precondition(start >= 0 && length >= 0 && start + length <= count,
