@@ -1,4 +1,5 @@
 import Foundation
+import SLMTensor
 import Hummingbird
 import Synchronization
 
@@ -80,7 +81,21 @@ public final class ServerMetrics: Sendable {
         out += "slm_active_sessions \(activeSessions)\n"
         out += "# HELP slm_open_connections HTTP connections open.\n# TYPE slm_open_connections gauge\n"
         out += "slm_open_connections \(openConnections)\n"
+        out += "# HELP slm_buffer_cache_bytes Freed tensor buffers kept for reuse (capped by --buffer-cache-mb).\n# TYPE slm_buffer_cache_bytes gauge\n"
+        out += "slm_buffer_cache_bytes \(BufferCache.cachedBytes)\n"
+        if let rss = residentMemoryBytes() {
+            out += "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\n"
+            out += "process_resident_memory_bytes \(rss)\n"
+        }
         return out
+    }
+
+    /// The process's resident set, from /proc (Linux only; nil elsewhere).
+    private func residentMemoryBytes() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
     private func histogramLines(_ name: String, _ h: Histogram, labels: String) -> String {

@@ -87,7 +87,7 @@ public final class Storage: @unchecked Sendable {
 /// A training step allocates the same sizes every time, so after the first step nothing
 /// comes from the system: no page faults, no zeroing by the kernel, and resident memory
 /// stays flat instead of creeping with the C allocator's heap. The cache is capped
-/// (a quarter of physical memory, or SLM_BUFFER_CACHE_MB); past the cap buffers are freed.
+/// (`BufferCache.limitBytes`); past the cap buffers are freed.
 enum BufferPool {
     /// A buffer the pool owns exclusively while it holds it.
     private struct Buffer: @unchecked Sendable {
@@ -97,16 +97,16 @@ enum BufferPool {
     private struct State {
         var buckets: [Int: [Buffer]] = [:]
         var cachedBytes = 0
+        var limitBytes: Int = {
+            if let text = ProcessInfo.processInfo.environment["SLM_BUFFER_CACHE_MB"], let mb = Int(text), mb >= 0 {
+                return mb << 20
+            }
+            return Int(ProcessInfo.processInfo.physicalMemory / 4)
+        }()
     }
 
     private static let state = Mutex(State())
     static let minimumBytes = 64 << 10
-    static let limitBytes: Int = {
-        if let text = ProcessInfo.processInfo.environment["SLM_BUFFER_CACHE_MB"], let mb = Int(text), mb >= 0 {
-            return mb << 20
-        }
-        return Int(ProcessInfo.processInfo.physicalMemory / 4)
-    }()
 
     static func take(_ bytes: Int) -> UnsafeMutableRawPointer? {
         guard bytes >= minimumBytes else { return nil }
@@ -122,13 +122,43 @@ enum BufferPool {
         guard bytes >= minimumBytes else { return false }
         let buffer = Buffer(pointer: pointer)
         return state.withLock { s in
-            guard s.cachedBytes + bytes <= limitBytes else { return false }
+            guard s.cachedBytes + bytes <= s.limitBytes else { return false }
             s.buckets[bytes, default: []].append(buffer)
             s.cachedBytes += bytes
             return true
         }
     }
 
-    /// Bytes held for reuse (for tests and diagnostics).
     static var cachedBytes: Int { state.withLock { $0.cachedBytes } }
+
+    static var limitBytes: Int {
+        get { state.withLock { $0.limitBytes } }
+        set {
+            // Frees what no longer fits, largest sizes first (outside the lock).
+            let surplus: [Buffer] = state.withLock { s in
+                s.limitBytes = max(0, newValue)
+                var freed: [Buffer] = []
+                for size in s.buckets.keys.sorted(by: >) where s.cachedBytes > s.limitBytes {
+                    while s.cachedBytes > s.limitBytes, let b = s.buckets[size]?.popLast() {
+                        freed.append(b)
+                        s.cachedBytes -= size
+                    }
+                }
+                return freed
+            }
+            for b in surplus { free(b.pointer) }
+        }
+    }
+}
+
+/// The cache of freed tensor buffers that makes repeated steps allocation-free: its cap
+/// (by default a quarter of physical memory, or `SLM_BUFFER_CACHE_MB`) and what it holds.
+/// A server lowers the cap so that its memory stays bounded whatever the traffic.
+public enum BufferCache {
+    public static var limitBytes: Int {
+        get { BufferPool.limitBytes }
+        set { BufferPool.limitBytes = newValue }
+    }
+
+    public static var cachedBytes: Int { BufferPool.cachedBytes }
 }

@@ -1,8 +1,9 @@
 import Testing
 @testable import SLMTensor
 
-/// The buffer pool's size classes.
-@Suite struct StorageTests {
+/// The buffer pool's size classes and cap. Serialized: one test lowers the cap that the
+/// other relies on.
+@Suite(.serialized) struct StorageTests {
     @Test func sizeClasses() {
         #expect(Storage.roundedBytes(1) == 64)
         #expect(Storage.roundedBytes(100) == 128)
@@ -27,5 +28,21 @@ import Testing
         let second = Storage(count: 9_400_000, zeroed: false)           // 37.6 MB, same class
         #expect(second.raw == address)
         #expect(first == nil)
+    }
+
+    /// The cap holds, and lowering it frees what no longer fits.
+    @Test func cacheKeepsToItsCap() {
+        let saved = BufferCache.limitBytes
+        defer { BufferCache.limitBytes = saved }
+        BufferCache.limitBytes = 1 << 20
+        #expect(BufferCache.cachedBytes <= 1 << 20)
+        var held: [Storage] = (0..<8).map { _ in Storage(count: 100_000, zeroed: false) }  // 8 × 400 KB
+        held.removeAll()
+        #expect(BufferCache.cachedBytes <= 1 << 20)
+        #expect(BufferCache.cachedBytes >= 409_600)   // a buffer or two did stay for reuse
+        BufferCache.limitBytes = 0
+        #expect(BufferCache.cachedBytes == 0)
+        _ = Storage(count: 100_000, zeroed: false)
+        #expect(BufferCache.cachedBytes == 0)
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SLMGenerate
 import SLMServer
+import SLMTensor
 import Synchronization
 
 struct Serve: ParsableCommand {
@@ -34,6 +35,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds a client has to send a complete request (head and body) once its connection is ready; slower or idle connections are closed.")
     var requestTimeout = 30.0
     @Option(help: "Seconds running generations may go on after SIGTERM before they are cut.") var shutdownGrace = 30.0
+    @Option(help: "Most MiB of freed tensor buffers kept for reuse; beyond, buffers go back to the system.")
+    var bufferCacheMb = 256
     @OptionGroup var decode: DecodeOptions
     @OptionGroup var runtime: RuntimeOptions
 
@@ -45,6 +48,8 @@ struct Serve: ParsableCommand {
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
         guard requestTimeout > 0, requestTimeout.isFinite else { throw ValidationError("--request-timeout must be a positive number of seconds") }
         guard shutdownGrace >= 0, shutdownGrace.isFinite else { throw ValidationError("--shutdown-grace must be 0 or more seconds") }
+        guard (0...(1 << 30)).contains(bufferCacheMb) else { throw ValidationError("--buffer-cache-mb must be 0 or more") }
+        BufferCache.limitBytes = bufferCacheMb << 20
         var limits = ConnectionLimits()
         limits.maxConnections = maxConnections
         limits.requestTimeout = .milliseconds(Int64(requestTimeout * 1000))
@@ -58,6 +63,10 @@ struct Serve: ParsableCommand {
         var logger = Logger(label: "slm.serve")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
         let (host, name, parameters) = (host, scheduler.modelName, scheduler.parameterCount)
+        // Each running generation holds one full-context state; queued ones hold none yet.
+        let stateMB = Double(bundle.model.makeInferenceState().byteCount) / 1_048_576
+        let bounds = String(format: "memory beyond the weights: at most %d sessions × %.1f MiB of decoding state, and %d MiB of cached buffers",
+                            maxSessions, stateMB, bufferCacheMb)
 
         // The command is synchronous: the server runs in a task while this thread waits.
         let failure = ErrorBox()
@@ -66,6 +75,7 @@ struct Serve: ParsableCommand {
             do {
                 try await server.run(host: host, port: port, logger: logger) { bound in
                     print("serving \(name) (\(parameters) parameters) on http://\(host):\(bound)\(key == nil ? "" : " (API key required)")")
+                    print(bounds)
                 }
             } catch {
                 failure.error.withLock { $0 = error }
