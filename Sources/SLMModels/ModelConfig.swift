@@ -83,8 +83,6 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         if layers < 1 { problems.append("layers must be at least 1") }
         if heads < 1 || width < 1 || width % max(heads, 1) != 0 { problems.append("width \(width) must be a positive multiple of heads \(heads)") }
         if kvHeads < 1 { problems.append("kv_heads must be at least 1") }
-        // The architecture's own checks divide by these sizes: only once they are sound.
-        if problems.isEmpty { problems += definition.validate(self) }
         if context < 1 { problems.append("context must be at least 1") }
         if ffnWidth < 1 { problems.append("ffn_width must be at least 1") }
         if !(0..<1).contains(dropout) { problems.append("dropout must be in [0, 1)") }
@@ -96,6 +94,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
                                      ("experts", experts ?? 0, 256)] where value > limit {
             problems.append("\(name) \(value) is above the supported \(limit)")
         }
+        // The architecture's own checks divide by and take roots of these sizes: only
+        // once every one of them is in range.
+        if problems.isEmpty { problems += definition.validate(self) }
         if experts != nil || expertsActive != nil {
             if !definition.hasExperts {
                 problems.append("\(architecture) has no mixture-of-experts option (experts, experts_active)")

@@ -48,7 +48,13 @@ extension ByteLevelBPETokenizer {
             }
             merges.append((String(parts[0]), String(parts[1])))
         }
-        var tokens = [String?](repeating: nil, count: (vocab.map(\.id).max() ?? -1) + 1)
+        let largest = vocab.map(\.id).max() ?? -1
+        // Ids must be dense, so a larger id than there are tokens is refused before it
+        // sizes an allocation (a 9 KB file once asked for gigabytes).
+        guard largest < vocab.count else {
+            throw TokenizerError.invalidFile(path: path, reason: "ids are not 0..<\(vocab.count): \(vocab.count) tokens, but the largest id is \(largest)")
+        }
+        var tokens = [String?](repeating: nil, count: largest + 1)
         for (token, id) in vocab {
             guard tokens[id] == nil else { throw TokenizerError.invalidFile(path: path, reason: "id \(id) is given to two tokens") }
             tokens[id] = token
@@ -110,6 +116,11 @@ extension ByteLevelBPETokenizer {
         let added = try r.addedTokens(root["added_tokens"] ?? .array([]))
 
         let count = max(vocab.map(\.id).max() ?? -1, added.map { Int($0.id) }.max() ?? -1) + 1
+        // Ids must be dense: refuse a larger id than there are tokens before it sizes an
+        // allocation (a 9 KB file once asked for gigabytes).
+        guard count <= vocab.count + added.count else {
+            throw r.invalid("ids are not 0..<\(count): \(vocab.count + added.count) tokens, but the largest id is \(count - 1)")
+        }
         var tokens = [String?](repeating: nil, count: count)
         var inModel = [Bool](repeating: false, count: count)
         for (token, id) in vocab {
