@@ -85,8 +85,6 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         if kvHeads < 1 { problems.append("kv_heads must be at least 1") }
         if context < 1 { problems.append("context must be at least 1") }
         if ffnWidth < 1 { problems.append("ffn_width must be at least 1") }
-        if !(0..<1).contains(dropout) { problems.append("dropout must be in [0, 1)") }
-        if !(normEps > 0) { problems.append("norm_eps must be positive") }
         // Far beyond any model this CPU code trains, and small enough that sizes and
         // parameter counts cannot overflow.
         for (name, value, limit) in [("vocab_size", vocabSize, 1 << 24), ("layers", layers, 1024), ("width", width, 1 << 16),
@@ -97,6 +95,8 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         // The architecture's own checks divide by and take roots of these sizes: only
         // once every one of them is in range.
         if problems.isEmpty { problems += definition.validate(self) }
+        if !(0..<1).contains(dropout) { problems.append("dropout must be in [0, 1)") }
+        if !(normEps > 0) { problems.append("norm_eps must be positive") }
         if experts != nil || expertsActive != nil {
             if !definition.hasExperts {
                 problems.append("\(architecture) has no mixture-of-experts option (experts, experts_active)")
