@@ -27,7 +27,7 @@ MODEL = ["--preset", "micro", "--set", "model.bias=false", "--set", "model.layer
          "--set", "model.context=64", "--set", "model.dropout=0.1", "--set", "training.batch=8",
          "--set", "training.log_interval=1", "--set", "training.warmup=2", "--set", "training.learning_rate=2e-3",
          "--set", "training.min_learning_rate=2e-3", "--set", "training.eval_batches=2", "--eval-interval", "10",
-         "--sample", "0", "--eval-sample", "0"]
+         "--sample", "0", "--eval-sample", "0", "--precision", "fp32"]  # the tolerances are fp32's
 
 
 def mpirun(ranks):

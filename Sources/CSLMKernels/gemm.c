@@ -14,13 +14,9 @@
 #include <Accelerate/Accelerate.h>
 #endif
 
-#if !defined(__APPLE__) && defined(__has_include)
-#if __has_include(<oneapi/dnnl/dnnl.h>)
-#include <oneapi/dnnl/dnnl.h>
-#if DNNL_VERSION_MAJOR == 2
+#if !defined(__APPLE__)
+#include "dnnl_abi.h"
 #define SLM_HAVE_DNNL 1
-#endif
-#endif
 #endif
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -74,7 +70,7 @@ static int load_cblas(void) {
         }
         return 1;
     }
-    note("no CBLAS library found (install libopenblas-dev)");
+    note("no CBLAS library found (install libopenblas0: scripts/setup.sh)");
     return 0;
 #endif
 }
@@ -88,10 +84,11 @@ static void cblas_batched(int ta, int tb, int64_t M, int64_t N, int64_t K, float
                       C + i * sc, (int)ldc);
 }
 
-// MARK: - oneDNN (dlopen, 2.x C API)
+// MARK: - oneDNN (dlopen, 2.x C API declared in dnnl_abi.h)
 
 #ifdef SLM_HAVE_DNNL
-#define DNNL_FN(name) static __typeof__(&name) p_##name
+#define DNNL_FN(name) static name##_fn p_##name
+DNNL_FN(dnnl_version);
 DNNL_FN(dnnl_engine_create);
 DNNL_FN(dnnl_stream_create);
 DNNL_FN(dnnl_stream_wait);
@@ -124,13 +121,21 @@ static int load_dnnl(void) {
     if (!getenv("GOMP_SPINCOUNT")) setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     void *h = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
     if (!h) {
-        note("oneDNN not found (install libdnnl-dev)");
+        void *v3 = dlopen("libdnnl.so.3", RTLD_LAZY | RTLD_LOCAL);
+        if (v3) dlclose(v3);
+        note(v3 ? "only oneDNN 3 is installed, whose API differs; install oneDNN 2 (libdnnl2: scripts/setup.sh)"
+                : "oneDNN not found (install libdnnl2: scripts/setup.sh)");
         return 0;
     }
 #define LOAD(name)                                                        \
-    if (!(p_##name = (__typeof__(p_##name))dlsym(h, #name))) {            \
+    if (!(p_##name = (name##_fn)dlsym(h, #name))) {                       \
         note("oneDNN lacks " #name);                                      \
         return 0;                                                         \
+    }
+    LOAD(dnnl_version);
+    if (p_dnnl_version()->major != 2) {
+        note("libdnnl.so.2 is not oneDNN 2.x");
+        return 0;
     }
     LOAD(dnnl_engine_create);
     LOAD(dnnl_stream_create);
@@ -310,8 +315,6 @@ static void choose_backend(void) {
         load_cblas();
         return;
     }
-#else
-    if (allow_dnnl) note("built without oneDNN headers (install libdnnl-dev and rebuild)");
 #endif
     if (allow_blas && load_cblas()) {
 #if defined(__APPLE__)

@@ -32,6 +32,7 @@ public enum Autograd {
     static func record(_ output: Tensor, op: String, inputs: [Tensor],
                        backward: @escaping (Tensor) -> Void) {
         guard recording, inputs.contains(where: { $0.requiresGrad }) else { return }
+        OpProfile.active?.chargeForward(op)
         output.requiresGrad = true
         output.isLeaf = false
         output.node = Node(op: op, inputs: inputs, backward: backward)
@@ -90,11 +91,12 @@ extension Tensor {
             precondition(count == 1, "backward: tensor of shape \(shape) is not a scalar; pass gradient:")
             seed = Tensor.ones(shape)
         }
+        OpProfile.mark("(forward, outside ops)")
         accumulateGrad(seed)
 
         for t in topologicalOrder().reversed() {
             guard let node = t.node else { continue }
-            if let g = t.grad, let step = node.backward { step(g) }
+            if let g = t.grad, let step = node.backward { OpProfile.timeBackward(node.op) { step(g) } }
             t.node = nil
             if !t.isLeaf { t.grad = nil }
         }

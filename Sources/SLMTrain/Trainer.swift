@@ -73,8 +73,9 @@ public final class Trainer {
     var ema: [Tensor]?
     /// Stops the loop after this step, as an interruption would (for tests of resuming).
     var stopAfter: Int?
-    /// Called before each step with the number of steps done (for tests that inject faults).
-    var beforeStep: ((Int) -> Void)?
+    /// Called before each step with the number of steps done (tests inject faults with it,
+    /// `slm bench train --profile` starts its profile after the warm-up steps).
+    public var beforeStep: ((Int) -> Void)?
     /// A short sample of the model's text, logged with every evaluation (`slm dashboard` shows the latest).
     public var sampleText: (() -> String?)?
     /// Asked after every step: true stops the run there (after a checkpoint), as SIGINT or SIGTERM do in `slm train`.
@@ -127,8 +128,8 @@ public final class Trainer {
         peakFLOPs = CPUKernels.measurePeakFLOPs(seconds: 0.1, bf16: config.precision == .bf16)
         if Gemm.backendName == "reference" {
             note("warning: matrix products run on the plain reference loops, one to two orders of magnitude slower than oneDNN "
-                + "or OpenBLAS (`slm info` says why); run scripts/setup.sh, then rebuild the kernels from clean "
-                + "(rm -rf .build/*/CSLMKernels.build .build/*/*/CSLMKernels.build)")
+                + "or OpenBLAS (`slm info` says why); run scripts/setup.sh "
+                + "(the libraries are found when slm starts; no rebuild is needed)")
         }
         if config.precision == .bf16 && !(CPUKernels.hasAVX512BF16 && Gemm.backendName == "onednn") {
             note("note: bf16 products are emulated here (they need oneDNN and a CPU with AVX512-BF16) and will be slower than fp32")
@@ -232,6 +233,7 @@ public final class Trainer {
             + "\(tokensPerStep) tokens per step, \(Parallel.threadCount) threads")
         var stopping = try stopReason()
         while step < config.steps && stopping == nil {
+            OpProfile.mark("between steps: logging, evaluation, checkpoints")
             beforeStep?(step)
             let lr = schedule(step)
             optimizer.learningRate = Float(lr)
@@ -241,6 +243,7 @@ public final class Trainer {
             for _ in 0..<config.accumulation {
                 // The data advances as in a normal step even when the step is skipped.
                 let (inputs, targets) = sampler.next(rank: rank, of: ranks)
+                OpProfile.mark("batch sampling")
                 guard nonFinite == nil else { continue }
                 var rng: RNG? = model.config.dropout > 0 ? dropoutRNG : nil
                 let l = MatmulPrecision.$current.withValue(config.precision) {
@@ -274,7 +277,9 @@ public final class Trainer {
                 loss = Double(control[0]) / Double(group.size)
                 if control[1] > 0 && nonFinite == nil { nonFinite = "a non-finite loss on another rank" }
             }
+            OpProfile.mark("(backward, outside ops)")
             let norm = nonFinite == nil ? clipGradients() : .nan
+            OpProfile.mark("gradient norm and clipping")
             if nonFinite == nil && !norm.isFinite { nonFinite = "gradient norm \(norm)" }
             // A skipped step makes no update, but the step, the schedule and the data move on.
             step += 1
@@ -293,6 +298,7 @@ public final class Trainer {
                 nonFiniteInARow = 0
                 optimizer.update()
                 updateEMA()
+                OpProfile.mark("AdamW update")
                 windowLoss += loss
                 windowSteps += 1
             }
@@ -300,13 +306,15 @@ public final class Trainer {
             if nonFinite == nil && (step % config.logInterval == 0 || step == config.steps) {
                 let seconds = Date().timeIntervalSince(windowStart)
                 let rate = Double(windowSteps * tokensPerStep) / max(seconds, 1e-9)
-                let mfu = 3 * model.config.flopsPerToken * rate / max(peakFLOPs * Double(ranks), 1)
+                // Unknown (nil) where no peak could be measured (no x86 SIMD).
+                let mfu = peakFLOPs > 0 ? 3 * model.config.flopsPerToken * rate / (peakFLOPs * Double(ranks)) : nil
                 let done = Double(step - startStep), remaining = Double(config.steps - step)
                 let eta = done > 0 ? Date().timeIntervalSince(started) / done * remaining : 0
                 let mean = windowLoss / Double(windowSteps)
                 report(progressLine(loss: mean, lr: lr, rate: rate, mfu: mfu, elapsed: elapsed(), eta: eta))
                 var entry: [String: Any] = ["step": step, "loss": mean, "lr": lr, "grad_norm": norm, "tokens_per_sec": rate,
-                                            "mfu": mfu, "tokens": tokensSeen, "elapsed": elapsed()]
+                                            "tokens": tokensSeen, "elapsed": elapsed()]
+                if let mfu { entry["mfu"] = mfu }
                 for (name, total) in windowAuxiliary { entry[name] = total / Double(windowSteps) }
                 // Seconds per step in the all-reduces, waiting for the slowest rank included.
                 if group != nil { entry["allreduce_seconds"] = windowCommunication / Double(windowSteps) }
@@ -452,14 +460,15 @@ public final class Trainer {
 
     // MARK: - Output
 
-    func progressLine(loss: Double, lr: Double, rate: Double, mfu: Double, elapsed: Double, eta: Double) -> String {
+    func progressLine(loss: Double, lr: Double, rate: Double, mfu: Double?, elapsed: Double, eta: Double) -> String {
         let fraction = Double(step) / Double(config.steps), width = 20
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
         let digits = String(config.steps).count
         let stepText = String(repeating: " ", count: max(0, digits - String(step).count)) + String(step)
-        return String(format: "step %@/%d [%@] %5.1f%% | loss %.4f | lr %.2e | %@ tok/s | MFU %4.1f%% | %@ elapsed, ETA %@",
-                      stepText, config.steps, bar, fraction * 100, loss, lr, compact(rate), mfu * 100,
+        let mfuText = mfu.map { String(format: "%4.1f%%", $0 * 100) } ?? "  n/a"
+        return String(format: "step %@/%d [%@] %5.1f%% | loss %.4f | lr %.2e | %@ tok/s | MFU %@ | %@ elapsed, ETA %@",
+                      stepText, config.steps, bar, fraction * 100, loss, lr, compact(rate), mfuText,
                       Duration.format(elapsed), Duration.format(eta))
     }
 

@@ -28,7 +28,8 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// Decay of an exponential moving average of the weights (0: off).
     public var emaDecay = 0.0
     /// Precision of the matrix products in training steps (weights, gradients and the
-    /// optimizer stay fp32; evaluation runs in fp32).
+    /// optimizer stay fp32; evaluation runs in fp32). Presets default to `auto`
+    /// (`MatmulPrecision.native`); a checkpoint records the precision chosen.
     public var precision = MatmulPrecision.fp32
     /// Weight of a mixture of experts' load-balancing loss in the objective.
     public var routerAuxWeight = 0.01
@@ -76,6 +77,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
 
     init(section: [String: TOMLValue]) throws(TOMLError) {
         var r = SectionReader("training", section)
+        precision = .native
         if let v = try r.int("batch") { batch = v }
         if let v = try r.int("accumulation") { accumulation = v }
         if let v = try r.int("steps") { steps = v }
@@ -99,7 +101,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if let v = try r.double("router_aux_weight") { routerAuxWeight = v }
         if let v = try r.int("max_nonfinite_steps") { maxNonFiniteSteps = v }
         if let v = try r.string("precision") {
-            guard let p = MatmulPrecision(rawValue: v) else { throw TOMLError("[training] precision must be fp32 or bf16, not \(v)") }
+            guard let p = MatmulPrecision(setting: v) else { throw TOMLError("[training] precision must be auto, fp32 or bf16, not \(v)") }
             precision = p
         }
         try r.finish()
@@ -143,5 +145,18 @@ extension ModelConfig {
                   dropout: try r.double("dropout") ?? 0, experts: try r.int("experts"),
                   expertsActive: try r.int("experts_active"))
         try r.finish()
+    }
+}
+
+extension MatmulPrecision {
+    /// bf16 where the CPU multiplies bf16 natively (AVX512-BF16, through oneDNN), else
+    /// fp32: emulated bf16 is slower than fp32.
+    public static var native: MatmulPrecision {
+        CPUKernels.hasAVX512BF16 && Gemm.backendName == "onednn" ? .bf16 : .fp32
+    }
+
+    /// `fp32`, `bf16`, or `auto` (`native`).
+    public init?(setting: String) {
+        if setting == "auto" { self = .native } else if let p = MatmulPrecision(rawValue: setting) { self = p } else { return nil }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import CSLMKernels
 import Foundation
 import SLMTensor
+import SLMTrain
 
 @main
 struct SLM: ParsableCommand {
@@ -34,3 +35,9 @@ struct RuntimeOptions: ParsableArguments {
 }
 
 extension MatmulPrecision: ExpressibleByArgument {}
+
+/// `--precision auto|fp32|bf16`, `auto` resolved for this machine.
+func parsePrecision(_ text: String) throws -> MatmulPrecision {
+    guard let p = MatmulPrecision(setting: text) else { throw ValidationError("--precision must be auto, fp32 or bf16, not \(text)") }
+    return p
+}

@@ -42,6 +42,22 @@ func tempDirectory() -> URL {
         #expect(check.passed, "\(check.detail)")
     }
 
+    @Test func flopsCountTheHeadOnce() {
+        // llama-5m by hand: 5,037,312 parameters, every one in one multiply-add per token
+        // (norm weights too, a rounding error), plus 2·2·T·d per layer for the attention
+        // scores and their weighted sum: 2 · 5,037,312 + 4 · 6 · 256 · 256.
+        var llama = ModelConfig(architecture: .llama, vocabSize: 2000, layers: 6, heads: 4, width: 256, context: 256, ffnWidth: 640)
+        #expect(llama.flopsPerToken == 11_647_488)
+        // An untied head has its own weights but costs the same products.
+        llama.tiedEmbeddings = false
+        #expect(llama.parameterCount == 5_037_312 + 512_000)
+        #expect(llama.flopsPerToken == 11_647_488)
+        var gpt2 = tinyGPT2
+        let tied = gpt2.flopsPerToken
+        gpt2.tiedEmbeddings.toggle()
+        #expect(gpt2.flopsPerToken == tied)
+    }
+
     @Test func dropoutOnlyWhenTraining() throws {
         var config = tinyGPT2
         config.dropout = 0.5

@@ -417,10 +417,17 @@ func scratch() -> URL {
         #expect(dm.layers == 4 && dm.width == 256 && dm.heads == 4)
         #expect(dt.steps == 20 * dm.parameterCount / (8 * 64))
         var q = try Preset(name: "q", text: "[model]\nlayers = 2\nheads = 2\nwidth = 32\ncontext = 16\n")
+        // Presets default to auto: bf16 only where the CPU multiplies bf16 natively.
+        let native: MatmulPrecision = CPUKernels.hasAVX512BF16 && Gemm.backendName == "onednn" ? .bf16 : .fp32
+        #expect(try q.configs(vocabSize: 50).1.precision == native)
+        try q.override(["training.precision=\"auto\""])
+        #expect(try q.configs(vocabSize: 50).1.precision == native)
+        try q.override(["training.precision=\"fp32\""])
+        #expect(try q.configs(vocabSize: 50).1.precision == .fp32)
         try q.override(["training.precision=\"bf16\""])
         #expect(try q.configs(vocabSize: 50).1.precision == .bf16)
         try q.override(["training.precision=\"fp16\""])
-        #expect(throws: TOMLError("[training] precision must be fp32 or bf16, not fp16")) { try q.configs(vocabSize: 50) }
+        #expect(throws: TOMLError("[training] precision must be auto, fp32 or bf16, not fp16")) { try q.configs(vocabSize: 50) }
     }
 
     /// A trainer_state.json written before a setting existed still resumes, with the default.

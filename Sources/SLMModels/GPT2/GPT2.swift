@@ -79,7 +79,9 @@ extension GPT2 {
             return c.vocabSize * d + c.context * d + c.layers * block + 2 * d + (c.tiedEmbeddings ? 0 : c.vocabSize * d)
         },
         flopsPerToken: { c in
-            let nonEmbedding = c.parameterCount - c.vocabSize * c.width - c.context * c.width
+            // The head's product is counted once below, tied or not.
+            let head = c.tiedEmbeddings ? 0 : c.vocabSize * c.width
+            let nonEmbedding = c.parameterCount - c.vocabSize * c.width - c.context * c.width - head
             return 2 * Double(nonEmbedding + c.vocabSize * c.width) + 2 * 2 * Double(c.layers * c.context * c.width)
         },
         build: { GPT2($0, $1) },

@@ -111,7 +111,9 @@ extension Llama {
         },
         flopsPerToken: { c in
             // Active parameters only: a token runs through experts_active experts.
-            let nonEmbedding = c.activeParameterCount - c.vocabSize * c.width
+            // The head's product is counted once below, tied or not.
+            let head = c.tiedEmbeddings ? 0 : c.vocabSize * c.width
+            let nonEmbedding = c.activeParameterCount - c.vocabSize * c.width - head
             return 2 * Double(nonEmbedding + c.vocabSize * c.width) + 2 * 2 * Double(c.layers * c.context * c.width)
         },
         build: { Llama($0, $1) },

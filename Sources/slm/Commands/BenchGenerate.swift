@@ -43,6 +43,11 @@ struct BenchGenerate: ParsableCommand {
         /// logit difference as a share of the largest fp32 logit (on the fp32 token path).
         var int8GreedyAgreement: Double?
         var int8MaxLogitError: Double?
+        /// Fast decoder only: weight bytes one token reads, the memory bandwidth measured
+        /// here, and the share of it that the speed implies (the bound for batch-1 decoding).
+        var weightBytesPerToken: Int?
+        var bandwidthGBs: Double?
+        var bandwidthShare: Double?
     }
 
     func run() throws {
@@ -92,11 +97,19 @@ struct BenchGenerate: ParsableCommand {
         if decode.weights == .int8, !reference, let a = m.makeDecoder(precision: .fp32), let b = m.makeDecoder(precision: .int8) {
             (agreement, logitError) = compareInt8(fp32: a, int8: b, prompt: ids, steps: min(tokens, m.config.context - prompt))
         }
-        let result = Result(model: name, parameters: m.parameterCount, threads: Parallel.threadCount,
+        let weightBytes = reference ? nil : m.makeDecoder(precision: decode.weights)?.weights.bytesPerToken
+        let bandwidth = weightBytes == nil ? nil : Peaks.bandwidthGBs(threads: Parallel.threadCount)
+        let rate = median(rates)
+        var result = Result(model: name, parameters: m.parameterCount, threads: Parallel.threadCount,
                             weights: decode.weights.rawValue, decoder: reference ? "reference" : "fast", promptTokens: prompt,
-                            generatedTokens: tokens, timeToFirstTokenMs: median(firstTimes) * 1e3, tokensPerSecond: median(rates),
+                            generatedTokens: tokens, timeToFirstTokenMs: median(firstTimes) * 1e3, tokensPerSecond: rate,
                             tokensPerSecondWithoutCache: withoutCache,
                             int8GreedyAgreement: agreement, int8MaxLogitError: logitError)
+        if let weightBytes, let bandwidth, bandwidth > 0 {
+            result.weightBytesPerToken = weightBytes
+            result.bandwidthGBs = bandwidth
+            result.bandwidthShare = Double(weightBytes) * rate / 1e9 / bandwidth
+        }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -105,6 +118,11 @@ struct BenchGenerate: ParsableCommand {
             print(String(format: "%@ (%d parameters, %d threads, %@ weights, %@ decoder): first token after %.1f ms; %.0f tokens/s with the KV cache%@",
                          name, m.parameterCount, Parallel.threadCount, result.weights, result.decoder, result.timeToFirstTokenMs, result.tokensPerSecond,
                          withoutCache.map { String(format: ", %.0f tokens/s recomputing the context", $0) } ?? ""))
+            if let weightBytes = result.weightBytesPerToken, let bandwidth = result.bandwidthGBs, let share = result.bandwidthShare {
+                print(String(format: "weights read per token: %.1f MB; at %.0f tokens/s that is %.1f GB/s, %.0f%% of the %.1f GB/s measured here (the bound: %.0f tokens/s)",
+                             Double(weightBytes) / 1e6, rate, Double(weightBytes) * rate / 1e9, share * 100, bandwidth,
+                             bandwidth * 1e9 / Double(weightBytes)))
+            }
             if let agreement, let logitError {
                 print(String(format: "int8 vs fp32 over the same tokens: greedy choice agrees on %.1f%% of steps; logits differ by up to %.2f%% of the largest",
                              agreement * 100, logitError * 100))

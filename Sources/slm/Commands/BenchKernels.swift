@@ -129,15 +129,21 @@ struct Peaks: Codable {
     static let method = "independent FMA chains (vfmadd…ps / vdpbf16ps at the widest vector width) on every thread at once for 0.3 s, and a copy+axpy stream over 3 × 64 MiB per thread at once; best of 3"
 
     static func measure(threads: Int) -> Peaks {
-        func onAllThreads(_ f: @escaping @Sendable () -> Double) -> Double {
-            CPUKernels.onDedicatedThreads(threads) { _ in f() }.reduce(0, +)
-        }
         var p = Peaks()
         for _ in 0..<3 {
-            p.fp32GFlops = max(p.fp32GFlops, onAllThreads { slm_measure_fma_flops(0, 0.3) } / 1e9)
-            p.bf16GFlops = max(p.bf16GFlops, onAllThreads { slm_measure_fma_flops(1, 0.3) } / 1e9)
-            p.memoryGBs = max(p.memoryGBs, onAllThreads { slm_measure_triad_bandwidth(3 << 26, 2) } / 1e9)
+            p.fp32GFlops = max(p.fp32GFlops, onAllThreads(threads) { slm_measure_fma_flops(0, 0.3) } / 1e9)
+            p.bf16GFlops = max(p.bf16GFlops, onAllThreads(threads) { slm_measure_fma_flops(1, 0.3) } / 1e9)
+            p.memoryGBs = max(p.memoryGBs, bandwidthGBs(threads: threads, repeats: 1))
         }
         return p
+    }
+
+    /// The memory bandwidth part of `measure` alone (GB/s, best of `repeats`).
+    static func bandwidthGBs(threads: Int, repeats: Int = 3) -> Double {
+        (0..<repeats).map { _ in onAllThreads(threads) { slm_measure_triad_bandwidth(3 << 26, 2) } / 1e9 }.max() ?? 0
+    }
+
+    private static func onAllThreads(_ threads: Int, _ f: @escaping @Sendable () -> Double) -> Double {
+        CPUKernels.onDedicatedThreads(threads) { _ in f() }.reduce(0, +)
     }
 }

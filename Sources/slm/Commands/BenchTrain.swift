@@ -17,8 +17,12 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Vocabulary size for random tokens.") var vocabSize = 65
     @Option(help: "Steps in all.") var steps = 13
     @Option(help: "Steps not timed at the start.") var warmup = 3
-    @Option(help: "Matrix products in fp32, or in bf16 with fp32 weights (MFU is then against the bf16 peak).") var precision = MatmulPrecision.fp32
+    @Option(help: "Matrix products in fp32, or in bf16 with fp32 weights (MFU is then against the bf16 peak, n/a where bf16 is emulated), or auto (bf16 where native).",
+            transform: parsePrecision)
+    var precision = MatmulPrecision.fp32
     @Option(name: .customLong("set"), help: "Override any value: model.KEY=VALUE or training.KEY=VALUE.") var overrides: [String] = []
+    @Flag(help: "Also time every op kind, forward and backward, and the work between them (after the warm-up steps).")
+    var profile = false
     @Flag(help: "Print a JSON object.") var json = false
     @OptionGroup var runtime: RuntimeOptions
 
@@ -30,9 +34,12 @@ struct BenchTrain: ParsableCommand {
         var tokensPerStep: Int
         var msPerStep: Double
         var tokensPerSecond: Double
-        var mfu: Double
+        var mfu: Double?
         var peakRSSMiB: Double
         var config: ModelConfig
+        /// With --profile: seconds per timed step, by op kind or label.
+        var profile: [String: OpProfile.Entry]?
+        var profiledSteps: Int?
     }
 
     func run() throws {
@@ -53,27 +60,55 @@ struct BenchTrain: ParsableCommand {
         let model = try userFacing { try makeModel(modelConfig, seed: training.seed) }
         let out = scratch.appendingPathComponent("run")
         let trainer = try userFacing { try Trainer(model: model, data: trainingData, config: training, out: out) }
-        _ = try userFacing { try trainer.run { _ in } }
+        let opProfile = profile ? OpProfile() : nil
+        if let opProfile { trainer.beforeStep = { [warmup] step in if step == warmup { opProfile.reset() } } }
+        try userFacing {
+            if let opProfile { _ = try opProfile.collect { try trainer.run { _ in } } } else { _ = try trainer.run { _ in } }
+        }
 
         let rates = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
             .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-            .compactMap { o -> (Int, Double, Double)? in
-                guard let s = o["step"] as? Int, let r = o["tokens_per_sec"] as? Double, let m = o["mfu"] as? Double else { return nil }
-                return (s, r, m)
+            .compactMap { o -> (Int, Double, Double?)? in
+                guard let s = o["step"] as? Int, let r = o["tokens_per_sec"] as? Double else { return nil }
+                return (s, r, o["mfu"] as? Double)  // no MFU where no peak could be measured
             }.filter { $0.0 > warmup }
+        guard !rates.isEmpty else { throw CommandError("no speed was logged after the warm-up steps; give more --steps") }
         let tokensPerStep = training.batch * training.accumulation * modelConfig.context
-        let rate = rates.map(\.1).sorted()[rates.count / 2], mfu = rates.map(\.2).sorted()[rates.count / 2]
+        let rate = rates.map(\.1).sorted()[rates.count / 2]
+        let mfus = rates.compactMap(\.2).sorted(), mfu = mfus.isEmpty ? nil : mfus[mfus.count / 2]
         modelConfig.dropout = model.config.dropout
+        let profiled = steps - warmup
+        let perStep = opProfile?.entries.mapValues { e in
+            OpProfile.Entry(forwardSeconds: e.forwardSeconds / Double(profiled), backwardSeconds: e.backwardSeconds / Double(profiled),
+                            calls: e.calls / profiled)
+        }
         let report = Report(preset: preset, precision: precision.rawValue, threads: Parallel.threadCount, parameters: model.parameterCount,
                             tokensPerStep: tokensPerStep, msPerStep: 1000 * Double(tokensPerStep) / rate, tokensPerSecond: rate,
-                            mfu: mfu, peakRSSMiB: peakResidentMiB(), config: modelConfig)
+                            mfu: mfu, peakRSSMiB: peakResidentMiB(), config: modelConfig,
+                            profile: perStep, profiledSteps: perStep == nil ? nil : profiled)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
-            print(String(format: "%@ (%d parameters, %d threads, %@): %.0f ms/step, %.0f tokens/s, MFU %.1f%%, peak RSS %.0f MiB",
-                         preset, report.parameters, report.threads, precision.rawValue, report.msPerStep, rate, 100 * mfu, report.peakRSSMiB))
+            let mfuText = mfu.map { String(format: "%.1f%%", 100 * $0) } ?? "n/a (no peak measured on this CPU)"
+            print(String(format: "%@ (%d parameters, %d threads, %@): %.0f ms/step, %.0f tokens/s, MFU %@, peak RSS %.0f MiB",
+                         preset, report.parameters, report.threads, precision.rawValue, report.msPerStep, rate, mfuText, report.peakRSSMiB))
+            if let perStep { printProfile(perStep, steps: profiled) }
+        }
+    }
+
+    /// One line per op kind or label, the most expensive first: ms per step forward and
+    /// backward, and the share of all the time charged.
+    private func printProfile(_ entries: [String: OpProfile.Entry], steps: Int) {
+        let total = entries.values.reduce(0) { $0 + $1.forwardSeconds + $1.backwardSeconds }
+        guard total > 0 else { return }
+        print(String(format: "\nwhere a step's time goes (mean of %d steps; %.1f ms charged per step):", steps, total * 1000))
+        print("op or work                                       forward ms  backward ms   share  calls")
+        for (name, e) in entries.sorted(by: { $0.value.forwardSeconds + $0.value.backwardSeconds > $1.value.forwardSeconds + $1.value.backwardSeconds }) {
+            let share = (e.forwardSeconds + e.backwardSeconds) / total
+            print(String(format: "%@ %11.2f %12.2f %6.1f%% %6d", name.padding(toLength: 48, withPad: " ", startingAt: 0),
+                         e.forwardSeconds * 1000, e.backwardSeconds * 1000, share * 100, e.calls))
         }
     }
 

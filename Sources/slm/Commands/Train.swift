@@ -46,7 +46,8 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override any value: model.KEY=VALUE or training.KEY=VALUE (repeatable).")
     var overrides: [String] = []
 
-    @Option(help: "Matrix products in fp32, or in bf16 with fp32 weights, gradients and optimizer (about twice as fast on CPUs with AVX512-BF16). Default: the preset's training.precision, else fp32.")
+    @Option(help: "Matrix products in fp32, or in bf16 with fp32 weights, gradients and optimizer (about twice as fast on CPUs with AVX512-BF16, emulated and slower elsewhere), or auto: bf16 where the CPU has native bf16, else fp32. Default: the preset's training.precision, else auto; a resume keeps the checkpoint's.",
+            transform: parsePrecision)
     var precision: MatmulPrecision?
 
     @Option(help: "Characters of text to sample at the end (0: none).")

@@ -1,0 +1,73 @@
+import Foundation
+
+/// Wall time per op kind, forward and backward, while a profile is active
+/// (`slm bench train --profile`). An op computes its output and then records its graph
+/// node, so its forward time is the time since the previous op or mark, taken as it
+/// records; backward time is that of its backward function. Work outside ops (sampling a
+/// batch, the optimizer) is charged to labels through `mark(_:)`. Only ops that record a
+/// node (while training) are timed; time under `Autograd.noGrad` goes to the next mark.
+public final class OpProfile: @unchecked Sendable {
+    public struct Entry: Codable, Sendable {
+        public var forwardSeconds = 0.0
+        public var backwardSeconds = 0.0
+        public var calls = 0
+
+        public init(forwardSeconds: Double = 0, backwardSeconds: Double = 0, calls: Int = 0) {
+            self.forwardSeconds = forwardSeconds
+            self.backwardSeconds = backwardSeconds
+            self.calls = calls
+        }
+    }
+
+    /// Per op kind or label. Accessed only from the thread that runs the profiled work.
+    public private(set) var entries: [String: Entry] = [:]
+    /// Wall time since the last reset.
+    public var elapsedSeconds: Double { Double(Self.now() - started) / 1e9 }
+
+    private var last: UInt64
+    private var started: UInt64
+
+    @TaskLocal static var active: OpProfile?
+
+    public init() {
+        started = Self.now()
+        last = started
+    }
+
+    /// Runs `body` with this profile collecting.
+    public func collect<T>(_ body: () throws -> T) rethrows -> T {
+        last = Self.now()
+        return try OpProfile.$active.withValue(self) { try body() }
+    }
+
+    /// Forgets what was collected (after warm-up steps, say).
+    public func reset() {
+        entries = [:]
+        started = Self.now()
+        last = started
+    }
+
+    /// Charges the time since the previous op or mark to `label` (a no-op unless profiling).
+    public static func mark(_ label: String) {
+        active?.chargeForward(label)
+    }
+
+    func chargeForward(_ op: String) {
+        let t = Self.now()
+        entries[op, default: Entry()].forwardSeconds += Double(t - last) / 1e9
+        entries[op, default: Entry()].calls += 1
+        last = t
+    }
+
+    /// Runs one backward function and charges it to its op.
+    @inline(__always) static func timeBackward(_ op: String, _ body: () -> Void) {
+        guard let p = active else { return body() }
+        let t0 = now()
+        body()
+        let t1 = now()
+        p.entries[op, default: Entry()].backwardSeconds += Double(t1 - t0) / 1e9
+        p.last = t1
+    }
+
+    @inline(__always) static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+@testable import SLMTensor
+
+@Suite struct OpProfileTests {
+    /// A linear layer, GELU and cross-entropy, forward and backward, under a profile.
+    private func step(_ w: Tensor, _ x: Tensor) {
+        let loss = crossEntropy(gelu(linear(x, weight: w)), targets: [0, 1, 2, 3])
+        loss.backward()
+    }
+
+    @Test func chargesEveryOpForwardAndBackward() {
+        var rng = RNG(seed: 1)
+        let w = Tensor.randn([8, 64], rng: &rng, requiresGrad: true)
+        let x = Tensor.randn([4, 64], rng: &rng)
+        let profile = OpProfile()
+        let started = Date()
+        profile.collect {
+            for _ in 0..<3 {
+                step(w, x)
+                OpProfile.mark("between")
+            }
+        }
+        let wall = Date().timeIntervalSince(started)
+        for op in ["linear", "gelu", "crossEntropy"] {
+            let e = profile.entries[op]
+            #expect(e?.calls == 3, "\(op)")
+            #expect((e?.forwardSeconds ?? 0) > 0 && (e?.backwardSeconds ?? 0) > 0, "\(op)")
+        }
+        #expect(profile.entries["between"]?.calls == 3)
+        // Charged intervals do not overlap, so together they fit in the wall time.
+        let charged = profile.entries.values.reduce(0) { $0 + $1.forwardSeconds + $1.backwardSeconds }
+        #expect(charged <= wall)
+        profile.reset()
+        #expect(profile.entries.isEmpty)
+    }
+
+    @Test func nothingIsChargedOutsideAProfile() {
+        var rng = RNG(seed: 2)
+        let w = Tensor.randn([8, 64], rng: &rng, requiresGrad: true)
+        let profile = OpProfile()
+        step(w, Tensor.randn([4, 64], rng: &rng))
+        OpProfile.mark("outside")
+        #expect(profile.entries.isEmpty)
+        // Inference (no graph) is not charged to ops either.
+        profile.collect { _ = Autograd.noGrad { gelu(linear(Tensor.randn([4, 64], rng: &rng), weight: w)) } }
+        #expect(profile.entries.isEmpty)
+    }
+}
