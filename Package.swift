@@ -38,7 +38,7 @@ let package = Package(
         ),
         // MPI opened at run time (OpenMPI's libmpi.so.40), for data-parallel training.
         .target(name: "CSLMMPI", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
-        .target(name: "SLMTensor", dependencies: ["CSLMKernels"]),
+        .target(name: "SLMTensor", dependencies: ["CSLMKernels", "SLMSupport"]),
         .target(name: "SLMSupport"),
         .target(name: "SLMText", dependencies: ["SLMSupport"]),
         .target(name: "SLMModels", dependencies: ["SLMTensor", "CSLMKernels", "SLMSupport"]),
@@ -49,7 +49,7 @@ let package = Package(
         .target(
             name: "SLMServer",
             dependencies: [
-                "SLMGenerate", "SLMModels", "SLMTensor", "SLMText",
+                "SLMGenerate", "SLMModels", "SLMSupport", "SLMTensor", "SLMText",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
@@ -72,7 +72,8 @@ let package = Package(
         .executableTarget(
             name: "slm",
             dependencies: [
-                "SLMTensor", "SLMText", "SLMModels", "SLMTrain", "SLMGenerate", "SLMServer", "SLMInterop", "SLMVisual", "SLMDashboard",
+                "SLMSupport", "SLMTensor", "SLMText", "SLMModels", "SLMTrain", "SLMGenerate", "SLMServer", "SLMInterop", "SLMVisual",
+                "SLMDashboard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

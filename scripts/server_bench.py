@@ -65,12 +65,7 @@ def main():
         else:
             print(f"load average while running (1, 5, 15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     finally:
-        if server:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_server(server)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -101,6 +96,17 @@ def start_server(slm, model, work, threads):
         time.sleep(0.1)
     server.kill()
     raise SystemExit("the server did not start within 60 s")
+
+
+def stop_server(server, grace=15):
+    """SIGTERM (the server drains), then SIGKILL after `grace` seconds."""
+    if not server:
+        return
+    server.terminate()
+    try:
+        server.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 def stream_request(port, max_tokens, seed):

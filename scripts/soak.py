@@ -18,8 +18,9 @@ truncation (`truncate_prompt_tokens: -1`) or expect 400 context_length_exceeded.
 
 Afterwards: the greedy answers are replayed one at a time on the now idle server and must
 match (the scheduler decodes each session on its own, so 100% is expected); /metrics must
-show no 5xx and 0 active sessions; resident memory at the end must be within 10% of what
-it was after the first minute. Without --model it trains a micro model first (context 128).
+show no 5xx and 0 active sessions. Resident memory is sampled every second: at each level's
+end it must be within 10% of what it was after that level's first minute (a steady load
+must not make memory creep). Without --model it trains a micro model first (context 128).
 Loopback only, bounded in time; the server it starts is stopped at the end. Exit 1 on any
 failed check.
 """
@@ -32,14 +33,13 @@ import random
 import re
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server_bench import HOST, start_server, train_micro  # noqa: E402
+from server_bench import HOST, start_server, stop_server, train_micro  # noqa: E402
 
 
 def main():
@@ -64,17 +64,25 @@ def main():
     try:
         model = args.model or train_micro(args.slm, args.corpus, work)
         server, port = start_server(args.slm, model, work, args.threads)
-        rss = RSSSampler(server.pid)
+        rss = RSSSampler(server.pid, port)
         rss.start()
         greedy = []
         for level in [int(x) for x in args.levels.split(",")]:
+            started = rss.elapsed()
             stats = run_level(port, level, args.minutes * 60, text, greedy, report["failures"])
+            # Memory under a steady load: after its first minute, each minute, and at its end.
+            timeline = [rss.at(started + 60 * m) for m in range(1, int(args.minutes) + 1)] + [rss.last()]
+            stats["rss_mib_per_minute"] = [round(mib(b), 1) for b in timeline]
+            stats["buffer_cache_mib_per_minute"] = [round(mib(rss.cache_at(started + 60 * m)), 1) for m in range(1, int(args.minutes) + 1)]
             report["levels"].append(stats)
             say(args, f"{level:>3} clients, {args.minutes:g} min: " + ", ".join(f"{v} {k}" for k, v in stats["counts"].items())
                 + f"; {stats['completion_tokens']} tokens streamed")
+            say(args, f"    resident memory from the first minute on (MiB): {' '.join(f'{x:.1f}' for x in stats['rss_mib_per_minute'])}")
+            say(args, f"    of which cached tensor buffers (MiB): {' '.join(f'{x:.1f}' for x in stats['buffer_cache_mib_per_minute'])}")
+            first, last = timeline[0], timeline[-1]
+            if first and last > 1.1 * first:
+                report["failures"].append(f"{level} clients: RSS grew from {mib(first):.1f} MiB after the first minute to {mib(last):.1f} MiB")
         time.sleep(2)  # cancelled sessions end at their next token
-        rss.stop()
-
         replay = greedy[: args.replay_limit]
         same = sum(1 for r in replay if greedy_answer(port, r["body"]) == r["content"])
         report["replay"] = {"replayed": len(replay), "same": same, "recorded": len(greedy)}
@@ -96,20 +104,12 @@ def main():
         if active != 0:
             report["failures"].append(f"{active} sessions still active at the end")
 
-        first, last, peak = rss.at(60), rss.last(), rss.peak()
-        report["rss_mib"] = {"after_first_minute": mib(first), "end": mib(last), "peak": mib(peak)}
-        say(args, f"resident memory: {mib(first):.1f} MiB after the first minute, {mib(last):.1f} MiB at the end, "
-            f"peak {mib(peak):.1f} MiB")
-        if first and last > 1.1 * first:
-            report["failures"].append(f"RSS grew from {mib(first):.1f} to {mib(last):.1f} MiB")
+        rss.stop()
+        report["rss_mib"] = {"idle_at_the_end": mib(rss.last()), "peak": mib(rss.peak())}
+        say(args, f"resident memory: peak {mib(rss.peak()):.1f} MiB, {mib(rss.last()):.1f} MiB once idle")
         report["loadavg"] = os.getloadavg()
     finally:
-        if server:
-            server.terminate()
-            try:
-                server.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_server(server, grace=40)
         shutil.rmtree(work, ignore_errors=True)
 
     if args.json:
@@ -132,24 +132,36 @@ def mib(b):
 
 
 class RSSSampler(threading.Thread):
-    """Samples the server's VmRSS every second: (seconds since start, bytes)."""
+    """Samples the server's VmRSS every second, and its buffer cache (from /metrics) every
+    10 seconds: (seconds since start, bytes)."""
 
-    def __init__(self, pid):
+    def __init__(self, pid, port):
         super().__init__(daemon=True)
-        self.pid, self.samples, self.done, self.started = pid, [], threading.Event(), time.monotonic()
+        self.pid, self.port, self.done, self.started = pid, port, threading.Event(), time.monotonic()
+        self.samples, self.cache = [], []
 
     def run(self):
         while not self.done.wait(1.0):
+            t = time.monotonic() - self.started
             try:
                 for line in open(f"/proc/{self.pid}/status"):
                     if line.startswith("VmRSS:"):
-                        self.samples.append((time.monotonic() - self.started, int(line.split()[1]) * 1024))
+                        self.samples.append((t, int(line.split()[1]) * 1024))
+                if len(self.samples) % 10 == 1:
+                    self.cache.append((t, read_metrics(self.port).get("slm_buffer_cache_bytes", 0)))
             except OSError:
                 return
+
+    def cache_at(self, seconds):
+        later = [b for t, b in self.cache if t >= seconds]
+        return later[0] if later else (self.cache[-1][1] if self.cache else 0)
 
     def stop(self):
         self.done.set()
         self.join()
+
+    def elapsed(self):
+        return time.monotonic() - self.started
 
     def at(self, seconds):
         later = [b for t, b in self.samples if t >= seconds]

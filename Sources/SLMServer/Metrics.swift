@@ -1,7 +1,7 @@
 import Foundation
 import SLMTensor
 import Hummingbird
-import Synchronization
+import SLMSupport
 
 /// The server's counters and histograms, written in Prometheus' text format at /metrics.
 public final class ServerMetrics: Sendable {
@@ -34,7 +34,7 @@ public final class ServerMetrics: Sendable {
         var generatedTokens = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init() {}
 

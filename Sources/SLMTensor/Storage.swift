@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
-import Synchronization
+import SLMSupport
 
 /// Element types a storage can hold. The ops compute in float32 today; bf16 and f16
 /// storage exist so weights and activations can be kept narrow and widened by kernels
@@ -45,7 +45,7 @@ public final class Storage: @unchecked Sendable {
 
     deinit {
         let bytes = Storage.roundedBytes(count * dtype.byteSize)
-        if !BufferPool.give(raw, bytes) { free(raw) }
+        if !BufferPool.give(raw, bytes) { Storage.release(raw, bytes) }
     }
 
     /// Small buffers round to the alignment; pooled ones (`BufferPool.minimumBytes` and
@@ -59,12 +59,25 @@ public final class Storage: @unchecked Sendable {
         return (aligned + step - 1) / step * step
     }
 
+    /// Pooled sizes are pages mapped for them alone, so that freeing one gives its memory
+    /// back to the system at once; from the C heap, freed blocks would stay resident
+    /// between live ones.
     private static func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes >= BufferPool.minimumBytes {
+            let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            guard let p, p != MAP_FAILED else { fatalError("Storage: could not map \(bytes) bytes") }
+            return p
+        }
         var pointer: UnsafeMutableRawPointer?
         guard posix_memalign(&pointer, alignment, bytes) == 0, let pointer else {
             fatalError("Storage: could not allocate \(bytes) bytes")
         }
         return pointer
+    }
+
+    /// Gives back what `allocate` took (`bytes` as rounded).
+    static func release(_ pointer: UnsafeMutableRawPointer, _ bytes: Int) {
+        if bytes >= BufferPool.minimumBytes { munmap(pointer, bytes) } else { free(pointer) }
     }
 
     public var byteCount: Int { count * dtype.byteSize }
@@ -86,12 +99,15 @@ public final class Storage: @unchecked Sendable {
 ///
 /// A training step allocates the same sizes every time, so after the first step nothing
 /// comes from the system: no page faults, no zeroing by the kernel, and resident memory
-/// stays flat instead of creeping with the C allocator's heap. The cache is capped
-/// (`BufferCache.limitBytes`); past the cap buffers are freed.
+/// stays flat. The cache is capped (`BufferCache.limitBytes`; past the cap buffers are
+/// freed), and a buffer nobody asked for during `idleSeconds` is freed too: a server
+/// whose prompts come in ever new lengths would otherwise fill the cache, size class by
+/// size class, up to the cap.
 enum BufferPool {
-    /// A buffer the pool owns exclusively while it holds it.
+    /// A buffer the pool owns exclusively while it holds it, and when it came back.
     private struct Buffer: @unchecked Sendable {
         let pointer: UnsafeMutableRawPointer
+        let since: UInt64
     }
 
     private struct State {
@@ -103,10 +119,28 @@ enum BufferPool {
             }
             return Int(ProcessInfo.processInfo.physicalMemory / 4)
         }()
+        var idleNanoseconds: UInt64 = 30_000_000_000
+        var lastSweep: UInt64 = 0
+
+        /// Removes buffers idle longer than allowed (checked at most every second).
+        mutating func stale(now: UInt64, force: Bool = false) -> [(Buffer, Int)] {
+            guard force || now &- lastSweep >= min(1_000_000_000, idleNanoseconds) else { return [] }
+            lastSweep = now
+            var out: [(Buffer, Int)] = []
+            for (size, list) in buckets where list.contains(where: { now &- $0.since > idleNanoseconds }) {
+                let (old, fresh) = (list.filter { now &- $0.since > idleNanoseconds }, list.filter { now &- $0.since <= idleNanoseconds })
+                buckets[size] = fresh.isEmpty ? nil : fresh
+                cachedBytes -= old.count * size
+                out += old.map { ($0, size) }
+            }
+            return out
+        }
     }
 
-    private static let state = Mutex(State())
+    private static let state = Locked(State())
     static let minimumBytes = 64 << 10
+
+    private static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
     static func take(_ bytes: Int) -> UnsafeMutableRawPointer? {
         guard bytes >= minimumBytes else { return nil }
@@ -120,13 +154,16 @@ enum BufferPool {
     /// Keeps `pointer` for reuse; false if it should be freed instead.
     static func give(_ pointer: UnsafeMutableRawPointer, _ bytes: Int) -> Bool {
         guard bytes >= minimumBytes else { return false }
-        let buffer = Buffer(pointer: pointer)
-        return state.withLock { s in
-            guard s.cachedBytes + bytes <= s.limitBytes else { return false }
-            s.buckets[bytes, default: []].append(buffer)
+        let t = now()
+        let (kept, stale) = state.withLock { s in
+            let stale = s.stale(now: t)
+            guard s.cachedBytes + bytes <= s.limitBytes else { return (false, stale) }
+            s.buckets[bytes, default: []].append(Buffer(pointer: pointer, since: t))
             s.cachedBytes += bytes
-            return true
+            return (true, stale)
         }
+        for (b, size) in stale { Storage.release(b.pointer, size) }
+        return kept
     }
 
     static var cachedBytes: Int { state.withLock { $0.cachedBytes } }
@@ -135,18 +172,31 @@ enum BufferPool {
         get { state.withLock { $0.limitBytes } }
         set {
             // Frees what no longer fits, largest sizes first (outside the lock).
-            let surplus: [Buffer] = state.withLock { s in
+            let surplus: [(Buffer, Int)] = state.withLock { s in
                 s.limitBytes = max(0, newValue)
-                var freed: [Buffer] = []
+                var freed: [(Buffer, Int)] = []
                 for size in s.buckets.keys.sorted(by: >) where s.cachedBytes > s.limitBytes {
                     while s.cachedBytes > s.limitBytes, let b = s.buckets[size]?.popLast() {
-                        freed.append(b)
+                        freed.append((b, size))
                         s.cachedBytes -= size
                     }
+                    if s.buckets[size]?.isEmpty == true { s.buckets[size] = nil }
                 }
                 return freed
             }
-            for b in surplus { free(b.pointer) }
+            for (b, size) in surplus { Storage.release(b.pointer, size) }
+        }
+    }
+
+    /// How long a cached buffer may go unused before it is freed.
+    static var idleSeconds: Double {
+        get { state.withLock { Double($0.idleNanoseconds) / 1e9 } }
+        set {
+            let stale = state.withLock { s in
+                s.idleNanoseconds = UInt64(max(0, newValue) * 1e9)
+                return s.stale(now: now(), force: true)
+            }
+            for (b, size) in stale { Storage.release(b.pointer, size) }
         }
     }
 }
@@ -161,4 +211,10 @@ public enum BufferCache {
     }
 
     public static var cachedBytes: Int { BufferPool.cachedBytes }
+
+    /// Seconds a cached buffer may go unused before it goes back to the system (30).
+    public static var idleSeconds: Double {
+        get { BufferPool.idleSeconds }
+        set { BufferPool.idleSeconds = newValue }
+    }
 }

@@ -90,6 +90,7 @@ public final class Trainer {
     private var wire: [Float] = []
     let configFingerprint: String
     let peakFLOPs: Double
+    let peakSource: String
     private let metrics: FileHandle?
 
     /// Starts a run in `out`, or continues the checkpoint `resume` exactly.
@@ -125,7 +126,8 @@ public final class Trainer {
         configFingerprint = fingerprint([try model.config.jsonData()])
         ema = config.emaDecay > 0 ? params.map { $0.copy() } : nil
         // MFU is against the peak of the precision the products run at.
-        peakFLOPs = CPUKernels.measurePeakFLOPs(seconds: 0.1, bf16: config.precision == .bf16)
+        let peak = PeakFLOPs.forTraining(bf16: config.precision == .bf16)
+        (peakFLOPs, peakSource) = (peak.flops, peak.source)
         if Gemm.backendName == "reference" {
             note("warning: matrix products run on the plain reference loops, one to two orders of magnitude slower than oneDNN "
                 + "or OpenBLAS (`slm info` says why); run scripts/setup.sh "
@@ -229,7 +231,7 @@ public final class Trainer {
                 "eval_interval": config.evalInterval, "parameters": model.parameterCount,
                 "architecture": model.config.architecture.rawValue, "threads": Parallel.threadCount])
         report("training \(model.config.architecture.rawValue) with \(model.parameterCount) parameters"
-            + (active < model.parameterCount ? " (\(active) active per token)" : "") + " on \(data.summary); \(config.precision.rawValue) products, peak \(Int(peakFLOPs / 1e9)) GFLOP/s; "
+            + (active < model.parameterCount ? " (\(active) active per token)" : "") + " on \(data.summary); \(config.precision.rawValue) products, peak \(peakFLOPs > 0 ? "\(Int(peakFLOPs / 1e9)) GFLOP/s (\(peakSource))" : "unknown (MFU n/a)"); "
             + "\(tokensPerStep) tokens per step, \(Parallel.threadCount) threads")
         var stopping = try stopReason()
         while step < config.steps && stopping == nil {

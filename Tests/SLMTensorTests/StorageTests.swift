@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SLMTensor
 
@@ -44,5 +45,38 @@ import Testing
         #expect(BufferCache.cachedBytes == 0)
         _ = Storage(count: 100_000, zeroed: false)
         #expect(BufferCache.cachedBytes == 0)
+    }
+
+    /// A buffer nobody asks for within the idle time goes back to the system.
+    @Test func idleBuffersAreFreed() async throws {
+        let saved = BufferCache.idleSeconds
+        defer { BufferCache.idleSeconds = saved }
+        BufferCache.idleSeconds = 0.05
+        _ = Storage(count: 8_500_000, zeroed: false)   // 34 MB: cached as it is freed
+        #expect(BufferCache.cachedBytes >= 34_000_000)
+        try await Task.sleep(for: .milliseconds(150))
+        _ = Storage(count: 20_000, zeroed: false)       // the next buffer given back sweeps
+        #expect(BufferCache.cachedBytes < 34_000_000)
+    }
+
+    /// Pooled buffers are pages of their own: once freed, they leave the resident set.
+    @Test func freedBuffersLeaveTheResidentSet() throws {
+        guard let before = residentBytes() else { return }  // (Linux only)
+        let saved = BufferCache.limitBytes
+        defer { BufferCache.limitBytes = saved }
+        BufferCache.limitBytes = 0
+        var big: Storage? = Storage(count: 32 << 20)          // 128 MiB, touched by zeroing
+        let held = try #require(residentBytes())
+        #expect(held - before > 96 << 20)
+        big = nil
+        let after = try #require(residentBytes())
+        #expect(held - after > 96 << 20)
+        #expect(big == nil)
+    }
+
+    private func residentBytes() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        let fields = text.split(separator: " ")
+        return fields.count > 1 ? Int(fields[1]).map { $0 * 4096 } : nil
     }
 }

@@ -511,3 +511,22 @@ final class SoloGroup: ProcessGroup {
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("ckpt-000003/model.safetensors").path))
     }
 }
+
+@Suite struct PeakFLOPsTests {
+    @Test func keptPeaksAreReusedPerCPUAndThreadCount() throws {
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("slm-peaks-\(UUID().uuidString)/peaks.json")
+        defer { try? FileManager.default.removeItem(at: cache.deletingLastPathComponent()) }
+        PeakFLOPs.record(fp32: 123e9, bf16: 456e9, threads: 2, cache: cache)
+        PeakFLOPs.record(fp32: 61e9, bf16: 0, threads: 1, cache: cache)
+        let two = PeakFLOPs.forTraining(bf16: false, threads: 2, cache: cache)
+        #expect(two.flops == 123e9 && two.source.hasPrefix("measured by slm bench kernels"))
+        #expect(PeakFLOPs.forTraining(bf16: true, threads: 2, cache: cache).flops == 456e9)
+        #expect(PeakFLOPs.forTraining(bf16: false, threads: 1, cache: cache).flops == 61e9)
+        // Nothing kept for this thread count: measured on the spot, and said so.
+        let fresh = PeakFLOPs.forTraining(bf16: false, threads: 7, cache: cache)
+        #expect(fresh.source.hasPrefix("measured now"))
+        // A damaged cache is ignored, never fatal.
+        try Data("{not json".utf8).write(to: cache)
+        #expect(PeakFLOPs.forTraining(bf16: false, threads: 2, cache: cache).source.hasPrefix("measured now"))
+    }
+}

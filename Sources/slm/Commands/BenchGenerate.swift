@@ -122,6 +122,7 @@ struct BenchGenerate: ParsableCommand {
                 print(String(format: "weights read per token: %.1f MB; at %.0f tokens/s that is %.1f GB/s, %.0f%% of the %.1f GB/s measured here (the bound: %.0f tokens/s)",
                              Double(weightBytes) / 1e6, rate, Double(weightBytes) * rate / 1e9, share * 100, bandwidth,
                              bandwidth * 1e9 / Double(weightBytes)))
+                if share > 1 { print("(above 100%: these weights fit in the CPU's caches, so memory bandwidth does not bound them)") }
             }
             if let agreement, let logitError {
                 print(String(format: "int8 vs fp32 over the same tokens: greedy choice agrees on %.1f%% of steps; logits differ by up to %.2f%% of the largest",

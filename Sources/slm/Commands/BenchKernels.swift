@@ -2,6 +2,7 @@ import ArgumentParser
 import CSLMKernels
 import Foundation
 import SLMTensor
+import SLMTrain
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,6 +40,10 @@ struct BenchKernels: ParsableCommand {
         log("machine: \(report.machine.threads) threads, kernels \(report.machine.isa), matmul \(report.machine.gemmBackend)")
 
         report.peak = Peaks.measure(threads: Parallel.threadCount)
+        #if !DEBUG  // (debug builds compile the C kernels unoptimised)
+        // Training reuses these steadier figures for MFU.
+        PeakFLOPs.record(fp32: report.peak.fp32GFlops * 1e9, bf16: report.peak.bf16GFlops * 1e9, threads: Parallel.threadCount)
+        #endif
         log(String(format: "peak (measured): fp32 %.0f GFLOP/s, bf16 %.0f GFLOP/s, memory %.1f GB/s",
                    report.peak.fp32GFlops, report.peak.bf16GFlops, report.peak.memoryGBs))
         log("  from \(Peaks.method)")

@@ -37,7 +37,8 @@ struct BenchTrain: ParsableCommand {
         var mfu: Double?
         var peakRSSMiB: Double
         var config: ModelConfig
-        /// With --profile: seconds per timed step, by op kind or label.
+        /// With --profile: seconds per timed step by op kind or label, and calls in all
+        /// `profiledSteps`.
         var profile: [String: OpProfile.Entry]?
         var profiledSteps: Int?
     }
@@ -80,7 +81,7 @@ struct BenchTrain: ParsableCommand {
         let profiled = steps - warmup
         let perStep = opProfile?.entries.mapValues { e in
             OpProfile.Entry(forwardSeconds: e.forwardSeconds / Double(profiled), backwardSeconds: e.backwardSeconds / Double(profiled),
-                            calls: e.calls / profiled)
+                            calls: e.calls)
         }
         let report = Report(preset: preset, precision: precision.rawValue, threads: Parallel.threadCount, parameters: model.parameterCount,
                             tokensPerStep: tokensPerStep, msPerStep: 1000 * Double(tokensPerStep) / rate, tokensPerSecond: rate,
@@ -104,11 +105,11 @@ struct BenchTrain: ParsableCommand {
         let total = entries.values.reduce(0) { $0 + $1.forwardSeconds + $1.backwardSeconds }
         guard total > 0 else { return }
         print(String(format: "\nwhere a step's time goes (mean of %d steps; %.1f ms charged per step):", steps, total * 1000))
-        print("op or work                                       forward ms  backward ms   share  calls")
+        print("op or work                                       forward ms  backward ms   share  calls/step")
         for (name, e) in entries.sorted(by: { $0.value.forwardSeconds + $0.value.backwardSeconds > $1.value.forwardSeconds + $1.value.backwardSeconds }) {
             let share = (e.forwardSeconds + e.backwardSeconds) / total
-            print(String(format: "%@ %11.2f %12.2f %6.1f%% %6d", name.padding(toLength: 48, withPad: " ", startingAt: 0),
-                         e.forwardSeconds * 1000, e.backwardSeconds * 1000, share * 100, e.calls))
+            print(String(format: "%@ %11.2f %12.2f %6.1f%% %10.1f", name.padding(toLength: 48, withPad: " ", startingAt: 0),
+                         e.forwardSeconds * 1000, e.backwardSeconds * 1000, share * 100, Double(e.calls) / Double(steps)))
         }
     }
 

@@ -4,7 +4,7 @@ import Logging
 import SLMGenerate
 import SLMServer
 import SLMTensor
-import Synchronization
+import SLMSupport
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -90,5 +90,5 @@ struct Serve: ParsableCommand {
 
 /// Carries a server's error from its task to the waiting command.
 final class ErrorBox: Sendable {
-    let error = Mutex<(any Error)?>(nil)
+    let error = Locked<(any Error)?>(nil)
 }
