@@ -49,8 +49,10 @@ for target in "${targets[@]}"; do
   started=$(date +%s)
   # -detect_leaks=0: Foundation's FileManager.contents(atPath:) leaks a 4 KiB buffer on
   # some paths (FoundationEssentials.readBytesFromFile), which would end every file-based
-  # target within seconds; memory errors and crashes are what this hunts.
-  if "$binary" "$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len="$max_len" -detect_leaks=0 \
+  # target within seconds; memory errors and crashes are what this hunts. The same goes
+  # for LeakSanitizer's check at exit (ASAN_OPTIONS), which would report those buffers as
+  # a crash on the last input.
+  if ASAN_OPTIONS=detect_leaks=0 "$binary" "$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -max_len="$max_len" -detect_leaks=0 \
        -print_final_stats=1 -artifact_prefix="$findings" "$corpus" "fuzz/seeds/$target" >"$log" 2>&1; then
     result="no findings"
   else

@@ -48,6 +48,7 @@ typedef struct {
 
 // The functions, as pointer types for dlsym.
 typedef const dnnl_version_t *(*dnnl_version_fn)(void);
+typedef dnnl_status_t (*dnnl_set_primitive_cache_capacity_fn)(int);
 typedef dnnl_status_t (*dnnl_engine_create_fn)(dnnl_engine_t *, dnnl_engine_kind_t, size_t);
 typedef dnnl_status_t (*dnnl_stream_create_fn)(dnnl_stream_t *, dnnl_engine_t, unsigned);
 typedef dnnl_status_t (*dnnl_stream_wait_fn)(dnnl_stream_t);
