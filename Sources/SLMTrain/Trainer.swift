@@ -279,7 +279,7 @@ public final class Trainer {
                 loss = Double(control[0]) / Double(group.size)
                 if control[1] > 0 && nonFinite == nil { nonFinite = "a non-finite loss on another rank" }
             }
-            OpProfile.mark("(backward, outside ops)")
+            OpProfile.mark("after backward (the MPI all-reduce, if any)")
             let norm = nonFinite == nil ? clipGradients() : .nan
             OpProfile.mark("gradient norm and clipping")
             if nonFinite == nil && !norm.isFinite { nonFinite = "gradient norm \(norm)" }
@@ -308,7 +308,7 @@ public final class Trainer {
             if nonFinite == nil && (step % config.logInterval == 0 || step == config.steps) {
                 let seconds = Date().timeIntervalSince(windowStart)
                 let rate = Double(windowSteps * tokensPerStep) / max(seconds, 1e-9)
-                // Unknown (nil) where no peak could be measured (no x86 SIMD).
+                // Unknown (nil) without a peak: bf16 products emulated, or no x86 SIMD.
                 let mfu = peakFLOPs > 0 ? 3 * model.config.flopsPerToken * rate / (peakFLOPs * Double(ranks)) : nil
                 let done = Double(step - startStep), remaining = Double(config.steps - step)
                 let eta = done > 0 ? Date().timeIntervalSince(started) / done * remaining : 0
