@@ -33,14 +33,11 @@ HOST = "127.0.0.1"
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--slm", default=".build/release/slm")
-    p.add_argument("--model", help="model folder (default: train a micro model on the spot)")
-    p.add_argument("--corpus", default="../shared/corpus/raw/logic/plato_meno.txt")
+    add_server_options(p)
     p.add_argument("--levels", default="1,4,16")
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--requests", type=int, default=64, help="requests per level at most")
     p.add_argument("--seconds", type=float, default=60, help="time per level at most")
-    p.add_argument("--threads", type=int, help="slm serve --threads (default: its own, all cores)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
@@ -67,6 +64,15 @@ def main():
     finally:
         stop_server(server)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def add_server_options(p):
+    """The options of a script that starts its own `slm serve`: the binary, the model (or
+    the book a micro model is trained on) and the server's threads."""
+    p.add_argument("--slm", default=".build/release/slm")
+    p.add_argument("--model", help="model folder (default: train a micro model on the spot)")
+    p.add_argument("--corpus", default="../shared/corpus/raw/logic/plato_meno.txt")
+    p.add_argument("--threads", type=int, help="slm serve --threads (default: its own, all cores)")
 
 
 def train_micro(slm, corpus, work):

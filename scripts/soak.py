@@ -39,17 +39,14 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server_bench import HOST, start_server, stop_server, train_micro  # noqa: E402
+from server_bench import HOST, add_server_options, start_server, stop_server, train_micro  # noqa: E402
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--slm", default=".build/release/slm")
-    p.add_argument("--model", help="model folder (default: train a micro model on the spot)")
-    p.add_argument("--corpus", default="../shared/corpus/raw/logic/plato_meno.txt")
+    add_server_options(p)
     p.add_argument("--levels", default="16,64")
     p.add_argument("--minutes", type=float, default=10, help="minutes per level")
-    p.add_argument("--threads", type=int, help="slm serve --threads (default: its own, all cores)")
     p.add_argument("--replay-limit", type=int, default=400, help="greedy answers replayed at most")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true")

@@ -83,19 +83,11 @@ public final class ServerMetrics: Sendable {
         out += "slm_open_connections \(openConnections)\n"
         out += "# HELP slm_buffer_cache_bytes Freed tensor buffers kept for reuse (capped by --buffer-cache-mb).\n# TYPE slm_buffer_cache_bytes gauge\n"
         out += "slm_buffer_cache_bytes \(BufferCache.cachedBytes)\n"
-        if let rss = residentMemoryBytes() {
+        if let rss = ProcessMemory.residentBytes() {
             out += "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\n"
             out += "process_resident_memory_bytes \(rss)\n"
         }
         return out
-    }
-
-    /// The process's resident set, from /proc (Linux only; nil elsewhere).
-    private func residentMemoryBytes() -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
-        let fields = text.split(separator: " ")
-        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
     private func histogramLines(_ name: String, _ h: Histogram, labels: String) -> String {

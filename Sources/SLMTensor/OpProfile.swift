@@ -21,18 +21,12 @@ public final class OpProfile: @unchecked Sendable {
 
     /// Per op kind or label. Accessed only from the thread that runs the profiled work.
     public private(set) var entries: [String: Entry] = [:]
-    /// Wall time since the last reset.
-    public var elapsedSeconds: Double { Double(Self.now() - started) / 1e9 }
 
-    private var last: UInt64
-    private var started: UInt64
+    private var last = OpProfile.now()
 
     @TaskLocal static var active: OpProfile?
 
-    public init() {
-        started = Self.now()
-        last = started
-    }
+    public init() {}
 
     /// Runs `body` with this profile collecting.
     public func collect<T>(_ body: () throws -> T) rethrows -> T {
@@ -43,8 +37,7 @@ public final class OpProfile: @unchecked Sendable {
     /// Forgets what was collected (after warm-up steps, say).
     public func reset() {
         entries = [:]
-        started = Self.now()
-        last = started
+        last = Self.now()
     }
 
     /// Charges the time since the previous op or mark to `label` (a no-op unless profiling).

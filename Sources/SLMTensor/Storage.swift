@@ -127,11 +127,13 @@ enum BufferPool {
             guard force || now &- lastSweep >= min(1_000_000_000, idleNanoseconds) else { return [] }
             lastSweep = now
             var out: [(Buffer, Int)] = []
-            for (size, list) in buckets where list.contains(where: { now &- $0.since > idleNanoseconds }) {
-                let (old, fresh) = (list.filter { now &- $0.since > idleNanoseconds }, list.filter { now &- $0.since <= idleNanoseconds })
-                buckets[size] = fresh.isEmpty ? nil : fresh
-                cachedBytes -= old.count * size
-                out += old.map { ($0, size) }
+            // Buffers are appended as they come back, so the idle ones lead each list.
+            for (size, list) in buckets {
+                let cut = list.firstIndex { now &- $0.since <= idleNanoseconds } ?? list.count
+                guard cut > 0 else { continue }
+                out += list[..<cut].map { ($0, size) }
+                buckets[size] = cut == list.count ? nil : Array(list[cut...])
+                cachedBytes -= cut * size
             }
             return out
         }

@@ -1,4 +1,5 @@
 import Foundation
+import SLMSupport
 import Testing
 @testable import SLMTensor
 
@@ -61,22 +62,16 @@ import Testing
 
     /// Pooled buffers are pages of their own: once freed, they leave the resident set.
     @Test func freedBuffersLeaveTheResidentSet() throws {
-        guard let before = residentBytes() else { return }  // (Linux only)
+        guard let before = ProcessMemory.residentBytes() else { return }  // (Linux only)
         let saved = BufferCache.limitBytes
         defer { BufferCache.limitBytes = saved }
         BufferCache.limitBytes = 0
         var big: Storage? = Storage(count: 32 << 20)          // 128 MiB, touched by zeroing
-        let held = try #require(residentBytes())
+        let held = try #require(ProcessMemory.residentBytes())
         #expect(held - before > 96 << 20)
         big = nil
-        let after = try #require(residentBytes())
+        let after = try #require(ProcessMemory.residentBytes())
         #expect(held - after > 96 << 20)
         #expect(big == nil)
-    }
-
-    private func residentBytes() -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
-        let fields = text.split(separator: " ")
-        return fields.count > 1 ? Int(fields[1]).map { $0 * 4096 } : nil
     }
 }
