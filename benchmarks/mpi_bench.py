@@ -2,9 +2,13 @@
 """1 process × 2 threads against 2 MPI processes × 1 thread on the same cores, interleaved.
 
     python3 benchmarks/mpi_bench.py --data runs/data-micro [--preset char-10m] [--rounds 3] [--steps 16]
+                                    [--buckets 0,4]
 
 Prints tokens/s per run (median of the log windows after the first) and, for the MPI runs,
-seconds per step spent in the all-reduces (waiting for the slower rank included).
+seconds per step that a step waits for the all-reduces after its backward pass (waiting
+for the slower rank included). One MPI configuration per bucket size in MiB
+(`--allreduce-bucket-mb`; 0: one sum after the backward pass, no overlap), and one with
+bf16 on the wire at the default bucket size.
 """
 import argparse
 import json
@@ -35,23 +39,24 @@ def main():
     p.add_argument("--preset", default="char-10m")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=16)
+    p.add_argument("--buckets", default="0,4", help="bucket sizes in MiB for the MPI runs, comma-separated")
     a = p.parse_args()
     work = tempfile.mkdtemp(prefix="slm-mpi-bench-")
     train = ["train", "--preset", a.preset, "--data", a.data, "--steps", str(a.steps), "--eval-interval", "100000",
-             "--set", "training.log_interval=4", "--set", "training.eval_batches=1", "--sample", "0", "--eval-sample", "0"]
-    configs = {
-        "1 process x 2 threads": ([a.slm] + train, {"SLM_NUM_THREADS": "2"}),
-        "2 processes x 1 thread": (mpirun(2) + [a.slm] + train, {"SLM_NUM_THREADS": "1"}),
-        "2 processes x 1 thread, bf16 wire": (mpirun(2) + [a.slm] + train + ["--allreduce", "bf16"], {"SLM_NUM_THREADS": "1"}),
-    }
+             "--set", "training.log_interval=4", "--set", "training.eval_batches=1", "--sample", "0", "--eval-sample", "0", "--precision", "fp32"]
+    configs = {"1 process x 2 threads": ([a.slm] + train, {"SLM_NUM_THREADS": "2"})}
+    for mb in a.buckets.split(","):
+        configs[f"2 processes x 1 thread, buckets {mb} MiB"] = (mpirun(2) + [a.slm] + train + ["--allreduce-bucket-mb", mb],
+                                                                 {"SLM_NUM_THREADS": "1"})
+    configs["2 processes x 1 thread, bf16 wire"] = (mpirun(2) + [a.slm] + train + ["--allreduce", "bf16"], {"SLM_NUM_THREADS": "1"})
     results = {name: [] for name in configs}
     try:
         for r in range(a.rounds):
             for name, (cmd, env) in configs.items():
-                out = os.path.join(work, f"{r}-{len(results[name])}-{name.split()[0]}")
+                out = os.path.join(work, f"{r}-{list(configs).index(name)}")
                 rate, comm = run(cmd + ["--out", out], out, env)
                 results[name].append((rate, comm))
-                print(f"round {r + 1} {name}: {rate:.0f} tokens/s" + (f", all-reduce {comm * 1000:.1f} ms/step" if comm else ""),
+                print(f"round {r + 1} {name}: {rate:.0f} tokens/s" + (f", all-reduce {comm * 1000:.1f} ms/step" if comm is not None else ""),
                       flush=True)
                 shutil.rmtree(out, ignore_errors=True)
     finally:

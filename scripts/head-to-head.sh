@@ -7,7 +7,8 @@
 #   DATA=runs/bpe-data OUT=runs/h2h scripts/head-to-head.sh
 # With BUDGET=20m every run trains for that wall-clock time instead (STEPS is then the
 # schedule's length); run it on a quiet machine, since the result is a speed comparison.
-# SLM=path uses that binary instead of building one.
+# SLM=path uses that binary instead of building one. PRECISION (default fp32, so that runs
+# on CPUs with and without native bf16 compare) is passed to every run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,7 @@ PRESETS=${PRESETS:-llama-5m monarch-5m symbio-4m llama-moe}
 SEEDS=${SEEDS:-1 2}
 STEPS=${STEPS:-750}
 BUDGET=${BUDGET:-}
+PRECISION=${PRECISION:-fp32}
 
 if [ -z "${SLM:-}" ]; then
     swift build -c release --product slm
@@ -39,7 +41,7 @@ for seed in $SEEDS; do
         rm -rf "$run"
         echo "== $preset, seed $seed"
         "$SLM" train --preset "$preset" --data "$DATA" --out "$run" --steps "$STEPS" --seed "$seed" \
-            --eval-interval 250 --sample 0 ${BUDGET:+--time "$BUDGET"}
+            --precision "$PRECISION" --eval-interval 250 --sample 0 ${BUDGET:+--time "$BUDGET"}
         touch "$run/.finished"
     done
 done

@@ -15,6 +15,9 @@ static struct {
     int (*comm_rank)(mpi_handle, int *);
     int (*comm_size)(mpi_handle, int *);
     int (*allreduce)(const void *, void *, int, mpi_handle, mpi_handle, mpi_handle);
+    int (*iallreduce)(const void *, void *, int, mpi_handle, mpi_handle, mpi_handle, mpi_handle *);
+    int (*test)(mpi_handle *, int *, void *);
+    int (*wait)(mpi_handle *, void *);
     int (*op_create)(mpi_user_function, int, mpi_handle *);
     int (*abort)(mpi_handle, int);
     int (*finalize)(void);
@@ -23,8 +26,9 @@ static struct {
     int loaded;
 } mpi;
 
-// OpenMPI defines MPI_IN_PLACE as ((void *) 1).
+// OpenMPI defines MPI_IN_PLACE as ((void *) 1) and MPI_STATUS_IGNORE as a null pointer.
 #define SLM_MPI_IN_PLACE ((void *)1)
+#define SLM_MPI_STATUS_IGNORE ((void *)0)
 
 int slm_mpi_load(char *error, size_t error_size) {
     if (mpi.loaded) return 0;
@@ -41,6 +45,9 @@ int slm_mpi_load(char *error, size_t error_size) {
         {(void **)&mpi.comm_rank, "MPI_Comm_rank"},
         {(void **)&mpi.comm_size, "MPI_Comm_size"},
         {(void **)&mpi.allreduce, "MPI_Allreduce"},
+        {(void **)&mpi.iallreduce, "MPI_Iallreduce"},
+        {(void **)&mpi.test, "MPI_Test"},
+        {(void **)&mpi.wait, "MPI_Wait"},
         {(void **)&mpi.op_create, "MPI_Op_create"},
         {(void **)&mpi.abort, "MPI_Abort"},
         {(void **)&mpi.finalize, "MPI_Finalize"},
@@ -98,13 +105,14 @@ int slm_mpi_allreduce_f32(float *buffer, int64_t count) {
     return 0;
 }
 
-int slm_mpi_allreduce_bf16(uint16_t *buffer, int64_t count) {
-    for (int64_t start = 0; start < count; start += INT_MAX / 2) {
-        int n = (int)(count - start < INT_MAX / 2 ? count - start : INT_MAX / 2);
-        if (mpi.allreduce(SLM_MPI_IN_PLACE, buffer + start, n, mpi.uint16_type, mpi.bf16_sum, mpi.comm_world) != 0) return -1;
-    }
-    return 0;
+int slm_mpi_start_allreduce(void *buffer, int count, int bf16, void **request) {
+    return mpi.iallreduce(SLM_MPI_IN_PLACE, buffer, count, bf16 ? mpi.uint16_type : mpi.float_type,
+                          bf16 ? mpi.bf16_sum : mpi.op_sum, mpi.comm_world, request);
 }
+
+int slm_mpi_test(void **request, int *done) { return mpi.test(request, done, SLM_MPI_STATUS_IGNORE); }
+
+int slm_mpi_wait(void **request) { return mpi.wait(request, SLM_MPI_STATUS_IGNORE); }
 
 void slm_mpi_abort(int code) {
     if (mpi.loaded) mpi.abort(mpi.comm_world, code);

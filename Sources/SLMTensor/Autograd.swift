@@ -12,6 +12,14 @@ final class Node {
     }
 }
 
+/// Follows a backward pass: told when each leaf's gradient is complete (no node still to
+/// run adds to it) and after every node, so that work on finished gradients, such as a
+/// non-blocking all-reduce, can start and move on while the rest of the pass runs.
+public protocol BackwardObserver: AnyObject, Sendable {
+    func gradientComplete(_ leaf: Tensor)
+    func nodeFinished()
+}
+
 /// Reverse-mode automatic differentiation.
 ///
 /// Ops record a node on their output while recording is on and an input requires a
@@ -19,6 +27,14 @@ final class Node {
 /// order, adds each gradient into the inputs' `.grad`, and frees the graph as it goes.
 public enum Autograd {
     @TaskLocal static var recording = true
+
+    /// Follows the backward passes run inside `observing(_:_:)`.
+    @TaskLocal static var observer: BackwardObserver?
+
+    /// Runs `body` (which calls `backward()`) with `observer` told of each completed gradient.
+    public static func observing<T>(_ observer: BackwardObserver, _ body: () throws -> T) rethrows -> T {
+        try $observer.withValue(observer) { try body() }
+    }
 
     /// Whether ops currently record the graph.
     public static var isRecording: Bool { recording }
@@ -94,12 +110,36 @@ extension Tensor {
         OpProfile.mark("(forward, outside ops)")
         accumulateGrad(seed)
 
-        for t in topologicalOrder().reversed() {
+        let order = Array(topologicalOrder().reversed())
+        let observer = Autograd.observer
+        let completed = observer.map { _ in Self.leavesCompleted(walking: order) } ?? [:]
+        for (position, t) in order.enumerated() {
             guard let node = t.node else { continue }
             if let g = t.grad, let step = node.backward { OpProfile.timeBackward(node.op) { step(g) } }
             t.node = nil
             if !t.isLeaf { t.grad = nil }
+            if let observer {
+                for leaf in completed[position] ?? [] { observer.gradientComplete(leaf) }
+                observer.nodeFinished()
+            }
         }
+    }
+
+    /// For each position of the walk, the leaves that the node there is the last to use
+    /// (in the order of its inputs).
+    private static func leavesCompleted(walking order: [Tensor]) -> [Int: [Tensor]] {
+        var last: [ObjectIdentifier: Int] = [:]
+        for (position, t) in order.enumerated() {
+            for input in t.node?.inputs ?? [] where input.isLeaf && input.requiresGrad { last[ObjectIdentifier(input)] = position }
+        }
+        var completed: [Int: [Tensor]] = [:]
+        for (position, t) in order.enumerated() {
+            for input in t.node?.inputs ?? [] where last[ObjectIdentifier(input)] == position {
+                last[ObjectIdentifier(input)] = nil
+                completed[position, default: []].append(input)
+            }
+        }
+        return completed
     }
 
     /// Tensors reachable through recorded nodes, inputs before the ops that use them.

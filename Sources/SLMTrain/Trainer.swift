@@ -87,7 +87,10 @@ public final class Trainer {
     var rank: Int { group?.rank ?? 0 }
     var ranks: Int { group?.size ?? 1 }
     var isLeader: Bool { rank == 0 }
-    private var wire: [Float] = []
+    /// How gradients are averaged over the ranks (nil: this process alone).
+    let buckets: GradientBuckets?
+    /// How many all-reduces a step's gradients go out in (nil: this process alone).
+    public var gradientBucketCount: Int? { buckets?.bucketCount }
     let configFingerprint: String
     let peakFLOPs: Double
     let peakSource: String
@@ -102,6 +105,7 @@ public final class Trainer {
                 + "it is the global batch, which the ranks share equally")
         }
         self.group = group
+        buckets = try group.map { try GradientBuckets(parameters: model.parameters.map(\.tensor), group: $0, bucketBytes: $0.bucketBytes) }
         guard data.meta.vocabularySize == model.config.vocabSize else {
             throw CheckpointError("the model's vocabulary (\(model.config.vocabSize)) differs from the data's (\(data.meta.vocabularySize))")
         }
@@ -242,7 +246,7 @@ public final class Trainer {
             optimizer.zeroGrad()
             var loss = 0.0
             var nonFinite: String? = nil
-            for _ in 0..<config.accumulation {
+            for micro in 0..<config.accumulation {
                 // The data advances as in a normal step even when the step is skipped.
                 let (inputs, targets) = sampler.next(rank: rank, of: ranks)
                 OpProfile.mark("batch sampling")
@@ -265,16 +269,22 @@ public final class Trainer {
                     windowAuxiliary[name, default: 0] += Double(term.item()) / Double(config.accumulation)
                     if name == "router_aux", config.routerAuxWeight > 0 { objective = objective + term * Float(config.routerAuxWeight) }
                 }
-                objective.backward(gradient: Tensor(scalar: 1 / Float(config.accumulation)))
+                let seed = Tensor(scalar: 1 / Float(config.accumulation))
+                if let buckets, buckets.overlaps, micro == config.accumulation - 1 {
+                    // Gradients complete in this last pass go on the wire while it runs.
+                    Autograd.observing(buckets) { objective.backward(gradient: seed) }
+                } else {
+                    objective.backward(gradient: seed)
+                }
                 loss += Double(value) / Double(config.accumulation)
             }
-            if let group {
+            if let group, let buckets {
                 // Every rank takes part even when its own step went non-finite, so that the
                 // collectives stay matched; then all skip together.
-                var control: [Float] = [Float(loss), nonFinite == nil ? 0 : 1]
                 let communicating = Date()
+                try buckets.finish()
+                var control: [Float] = [Float(loss), nonFinite == nil ? 0 : 1]
                 try control.withUnsafeMutableBufferPointer { try group.sum($0) }
-                try averageGradients(over: group)
                 windowCommunication += Date().timeIntervalSince(communicating)
                 loss = Double(control[0]) / Double(group.size)
                 if control[1] > 0 && nonFinite == nil { nonFinite = "a non-finite loss on another rank" }
@@ -318,7 +328,8 @@ public final class Trainer {
                                             "tokens": tokensSeen, "elapsed": elapsed()]
                 if let mfu { entry["mfu"] = mfu }
                 for (name, total) in windowAuxiliary { entry[name] = total / Double(windowSteps) }
-                // Seconds per step in the all-reduces, waiting for the slowest rank included.
+                // Seconds per step spent waiting for the all-reduces after the backward pass (what
+                // the overlap did not hide), waiting for the slowest rank included.
                 if group != nil { entry["allreduce_seconds"] = windowCommunication / Double(windowSteps) }
                 record(entry)
                 (windowLoss, windowSteps, windowStart) = (0, 0, Date())
@@ -351,26 +362,6 @@ public final class Trainer {
 
     /// Replaces each gradient by its mean over the ranks: one all-reduce over all of them,
     /// packed into one buffer (a parameter without a gradient this step counts as zeros).
-    private func averageGradients(over group: any ProcessGroup) throws {
-        let grads = model.parameters.map { $0.tensor.gradBuffer() }
-        let total = grads.reduce(0) { $0 + $1.count }
-        if wire.count != total { wire = [Float](repeating: 0, count: total) }
-        try wire.withUnsafeMutableBufferPointer { buffer in
-            var at = 0
-            for g in grads {
-                (buffer.baseAddress! + at).update(from: g.data, count: g.count)
-                at += g.count
-            }
-            try group.sumGradients(buffer)
-            let scale = 1 / Float(group.size)
-            at = 0
-            for g in grads {
-                slm_scale(Int64(g.count), scale, buffer.baseAddress! + at, g.data)
-                at += g.count
-            }
-        }
-    }
-
     /// Scales gradients so their global norm is at most `gradClip`; returns the norm before.
     func clipGradients() -> Double {
         let grads = model.parameters.compactMap(\.tensor.grad)

@@ -22,6 +22,32 @@ import Testing
         #expect(x.grad!.item() == 12)
     }
 
+    /// An observer hears of each leaf once, when no node still to run adds to its gradient:
+    /// the gradient it sees then is the final one, and a leaf used early and late (as a tied
+    /// embedding is) completes after one used only late.
+    @Test func observersHearOfEachGradientWhenItIsComplete() {
+        final class Recorder: BackwardObserver, @unchecked Sendable {
+            var seen: [(Tensor, [Float])] = []
+            var nodes = 0
+            func gradientComplete(_ leaf: Tensor) { seen.append((leaf, leaf.grad?.toArray() ?? [])) }
+            func nodeFinished() { nodes += 1 }
+        }
+        let early = Tensor([0.5, -1], shape: [2], requiresGrad: true)
+        let late = Tensor([2, 3], shape: [2], requiresGrad: true)
+        let constant = Tensor([1, 1], shape: [2])
+        let h = gelu(early * constant) * late
+        let loss = (h * early).sum()
+        let recorder = Recorder()
+        Autograd.observing(recorder) { loss.backward() }
+        #expect(recorder.seen.map { ObjectIdentifier($0.0) } == [ObjectIdentifier(late), ObjectIdentifier(early)])
+        #expect(recorder.seen[0].1 == late.grad!.toArray() && recorder.seen[1].1 == early.grad!.toArray())
+        #expect(recorder.nodes == 5)   // the sum, two products, gelu and the product with the constant
+        // Outside `observing`, nobody is told.
+        let again = (late * late).sum()
+        again.backward()
+        #expect(recorder.seen.count == 2)
+    }
+
     @Test func graphIsFreedAfterBackward() {
         let x = Tensor([1, 2], shape: [2], requiresGrad: true)
         let h = gelu(x)

@@ -1,3 +1,4 @@
+import CSLMKernels
 import Foundation
 import SLMModels
 import SLMSupport
@@ -466,14 +467,42 @@ func scratch() -> URL {
     }
 }
 
-/// One rank alone: its sums are the values themselves.
-final class SoloGroup: ProcessGroup {
+/// A group whose ranks all hold this rank's values: a sum multiplies them by the size.
+/// With size 1 it is one rank alone. Sums complete at once; `startSum` logs their lengths.
+final class TwinGroup: ProcessGroup {
     let rank = 0
     let size: Int
+    let wire: WirePrecision
+    let bucketBytes: Int
     var sums = 0
-    init(size: Int = 1) { self.size = size }
-    func sum(_ values: UnsafeMutableBufferPointer<Float>) throws { sums += 1 }
-    func sumGradients(_ values: UnsafeMutableBufferPointer<Float>) throws { sums += 1 }
+    var started: [Int] = []
+
+    final class Done: PendingSum {
+        func isDone() throws -> Bool { true }
+        func wait() throws {}
+    }
+
+    init(size: Int = 1, wire: WirePrecision = .fp32, bucketBytes: Int = 0) {
+        (self.size, self.wire, self.bucketBytes) = (size, wire, bucketBytes)
+    }
+    func sum(_ values: UnsafeMutableBufferPointer<Float>) throws {
+        sums += 1
+        for i in values.indices { values[i] *= Float(size) }
+    }
+    func startSum(_ values: UnsafeMutableRawPointer, count: Int) throws -> any PendingSum {
+        started.append(count)
+        if wire == .bf16 {
+            let bits = values.assumingMemoryBound(to: UInt16.self)
+            var wide = [Float](repeating: 0, count: count)
+            slm_bf16_to_f32(Int64(count), bits, &wide)
+            for i in wide.indices { wide[i] *= Float(size) }
+            slm_f32_to_bf16(Int64(count), wide, bits)
+        } else {
+            let floats = values.assumingMemoryBound(to: Float.self)
+            for i in 0..<count { floats[i] *= Float(size) }
+        }
+        return Done()
+    }
     func abort(code: Int32) -> Never { fatalError("abort \(code)") }
 }
 
@@ -486,14 +515,67 @@ final class SoloGroup: ProcessGroup {
         let data = try TrainingData(directory: try makeDataset(root))
         let plain = root.appendingPathComponent("plain"), grouped = root.appendingPathComponent("grouped")
         _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 8), out: plain).run { _ in }
-        let group = SoloGroup()
+        let group = TwinGroup()
         _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 8), out: grouped,
                         group: group).run { _ in }
         #expect(try losses(plain) == losses(grouped))
-        #expect(group.sums == 8 * 2 + 9)   // per step: control and gradients; stop reasons before each step and after
+        #expect(group.sums == 8 + 9)   // per step the control values; stop reasons before each step and after
+        let parameters = try makeModel(tinyChar, seed: 1).parameterCount
+        #expect(group.started.count == 8 && Set(group.started) == [parameters])
         #expect(throws: CheckpointError.self) {
             try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: tinyTraining(steps: 8),
-                        out: root.appendingPathComponent("three"), group: SoloGroup(size: 3))
+                        out: root.appendingPathComponent("three"), group: TwinGroup(size: 3))
+        }
+    }
+
+    /// Gradients sent in small buckets while the backward pass runs train exactly as one
+    /// sum after it: every parameter goes in one bucket per step, the buckets start in one
+    /// order, and every bucket starts from inside the pass, none left for after it. With
+    /// accumulation, only the last pass is observed (else a bucket would go out twice).
+    @Test func bucketsSentDuringBackwardTrainAsOneSumAfterIt() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        var config = tinyTraining(steps: 6)
+        config.accumulation = 2
+        func train(_ name: String, _ group: TwinGroup) throws -> (losses: [Int: Double], weights: [[Float]], early: Int, buckets: Int) {
+            let model = try makeModel(tinyChar, seed: 1)
+            let out = root.appendingPathComponent(name)
+            let trainer = try Trainer(model: model, data: data, config: config, out: out, group: group)
+            _ = try trainer.run { _ in }
+            return (try losses(out), model.parameters.map { $0.tensor.toArray() }, trainer.buckets!.startedEarly, trainer.buckets!.bucketCount)
+        }
+        let after = TwinGroup(size: 2), during = TwinGroup(size: 2, bucketBytes: 1024)
+        let one = try train("after", after)
+        let many = try train("during", during)
+        #expect(one.losses == many.losses && one.weights == many.weights)
+        #expect(one.buckets == 1 && one.early == 0 && after.started.count == 6)
+        #expect(many.buckets > 4 && many.early == 6 * many.buckets && during.started.count == 6 * many.buckets)
+        let model = try makeModel(tinyChar, seed: 1)
+        #expect(during.started.reduce(0, +) == 6 * model.parameterCount)
+        #expect(Array(during.started.prefix(many.buckets)) == Array(during.started.suffix(many.buckets)))
+    }
+
+    /// Each bucket's gradients come back in place, averaged; bf16 on the wire rounds them once.
+    @Test func bucketsAverageInPlaceInEitherPrecision() throws {
+        for wire in WirePrecision.allCases {
+            let group = TwinGroup(size: 4, wire: wire, bucketBytes: 12)
+            let parameters = [Tensor(zeros: [3], requiresGrad: true), Tensor(zeros: [2, 2], requiresGrad: true),
+                              Tensor(zeros: [1], requiresGrad: true)]
+            let values: [[Float]] = [[1.1, -2.3, 1e-3], [0.7, 5, -0.1, 3.3], [7.77]]
+            for (p, v) in zip(parameters, values) { p.gradBuffer().data.update(from: v, count: v.count) }
+            let buckets = try GradientBuckets(parameters: parameters, group: group, bucketBytes: 12)
+            try buckets.finish()
+            #expect(group.started == [1, 4, 3])   // last parameter first; 3 floats per bucket at most, one parameter at least
+            for (p, v) in zip(parameters, values) {
+                var expected = v
+                if wire == .bf16 {
+                    var bits = [UInt16](repeating: 0, count: v.count)
+                    slm_f32_to_bf16(Int64(v.count), v, &bits)
+                    slm_bf16_to_f32(Int64(v.count), bits, &expected)
+                }
+                #expect(p.grad!.toArray() == expected, "\(wire)")
+            }
         }
     }
 

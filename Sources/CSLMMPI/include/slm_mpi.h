@@ -20,9 +20,19 @@ int slm_mpi_init(int *rank, int *size);
 // In-place sum over all ranks of `count` floats. 0 on success.
 int slm_mpi_allreduce_f32(float *buffer, int64_t count);
 
-// In-place sum over all ranks of `count` bfloat16 values (uint16 bit patterns), each
-// addition done in fp32 and rounded to nearest even. 0 on success.
-int slm_mpi_allreduce_bf16(uint16_t *buffer, int64_t count);
+// Starts an in-place sum over all ranks of `count` values and returns at once with a handle
+// in `request`. The values are floats, or bfloat16 bit patterns when `bf16` is 1 (each
+// addition then done in fp32 and rounded to nearest even). The buffer must stay untouched
+// until slm_mpi_test reports the sum done or slm_mpi_wait returns. Every rank must start
+// the same sums in the same order. 0 on success.
+int slm_mpi_start_allreduce(void *buffer, int count, int bf16, void **request);
+
+// Whether the sum behind `request` is done (`done` = 1; the handle is then released); also
+// moves outstanding transfers on, which OpenMPI does only inside MPI calls. 0 on success.
+int slm_mpi_test(void **request, int *done);
+
+// Waits for the sum behind `request` and releases the handle. 0 on success.
+int slm_mpi_wait(void **request);
 
 // MPI_Abort on the world communicator: every rank stops.
 void slm_mpi_abort(int code);

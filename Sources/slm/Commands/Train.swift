@@ -64,12 +64,21 @@ struct Train: ParsableCommand {
     @Option(help: "Under mpirun: gradients travel between ranks in fp32, or in bf16 (half the bytes, rounded).")
     var allreduce: WirePrecision = .fp32
 
+    @Option(help: ArgumentHelp("Under mpirun: gradients are summed in buckets of about this many MiB, each sent while the backward pass "
+        + "still runs; 0 sends them all in one sum after it.", valueName: "MiB"))
+    var allreduceBucketMb: Double = Double(MPIGroup.defaultBucketBytes) / 1_048_576
+
     @OptionGroup var runtime: RuntimeOptions
 
     func run() throws {
         try runtime.apply()
+        guard allreduceBucketMb >= 0, allreduceBucketMb.isFinite else {
+            throw ValidationError("--allreduce-bucket-mb must be 0 (no overlap) or a positive size, not \(allreduceBucketMb)")
+        }
         // Under mpirun, one rank of a data-parallel run: rank 0 alone prints and writes.
-        let group = try userFacing { try MPIGroup.fromEnvironment(wire: allreduce) }
+        let group = try userFacing {
+            try MPIGroup.fromEnvironment(wire: allreduce, bucketBytes: Int(allreduceBucketMb * 1_048_576))
+        }
         do {
             try train(group: group)
         } catch {
@@ -92,7 +101,9 @@ struct Train: ParsableCommand {
         }
         if let group, leader {
             printError("data-parallel: \(group.size) ranks, \(trainingConfig.batch / group.size) of the \(trainingConfig.batch) sequences "
-                + "of each batch per rank, gradients averaged in \(allreduce.rawValue)")
+                + "of each batch per rank, gradients averaged in \(allreduce.rawValue)"
+                + (group.bucketBytes > 0 ? " in \(trainer.gradientBucketCount ?? 0) buckets of at most "
+                    + "\(String(format: "%g", allreduceBucketMb)) MiB, sent during the backward pass" : " in one sum after the backward pass"))
         }
         trainer.interruption = { StopSignal.received }
         StopSignal.install()
