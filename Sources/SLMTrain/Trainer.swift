@@ -65,6 +65,9 @@ public final class Trainer {
     let optimizer: AdamW
     let schedule: LearningRateSchedule
     var sampler: BatchSampler
+    /// Chunk weights per step when `training.sampler = "chunks"`.
+    let plan: SamplingPlan?
+    private var planKey: [Int]?
     var dropoutRNG: RNG
     var step = 0
     var tokensSeen = 0
@@ -126,6 +129,23 @@ public final class Trainer {
         schedule = LearningRateSchedule(peak: config.learningRate, floor: config.minLearningRate, warmup: config.warmup,
                                         total: config.steps)
         sampler = try BatchSampler(file: data.train, batch: config.batch, context: model.config.context, seed: config.seed)
+        if config.sampler == .chunks {
+            guard let chunks = data.meta.chunks else {
+                throw CheckpointError("training.sampler = \"chunks\" needs the chunk index that `slm data tokenize` writes from the "
+                    + "pipeline's train_enriched.jsonl; \(data.directory.path) has none (tokenized by an older version, or prepared "
+                    + "without the difficulty signals): run `slm data prepare` and `slm data tokenize` again")
+            }
+            let index = try ChunkIndex.read(directory: data.directory, meta: chunks, trainTokens: data.train.count)
+            plan = try SamplingPlan(index: index, config: config)
+            note("sampling by chunk (\(index.chunks.count) chunks of \(index.books.count) books)"
+                + (config.categoryWeights.isEmpty ? "" : "; category weights \(config.categoryWeights)")
+                + (config.phases.isEmpty ? "" : "; phases \(config.phases)")
+                + (config.curriculum.map { "; curriculum by \($0.rawValue), easiest first, over the first "
+                    + "\(Int((config.curriculumFraction * 100).rounded()))% of the steps" } ?? ""))
+            sampler.chunks = ChunkDraw(index: index, context: model.config.context, fileCount: data.train.count)
+        } else {
+            plan = nil
+        }
         dropoutRNG = RNG(seed: config.seed &+ 1)
         configFingerprint = fingerprint([try model.config.jsonData()])
         ema = config.emaDecay > 0 ? params.map { $0.copy() } : nil
@@ -248,6 +268,10 @@ public final class Trainer {
             var nonFinite: String? = nil
             for micro in 0..<config.accumulation {
                 // The data advances as in a normal step even when the step is skipped.
+                if let plan, plan.key(at: step) != planKey {
+                    sampler.chunks!.setWeights(plan.weights(at: step))
+                    planKey = plan.key(at: step)
+                }
                 let (inputs, targets) = sampler.next(rank: rank, of: ranks)
                 OpProfile.mark("batch sampling")
                 guard nonFinite == nil else { continue }
@@ -327,6 +351,11 @@ public final class Trainer {
                 var entry: [String: Any] = ["step": step, "loss": mean, "lr": lr, "grad_norm": norm, "tokens_per_sec": rate,
                                             "tokens": tokensSeen, "elapsed": elapsed()]
                 if let mfu { entry["mfu"] = mfu }
+                if let plan, let key = planKey {
+                    // The phase in effect (0-based) and the share of chunks the curriculum admits.
+                    if !plan.phases.isEmpty { entry["phase"] = key[0] }
+                    if plan.rankOfChunk != nil { entry["curriculum_reach"] = Double(key[1]) / Double(plan.index.chunks.count) }
+                }
                 for (name, total) in windowAuxiliary { entry[name] = total / Double(windowSteps) }
                 // Seconds per step spent waiting for the all-reduces after the backward pass (what
                 // the overlap did not hide), waiting for the slowest rank included.

@@ -36,6 +36,21 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// A step with a non-finite loss or gradient norm is skipped (no update); this many
     /// in a row stop training.
     public var maxNonFiniteSteps = 5
+    /// Windows uniformly over train.bin, or from chunk starts by weight (`SamplingPlan`);
+    /// the settings below need `chunks`.
+    public var sampler = Sampler.uniform
+    /// "NAME=WEIGHT, …": how much more often a category's chunks are read (others: 1).
+    public var categoryWeights = ""
+    /// "CATEGORY+CATEGORY@FRACTION, …, all@FRACTION": the categories read from each
+    /// fraction of the steps on (empty: all, throughout).
+    public var phases = ""
+    /// A difficulty signal to order the data by, easiest first, over the first
+    /// `curriculumFraction` of the steps (nil: none).
+    public var curriculum: CurriculumSignal? = nil
+    public var curriculumFraction = 0.3
+
+    public enum Sampler: String, Codable, Sendable, CaseIterable { case uniform, chunks }
+    public enum CurriculumSignal: String, Codable, Sendable, CaseIterable { case compression, diversity, readability, difficulty }
 
     enum CodingKeys: String, CodingKey {
         case batch, accumulation, steps, warmup, beta1, beta2, seed
@@ -43,6 +58,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         case weightDecay = "weight_decay", gradClip = "grad_clip", evalInterval = "eval_interval"
         case evalBatches = "eval_batches", logInterval = "log_interval", keepLast = "keep_last", emaDecay = "ema_decay"
         case precision, routerAuxWeight = "router_aux_weight", maxNonFiniteSteps = "max_nonfinite_steps"
+        case sampler, categoryWeights = "category_weights", phases, curriculum, curriculumFraction = "curriculum_fraction"
     }
 
     public init() {}
@@ -73,6 +89,11 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         precision = try value(.precision, precision)
         routerAuxWeight = try value(.routerAuxWeight, routerAuxWeight)
         maxNonFiniteSteps = try value(.maxNonFiniteSteps, maxNonFiniteSteps)
+        sampler = try value(.sampler, sampler)
+        categoryWeights = try value(.categoryWeights, categoryWeights)
+        phases = try value(.phases, phases)
+        curriculum = try c.decodeIfPresent(CurriculumSignal.self, forKey: .curriculum)
+        curriculumFraction = try value(.curriculumFraction, curriculumFraction)
     }
 
     init(section: [String: TOMLValue]) throws(TOMLError) {
@@ -100,6 +121,19 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if let v = try r.double("ema_decay") { emaDecay = v }
         if let v = try r.double("router_aux_weight") { routerAuxWeight = v }
         if let v = try r.int("max_nonfinite_steps") { maxNonFiniteSteps = v }
+        if let v = try r.string("sampler") {
+            guard let k = Sampler(rawValue: v) else { throw TOMLError("[training] sampler must be uniform or chunks, not \(v)") }
+            sampler = k
+        }
+        if let v = try r.string("category_weights") { categoryWeights = v }
+        if let v = try r.string("phases") { phases = v }
+        if let v = try r.string("curriculum") {
+            guard let k = CurriculumSignal(rawValue: v) else {
+                throw TOMLError("[training] curriculum must be one of \(CurriculumSignal.allCases.map(\.rawValue).joined(separator: ", ")), not \(v)")
+            }
+            curriculum = k
+        }
+        if let v = try r.double("curriculum_fraction") { curriculumFraction = v }
         if let v = try r.string("precision") {
             guard let p = MatmulPrecision(setting: v) else { throw TOMLError("[training] precision must be auto, fp32 or bf16, not \(v)") }
             precision = p
@@ -121,6 +155,16 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if let t = timeBudget, t <= 0 { problems.append("time budget must be positive") }
         if routerAuxWeight < 0 { problems.append("router_aux_weight must be at least 0") }
         if maxNonFiniteSteps < 1 { problems.append("max_nonfinite_steps must be at least 1") }
+        if !(curriculumFraction > 0 && curriculumFraction <= 1) { problems.append("curriculum_fraction must be in (0, 1]") }
+        if sampler == .uniform && (!categoryWeights.isEmpty || !phases.isEmpty || curriculum != nil) {
+            problems.append("category_weights, phases and curriculum need sampler = \"chunks\"")
+        }
+        do {
+            _ = try Self.parseCategoryWeights(categoryWeights)
+            _ = try Self.parsePhases(phases)
+        } catch {
+            problems.append(error.message)
+        }
         if !problems.isEmpty { throw ConfigError(problems.joined(separator: "; ")) }
     }
 }

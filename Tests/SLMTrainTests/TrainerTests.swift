@@ -612,3 +612,92 @@ final class TwinGroup: ProcessGroup {
         #expect(PeakFLOPs.forTraining(bf16: false, threads: 2, cache: cache).source.hasPrefix("measured now"))
     }
 }
+
+@Suite struct SamplingPlanTests {
+    /// Ten chunks of lengths 1…10 in categories a, b, a, b, …, each harder than the one before.
+    let index = ChunkIndex(chunks: (0..<10).map { i in
+        ChunkIndex.Chunk(start: i * (i + 1) / 2, length: i + 1, book: 0, category: i % 2, compression: Float(i) / 10,
+                         diversity: Float(9 - i) / 10, readability: 0.5, quality: 1)
+    }, categories: ["a", "b"], books: ["one"])
+
+    func config(_ change: (inout TrainingConfig) -> Void) -> TrainingConfig {
+        var c = TrainingConfig()
+        c.steps = 100
+        c.sampler = .chunks
+        change(&c)
+        return c
+    }
+
+    @Test func categoryWeightsAndPhasesScaleTokenCounts() throws {
+        let plain = try SamplingPlan(index: index, config: config { _ in })
+        #expect(plain.weights(at: 0) == (1...10).map(Double.init))
+        let weighted = try SamplingPlan(index: index, config: config { $0.categoryWeights = "b = 3" })
+        let tripledB: [Double] = (1...10).map { (i: Int) -> Double in Double(i) * (i % 2 == 0 ? 3 : 1) }
+        #expect(weighted.weights(at: 0) == tripledB)
+        let phased = try SamplingPlan(index: index, config: config { $0.phases = "a@0, b@0.25, all@0.5" })
+        let onlyA: [Double] = (1...10).map { (i: Int) -> Double in i % 2 == 1 ? Double(i) : 0 }
+        let onlyB: [Double] = (1...10).map { (i: Int) -> Double in i % 2 == 0 ? Double(i) : 0 }
+        #expect(phased.weights(at: 24) == onlyA)
+        #expect(phased.weights(at: 25) == onlyB)
+        #expect(phased.weights(at: 99) == (1...10).map(Double.init))
+        #expect(phased.key(at: 24) != phased.key(at: 25) && phased.key(at: 25) == phased.key(at: 49))
+    }
+
+    /// The curriculum admits the easiest 10% at the start, sqrt-growing to all at the fraction.
+    @Test func curriculumAdmitsTheEasiestFirst() throws {
+        let byCompression = try SamplingPlan(index: index, config: config { $0.curriculum = .compression; $0.curriculumFraction = 0.5 })
+        #expect(byCompression.weights(at: 0) == [1] + [Double](repeating: 0, count: 9))
+        // p = 0.25: sqrt(0.01 + 0.99 · 0.5) = 0.711 of 10 chunks → the 8 easiest.
+        #expect(byCompression.weights(at: 25) == (1...8).map(Double.init) + [0, 0])
+        #expect(byCompression.weights(at: 50) == (1...10).map(Double.init))
+        // Diversity runs the other way in this index: its easiest chunk is the last.
+        let byDiversity = try SamplingPlan(index: index, config: config { $0.curriculum = .diversity })
+        #expect(byDiversity.weights(at: 0) == [Double](repeating: 0, count: 9) + [10])
+    }
+
+    @Test func badPlansAreRefusedWithTheirReason() throws {
+        #expect(throws: CheckpointError.self) { try SamplingPlan(index: index, config: config { $0.categoryWeights = "c=2" }) }
+        #expect(throws: CheckpointError.self) { try SamplingPlan(index: index, config: config { $0.phases = "a+c@0" }) }
+        #expect(throws: CheckpointError.self) { try SamplingPlan(index: index, config: config { $0.categoryWeights = "a=0, b=0" }) }
+        #expect(throws: CheckpointError.self) {
+            try SamplingPlan(index: index, config: config { $0.phases = "a@0, b@0.5"; $0.categoryWeights = "b=0" })
+        }
+        for bad in ["a", "a=-1", "a=x", "=2"] {
+            #expect(throws: ConfigError.self) { try config { $0.categoryWeights = bad }.validate() }
+        }
+        for bad in ["a@0.5", "a@0, b@0", "a@0, b@1", "a", "@0"] {
+            #expect(throws: ConfigError.self) { try config { $0.phases = bad }.validate() }
+        }
+        #expect(throws: ConfigError.self) { try config { $0.sampler = .uniform; $0.phases = "a@0" }.validate() }
+        #expect(throws: ConfigError.self) { try config { $0.curriculumFraction = 0 }.validate() }
+    }
+
+    /// Sampling by chunk with a curriculum and phases resumes exactly; data without a chunk
+    /// index is refused with what to do.
+    @Test func chunkSamplingResumesExactly() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        var c = tinyTraining(steps: 16)
+        c.sampler = .chunks
+        c.curriculum = .difficulty
+        c.curriculumFraction = 0.5
+        let oneGo = root.appendingPathComponent("one"), split = root.appendingPathComponent("split")
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: oneGo).run { _ in }
+        let partial = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: split)
+        partial.stopAfter = 5
+        _ = try partial.run { _ in }
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 2), data: data, config: c, out: split, resume: split).run { _ in }
+        #expect(try losses(oneGo) == losses(split))
+        let reach = try String(contentsOf: oneGo.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+            .compactMap { (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["curriculum_reach"] as? Double }
+        #expect(reach.count == 16 && reach.first! < 0.5 && reach.last! == 1 && reach == reach.sorted())
+
+        try FileManager.default.removeItem(at: data.directory.appendingPathComponent("train_enriched.jsonl"))
+        _ = try DatasetTokenizer.run(data: data.directory, tokenizer: "char", threads: 1)
+        #expect(throws: CheckpointError.self) {
+            try Trainer(model: try makeModel(tinyChar, seed: 1), data: try TrainingData(directory: data.directory), config: c,
+                        out: root.appendingPathComponent("none"))
+        }
+    }
+}

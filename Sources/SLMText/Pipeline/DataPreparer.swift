@@ -74,7 +74,8 @@ public struct DatasetStats: Codable, Sendable {
 public enum DataPreparer {
     struct Chunk {
         var text: String
-        var difficulty, quality: Double
+        var signals: TextScores.Signals
+        var quality: Double
     }
 
     public static func run(corpus: String, out: URL, options: PrepareOptions,
@@ -155,7 +156,7 @@ public enum DataPreparer {
             let (pieces, dropped) = options.chunker.chunks(normalized)
             stats.shortPieceCharacters += dropped
             for piece in pieces {
-                chunks.append(Chunk(text: piece, difficulty: TextScores.difficulty(piece), quality: TextScores.quality(piece)))
+                chunks.append(Chunk(text: piece, signals: TextScores.signals(piece), quality: TextScores.quality(piece)))
                 stats.charactersOut += piece.count
             }
         }
@@ -199,7 +200,8 @@ public enum DataPreparer {
     static func enrichedLine(_ chunk: Chunk, _ book: BookSource) -> String {
         "{\"text\": \(JSONText.quote(chunk.text)), \"author\": \(JSONText.quote(book.author)), "
             + "\"title\": \(JSONText.quote(book.title)), \"category\": \(JSONText.quote(book.category)), "
-            + "\"phase\": \"\(book.phase)\", \"difficulty\": \(chunk.difficulty), \"quality\": \(chunk.quality)}"
+            + "\"phase\": \"\(book.phase)\", \"difficulty\": \(chunk.signals.difficulty), \"compression\": \(chunk.signals.compression), "
+            + "\"diversity\": \(chunk.signals.diversity), \"readability\": \(chunk.signals.readability), \"quality\": \(chunk.quality)}"
     }
 
     static func lines(_ items: [String]) -> String { items.isEmpty ? "" : items.joined(separator: "\n") + "\n" }

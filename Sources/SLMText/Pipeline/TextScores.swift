@@ -2,15 +2,27 @@ import Foundation
 
 /// Per-chunk scores in [0, 1] for curriculum and filtering.
 public enum TextScores {
-    /// Harder text is less compressible, more lexically varied and less readable: the
-    /// mean of three normalised measures.
-    public static func difficulty(_ text: String) -> Double {
+    /// The three measures of difficulty, each normalised to [0, 1] with higher harder:
+    /// how little the text compresses, how varied its words are (types over tokens), and
+    /// how hard it reads (100 − Flesch reading ease, over 100). Rounded to 3 decimals.
+    public struct Signals: Equatable, Sendable {
+        public var compression, diversity, readability: Double
+
+        /// Their mean: the chunk's difficulty.
+        public var difficulty: Double { round3((compression + diversity + readability) / 3) }
+    }
+
+    public static func signals(_ text: String) -> Signals {
         let compressibility = clamp((compressionRatio(text) - 0.55) / 0.45)
         let words = TextScores.words(text)
         let diversity = words.isEmpty ? 0 : Double(Set(words).count) / Double(words.count)
         let readability = clamp((100 - fleschReadingEase(text, words: words)) / 100)
-        return round3((compressibility + diversity + readability) / 3)
+        return Signals(compression: round3(compressibility), diversity: round3(diversity), readability: round3(readability))
     }
+
+    /// Harder text is less compressible, more lexically varied and less readable: the
+    /// mean of the three signals.
+    public static func difficulty(_ text: String) -> Double { signals(text).difficulty }
 
     /// Prose-likeness: mostly letters, sensible word lengths, balanced brackets and
     /// quotes, ending like a sentence, and not too short.

@@ -14,9 +14,12 @@ public struct DatasetMeta: Codable, Sendable, Equatable {
     public var separator: Int32           // id placed between chunks
     public var trainTokens, validationTokens: Int
     public var trainCharacters, validationCharacters: Int
+    /// The chunk index of train.bin (nil for data tokenized before it existed, or when the
+    /// pipeline's train_enriched.jsonl is missing).
+    public var chunks: ChunkIndex.Meta?
 
     enum CodingKeys: String, CodingKey {
-        case tokenizer, charset, separator, lowercase
+        case tokenizer, charset, separator, lowercase, chunks
         case numeralsAsWords = "numerals_as_words"
         case vocabularySize = "vocab_size", width = "dtype"
         case trainTokens = "train_tokens", validationTokens = "val_tokens"
@@ -52,7 +55,8 @@ public struct DatasetMeta: Codable, Sendable, Equatable {
 /// val.bin and meta.json, with the tokenizer's files copied beside them.
 public enum DatasetTokenizer {
     /// `spec` is "char" (the charset the data was prepared with), "char:NAME", or a
-    /// tokenizer directory.
+    /// tokenizer directory. Also writes the chunk index of train.bin (`ChunkIndex`) from
+    /// train_enriched.jsonl when the pipeline wrote one.
     public static func run(data: URL, tokenizer spec: String, threads: Int,
                            progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> DatasetMeta {
         let trainURL = data.appendingPathComponent("train.txt"), valURL = data.appendingPathComponent("val.txt")
@@ -78,20 +82,34 @@ public enum DatasetTokenizer {
         let separator = separatorID(tokenizer)
         let width = TokenWidth(vocabularySize: tokenizer.vocabularySize)
         var counts: [(tokens: Int, characters: Int)] = []
+        var index: ChunkIndex?
         for (name, url) in [("train", trainURL), ("val", valURL)] {
             let text = try String(contentsOf: url, encoding: .utf8)
             let lines = text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
-            let ids = encode(lines, with: tokenizer, separator: separator, threads: threads)
+            let (ids, lengths) = encode(lines, with: tokenizer, separator: separator, threads: threads)
             try TokenFileWriter.write(ids, width: width, to: data.appendingPathComponent("\(name).bin"))
             counts.append((ids.count, lines.reduce(0) { $0 + $1.count + 1 }))
             progress("\(name): \(lines.count) chunks → \(ids.count) tokens")
+            if name == "train" {
+                let (built, problem) = ChunkIndex.build(enriched: data.appendingPathComponent("train_enriched.jsonl"), tokenCounts: lengths)
+                index = built
+                if let problem { progress("no chunk index (sampling by chunk will be unavailable): \(problem)") }
+            }
+        }
+        let indexURL = data.appendingPathComponent(ChunkIndex.fileName)
+        if let index {
+            try index.write(to: indexURL)
+            progress("chunk index: \(index.chunks.count) chunks of \(index.books.count) books in \(index.categories.count) categories")
+        } else {
+            try? FileManager.default.removeItem(at: indexURL)
         }
         try tokenizer.save(to: data)
-        let meta = DatasetMeta(tokenizer: tokenizer.kind, charset: charset, lowercase: settings?.lowercase,
+        var meta = DatasetMeta(tokenizer: tokenizer.kind, charset: charset, lowercase: settings?.lowercase,
                                numeralsAsWords: settings?.numeralsAsWords, vocabularySize: tokenizer.vocabularySize,
                                width: width, separator: separator, trainTokens: counts[0].tokens,
                                validationTokens: counts[1].tokens, trainCharacters: counts[0].characters,
                                validationCharacters: counts[1].characters)
+        meta.chunks = index?.meta
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(try encoder.encode(meta), to: data.appendingPathComponent("meta.json"))
@@ -105,18 +123,23 @@ public enum DatasetTokenizer {
         return newline.count == 1 ? newline[0] : (space.first ?? 0)
     }
 
-    /// Each chunk followed by the separator, encoded in parallel over contiguous ranges.
-    static func encode(_ lines: [String], with tokenizer: any Tokenizer, separator: Int32, threads: Int) -> [Int32] {
+    /// Each chunk followed by the separator, encoded in parallel over contiguous ranges;
+    /// also each chunk's token count (its separator included).
+    static func encode(_ lines: [String], with tokenizer: any Tokenizer, separator: Int32,
+                       threads: Int) -> (ids: [Int32], lengths: [Int]) {
         let parts = max(1, min(threads, lines.count))
-        let results = ResultsBox<[Int32]>(count: parts)
+        let results = ResultsBox<([Int32], [Int])>(count: parts)
         DispatchQueue.concurrentPerform(iterations: parts) { p in
-            var ids: [Int32] = []
+            var ids: [Int32] = [], lengths: [Int] = []
             for line in lines[(lines.count * p / parts)..<(lines.count * (p + 1) / parts)] {
+                let before = ids.count
                 ids += tokenizer.encode(line)
                 ids.append(separator)
+                lengths.append(ids.count - before)
             }
-            results.set(p, ids)
+            results.set(p, (ids, lengths))
         }
-        return (0..<parts).flatMap { results.get($0)! }
+        let pieces = (0..<parts).map { results.get($0)! }
+        return (pieces.flatMap(\.0), pieces.flatMap(\.1))
     }
 }

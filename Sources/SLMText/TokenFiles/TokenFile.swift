@@ -102,6 +102,8 @@ public struct BatchSampler: Sendable {
     public let batch: Int
     public let context: Int
     public var generator: SplitMix64
+    /// Windows from chunk starts by weight (nil: uniform over every position).
+    public var chunks: ChunkDraw?
 
     public init(file: TokenFile, batch: Int, context: Int, seed: UInt64) throws {
         guard batch > 0, context > 0 else { throw PipelineError.invalidOption("batch and context must be positive") }
@@ -128,12 +130,58 @@ public struct BatchSampler: Sendable {
         targets.reserveCapacity(batch / ranks * context)
         let starts = UInt64(file.count - context)
         for row in 0..<batch {
-            let start = Int(generator.next() % starts)
+            let draw = generator.next()
+            let start = chunks.map { $0.start(for: draw) } ?? Int(draw % starts)
             guard row % ranks == rank else { continue }
             let w = file.window(at: start, length: context + 1)
             inputs += w.dropLast()
             targets += w.dropFirst()
         }
         return (inputs, targets)
+    }
+}
+
+/// Window starts drawn from chunk starts with a weight per chunk, kept inside the chunk's
+/// book where the book is long enough: a window that would run past the book's end starts
+/// earlier, so that it ends there.
+public struct ChunkDraw: Sendable {
+    public let index: ChunkIndex
+    /// Where a window drawn at each chunk starts.
+    let starts: [Int]
+    /// Cumulative weights; the last is the total.
+    private var cumulative: [Double] = []
+
+    public init(index: ChunkIndex, context: Int, fileCount: Int) {
+        self.index = index
+        var bookEnd: [Int: Int] = [:], bookStart: [Int: Int] = [:]
+        for c in index.chunks {
+            bookEnd[c.book] = max(bookEnd[c.book] ?? 0, c.start + c.length)
+            bookStart[c.book] = min(bookStart[c.book] ?? Int.max, c.start)
+        }
+        let window = context + 1
+        starts = index.chunks.map { c in
+            var s = c.start
+            if let end = bookEnd[c.book], s + window > end { s = max(bookStart[c.book]!, end - window) }
+            return min(s, fileCount - window)
+        }
+    }
+
+    /// Sets the weights (one per chunk, at least 0, not all 0).
+    public mutating func setWeights(_ weights: [Double]) {
+        precondition(weights.count == index.chunks.count, "ChunkDraw: \(weights.count) weights for \(index.chunks.count) chunks")
+        var total = 0.0
+        cumulative = weights.map { total += $0; return total }
+        precondition(total > 0, "ChunkDraw: every weight is 0")
+    }
+
+    /// A window start for a uniform 64-bit draw.
+    func start(for draw: UInt64) -> Int {
+        let target = Double(draw >> 11) * 0x1p-53 * cumulative.last!
+        var lo = 0, hi = cumulative.count - 1
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if cumulative[mid] > target { hi = mid } else { lo = mid + 1 }
+        }
+        return starts[lo]
     }
 }
