@@ -234,7 +234,7 @@ public final class Trainer {
         let tokensPerStep = config.batch * config.accumulation * context
         let startStep = step, started = Date()
         var lastCheckpoint: URL? = Checkpoint.steps(in: out).last?.url
-        var windowLoss = 0.0, windowSteps = 0, windowStart = Date()
+        var windowLoss = 0.0, windowSteps = 0, windowTokens = 0, windowStart = Date()
         var windowAuxiliary: [String: Double] = [:]
         var windowCommunication = 0.0
         var nonFiniteInARow = 0
@@ -256,7 +256,9 @@ public final class Trainer {
                 "architecture": model.config.architecture.rawValue, "threads": Parallel.threadCount])
         report("training \(model.config.architecture.rawValue) with \(model.parameterCount) parameters"
             + (active < model.parameterCount ? " (\(active) active per token)" : "") + " on \(data.summary); \(config.precision.rawValue) products, peak \(peakFLOPs > 0 ? "\(Int(peakFLOPs / 1e9)) GFLOP/s (\(peakSource))" : "unknown (MFU n/a)"); "
-            + "\(tokensPerStep) tokens per step, \(Parallel.threadCount) threads")
+            + "\(tokensPerStep) tokens per step"
+            + (config.seqWarmup > 0 ? " (fewer while windows grow from \(min(config.seqStart, context)) tokens over \(config.seqWarmup) steps)" : "")
+            + ", \(Parallel.threadCount) threads")
         var stopping = try stopReason()
         while step < config.steps && stopping == nil {
             OpProfile.mark("between steps: logging, evaluation, checkpoints")
@@ -264,6 +266,9 @@ public final class Trainer {
             let lr = schedule(step)
             optimizer.learningRate = Float(lr)
             optimizer.zeroGrad()
+            // Shorter windows during a sequence-length warm-up: fewer tokens in those steps.
+            let length = config.sequenceLength(step: step, context: context)
+            let stepTokens = config.batch * config.accumulation * length
             var loss = 0.0
             var nonFinite: String? = nil
             for micro in 0..<config.accumulation {
@@ -272,13 +277,13 @@ public final class Trainer {
                     sampler.chunks!.setWeights(plan.weights(at: step))
                     planKey = plan.key(at: step)
                 }
-                let (inputs, targets) = sampler.next(rank: rank, of: ranks)
+                let (inputs, targets) = sampler.next(rank: rank, of: ranks, length: length)
                 OpProfile.mark("batch sampling")
                 guard nonFinite == nil else { continue }
                 var rng: RNG? = model.config.dropout > 0 ? dropoutRNG : nil
                 let l = MatmulPrecision.$current.withValue(config.precision) {
                     DropoutRows.$current.withValue(rows) {
-                        model.loss(inputs: inputs, targets: targets, batch: localBatch, time: context, dropoutRNG: &rng)
+                        model.loss(inputs: inputs, targets: targets, batch: localBatch, time: length, dropoutRNG: &rng)
                     }
                 }
                 if let rng { dropoutRNG = rng }
@@ -319,7 +324,7 @@ public final class Trainer {
             if nonFinite == nil && !norm.isFinite { nonFinite = "gradient norm \(norm)" }
             // A skipped step makes no update, but the step, the schedule and the data move on.
             step += 1
-            tokensSeen += tokensPerStep
+            tokensSeen += stepTokens
             if let reason = nonFinite {
                 optimizer.skip()
                 nonFiniteInARow += 1
@@ -337,11 +342,12 @@ public final class Trainer {
                 OpProfile.mark("AdamW update")
                 windowLoss += loss
                 windowSteps += 1
+                windowTokens += stepTokens
             }
 
             if nonFinite == nil && (step % config.logInterval == 0 || step == config.steps) {
                 let seconds = Date().timeIntervalSince(windowStart)
-                let rate = Double(windowSteps * tokensPerStep) / max(seconds, 1e-9)
+                let rate = Double(windowTokens) / max(seconds, 1e-9)
                 // Unknown (nil) without a peak: bf16 products emulated, or no x86 SIMD.
                 let mfu = peakFLOPs > 0 ? 3 * model.config.flopsPerToken * rate / (peakFLOPs * Double(ranks)) : nil
                 let done = Double(step - startStep), remaining = Double(config.steps - step)
@@ -351,6 +357,7 @@ public final class Trainer {
                 var entry: [String: Any] = ["step": step, "loss": mean, "lr": lr, "grad_norm": norm, "tokens_per_sec": rate,
                                             "tokens": tokensSeen, "elapsed": elapsed()]
                 if let mfu { entry["mfu"] = mfu }
+                if config.seqWarmup > 0 { entry["seq_len"] = length }
                 if let plan, let key = planKey {
                     // The phase in effect (0-based) and the share of chunks the curriculum admits.
                     if !plan.phases.isEmpty { entry["phase"] = key[0] }
@@ -361,7 +368,7 @@ public final class Trainer {
                 // the overlap did not hide), waiting for the slowest rank included.
                 if group != nil { entry["allreduce_seconds"] = windowCommunication / Double(windowSteps) }
                 record(entry)
-                (windowLoss, windowSteps, windowStart) = (0, 0, Date())
+                (windowLoss, windowSteps, windowTokens, windowStart) = (0, 0, 0, Date())
                 windowAuxiliary = [:]
                 windowCommunication = 0
             }

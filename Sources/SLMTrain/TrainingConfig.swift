@@ -48,6 +48,17 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// `curriculumFraction` of the steps (nil: none).
     public var curriculum: CurriculumSignal? = nil
     public var curriculumFraction = 0.3
+    /// Sequence-length warm-up: windows grow from `seqStart` tokens to the full context,
+    /// linearly over this many steps, in multiples of 8 (0: full windows throughout).
+    public var seqWarmup = 0
+    public var seqStart = 64
+
+    /// The window length of a step under the sequence-length warm-up.
+    public func sequenceLength(step: Int, context: Int) -> Int {
+        guard seqWarmup > 0, step < seqWarmup, seqStart < context else { return context }
+        let grown = Double(seqStart) + Double(context - seqStart) * Double(step) / Double(seqWarmup)
+        return min(context, max(min(seqStart, context), Int(grown / 8) * 8))
+    }
 
     public enum Sampler: String, Codable, Sendable, CaseIterable { case uniform, chunks }
     public enum CurriculumSignal: String, Codable, Sendable, CaseIterable { case compression, diversity, readability, difficulty }
@@ -59,6 +70,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         case evalBatches = "eval_batches", logInterval = "log_interval", keepLast = "keep_last", emaDecay = "ema_decay"
         case precision, routerAuxWeight = "router_aux_weight", maxNonFiniteSteps = "max_nonfinite_steps"
         case sampler, categoryWeights = "category_weights", phases, curriculum, curriculumFraction = "curriculum_fraction"
+        case seqWarmup = "seq_warmup", seqStart = "seq_start"
     }
 
     public init() {}
@@ -94,6 +106,8 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         phases = try value(.phases, phases)
         curriculum = try c.decodeIfPresent(CurriculumSignal.self, forKey: .curriculum)
         curriculumFraction = try value(.curriculumFraction, curriculumFraction)
+        seqWarmup = try value(.seqWarmup, seqWarmup)
+        seqStart = try value(.seqStart, seqStart)
     }
 
     init(section: [String: TOMLValue]) throws(TOMLError) {
@@ -134,6 +148,8 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
             curriculum = k
         }
         if let v = try r.double("curriculum_fraction") { curriculumFraction = v }
+        if let v = try r.int("seq_warmup") { seqWarmup = v }
+        if let v = try r.int("seq_start") { seqStart = v }
         if let v = try r.string("precision") {
             guard let p = MatmulPrecision(setting: v) else { throw TOMLError("[training] precision must be auto, fp32 or bf16, not \(v)") }
             precision = p
@@ -155,6 +171,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if let t = timeBudget, t <= 0 { problems.append("time budget must be positive") }
         if routerAuxWeight < 0 { problems.append("router_aux_weight must be at least 0") }
         if maxNonFiniteSteps < 1 { problems.append("max_nonfinite_steps must be at least 1") }
+        if seqWarmup < 0 || seqStart < 1 { problems.append("seq_warmup must be at least 0 and seq_start at least 1") }
         if !(curriculumFraction > 0 && curriculumFraction <= 1) { problems.append("curriculum_fraction must be in (0, 1]") }
         if sampler == .uniform && (!categoryWeights.isEmpty || !phases.isEmpty || curriculum != nil) {
             problems.append("category_weights, phases and curriculum need sampler = \"chunks\"")

@@ -701,3 +701,46 @@ final class TwinGroup: ProcessGroup {
         }
     }
 }
+
+@Suite struct SequenceWarmupTests {
+    /// Windows grow linearly from seq_start to the context in multiples of 8; hand-computed.
+    @Test func lengthsGrowInStepsOfEight() {
+        var c = TrainingConfig()
+        c.seqWarmup = 100
+        c.seqStart = 64
+        #expect([0, 50, 99, 100, 500].map { c.sequenceLength(step: $0, context: 256) } == [64, 160, 248, 256, 256])
+        c.seqStart = 300
+        #expect(c.sequenceLength(step: 0, context: 256) == 256)
+        c.seqWarmup = 0
+        c.seqStart = 64
+        #expect(c.sequenceLength(step: 0, context: 256) == 256)
+    }
+
+    /// Short windows count as fewer tokens, every architecture trains on them, and a resume
+    /// in the middle of the warm-up continues exactly.
+    @Test func warmupCountsTokensAndResumesExactly() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        var c = tinyTraining(steps: 8)
+        c.seqWarmup = 4
+        c.seqStart = 8
+        let oneGo = root.appendingPathComponent("one"), split = root.appendingPathComponent("split")
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: oneGo).run { _ in }
+        let partial = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: split)
+        partial.stopAfter = 2
+        _ = try partial.run { _ in }
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: split, resume: split).run { _ in }
+        #expect(try losses(oneGo) == losses(split))
+        let records = try String(contentsOf: oneGo.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.filter { $0["loss"] != nil }
+        #expect(records.map { $0["seq_len"] as? Int } == [8, 8, 8, 8, 16, 16, 16, 16])
+        #expect(records.map { $0["tokens"] as? Int } == [32, 64, 96, 128, 192, 256, 320, 384])   // batch 4
+        for architecture in [ModelConfig.Architecture.monarch, .symbio, .llama] {
+            let config = ModelConfig(architecture: architecture, vocabSize: 28, layers: 2, heads: 2, width: 16, context: 16, ffnWidth: 24)
+            let out = root.appendingPathComponent(architecture.rawValue)
+            let summary = try Trainer(model: try makeModel(config, seed: 1), data: data, config: c, out: out).run { _ in }
+            #expect(summary.steps == 8 && summary.bestValidationLoss?.isFinite == true, "\(architecture)")
+        }
+    }
+}

@@ -123,8 +123,11 @@ public struct BatchSampler: Sendable {
     /// each [batch / ranks × context]. Every rank draws all the batch's window starts, so
     /// the ranks together read exactly the windows `next()` gives, and the generator's
     /// state does not depend on the number of ranks (a run resumes on another count).
-    public mutating func next(rank: Int, of ranks: Int) -> (inputs: [Int32], targets: [Int32]) {
+    /// `length` (at most the context) shortens the windows, as a sequence-length warm-up does.
+    public mutating func next(rank: Int, of ranks: Int, length: Int? = nil) -> (inputs: [Int32], targets: [Int32]) {
         precondition(ranks >= 1 && (0..<ranks).contains(rank) && batch % ranks == 0, "sampler: rank \(rank) of \(ranks), batch \(batch)")
+        let context = length ?? self.context
+        precondition((1...self.context).contains(context), "sampler: windows of \(context) tokens with a context of \(self.context)")
         var inputs: [Int32] = [], targets: [Int32] = []
         inputs.reserveCapacity(batch / ranks * context)
         targets.reserveCapacity(batch / ranks * context)
