@@ -22,10 +22,13 @@ struct SamplingPlan {
     /// Chunk ranks from easiest to hardest by the curriculum's signal (nil: no curriculum).
     let rankOfChunk: [Int]?
     let curriculumFraction: Double
+    /// The chunks a coreset keeps (nil: all).
+    let coreset: [Bool]?
     /// The easiest share of the chunks read at step 0.
     static let startingCompetence = 0.1
 
-    init(index: ChunkIndex, config: TrainingConfig) throws {
+    /// `scores`: the chunks' losses from `slm data score`, needed for a coreset.
+    init(index: ChunkIndex, config: TrainingConfig, scores: [Float]? = nil) throws {
         self.index = index
         totalSteps = config.steps
         let weights = try TrainingConfig.parseCategoryWeights(config.categoryWeights)
@@ -40,6 +43,14 @@ struct SamplingPlan {
             }
         }
         curriculumFraction = config.curriculumFraction
+        if config.coresetKeep < 1 {
+            guard let scores, scores.count == index.chunks.count else {
+                throw CheckpointError("a coreset needs one score per chunk from `slm data score`")
+            }
+            coreset = ChunkScores.selection(scores, keep: config.coresetKeep, noise: config.coresetNoise)
+        } else {
+            coreset = nil
+        }
         if let signal = config.curriculum {
             let score: (ChunkIndex.Chunk) -> Float = switch signal {
             case .compression: \.compression
@@ -85,6 +96,7 @@ struct SamplingPlan {
         return index.chunks.enumerated().map { i, c in
             if let active, !active.contains(c.category) { return 0 }
             if let ranks = rankOfChunk, ranks[i] >= reach { return 0 }
+            if let coreset, !coreset[i] { return 0 }
             return Double(c.length) * categoryWeights[c.category]
         }
     }

@@ -85,13 +85,38 @@ public enum TOML {
             guard let eq = t.firstIndex(of: "=") else { throw TOMLError("\(name) line \(n + 1): expected key = value") }
             let key = t[..<eq].trimmingCharacters(in: .whitespaces)
             guard !key.isEmpty else { throw TOMLError("\(name) line \(n + 1): empty key") }
-            do {
-                table[section, default: [:]][key] = try TOMLValue.parseValue(String(t[t.index(after: eq)...]))
+            do throws(TOMLError) {
+                let value = t[t.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+                if value.hasPrefix("{") {
+                    // An inline table of plain values: `coreset = {keep = 0.5, by = "loss"}` reads as coreset.keep, coreset.by.
+                    guard value.hasSuffix("}") else { throw TOMLError("an inline table must end on its line with }") }
+                    for item in splitUnquoted(value.dropFirst().dropLast(), on: ",") where !item.allSatisfy(\.isWhitespace) {
+                        guard let e = item.firstIndex(of: "=") else { throw TOMLError("expected key = value inside { }") }
+                        let inner = item[..<e].trimmingCharacters(in: .whitespaces)
+                        guard !inner.isEmpty else { throw TOMLError("empty key inside { }") }
+                        table[section, default: [:]][key + "." + inner] = try TOMLValue.parseValue(String(item[item.index(after: e)...]))
+                    }
+                } else {
+                    table[section, default: [:]][key] = try TOMLValue.parseValue(value)
+                }
             } catch {
                 throw TOMLError("\(name) line \(n + 1): \(error.message)")
             }
         }
         return table
+    }
+
+    private static func splitUnquoted(_ text: Substring, on separator: Character) -> [Substring] {
+        var parts: [Substring] = [], start = text.startIndex, quoted = false
+        for i in text.indices {
+            if text[i] == "\"" { quoted.toggle() }
+            if text[i] == separator && !quoted {
+                parts.append(text[start..<i])
+                start = text.index(after: i)
+            }
+        }
+        parts.append(text[start...])
+        return parts
     }
 
     private static func firstUnquotedHash(_ line: Substring) -> Substring.Index? {

@@ -136,12 +136,14 @@ public final class Trainer {
                     + "without the difficulty signals): run `slm data prepare` and `slm data tokenize` again")
             }
             let index = try ChunkIndex.read(directory: data.directory, meta: chunks, trainTokens: data.train.count)
-            plan = try SamplingPlan(index: index, config: config)
+            let scores = config.coresetKeep < 1 ? try ChunkScores.read(from: data.directory, chunks: index.chunks.count) : nil
+            plan = try SamplingPlan(index: index, config: config, scores: scores)
             note("sampling by chunk (\(index.chunks.count) chunks of \(index.books.count) books)"
                 + (config.categoryWeights.isEmpty ? "" : "; category weights \(config.categoryWeights)")
                 + (config.phases.isEmpty ? "" : "; phases \(config.phases)")
                 + (config.curriculum.map { "; curriculum by \($0.rawValue), easiest first, over the first "
-                    + "\(Int((config.curriculumFraction * 100).rounded()))% of the steps" } ?? ""))
+                    + "\(Int((config.curriculumFraction * 100).rounded()))% of the steps" } ?? "")
+                + (config.coresetKeep < 1 ? "; coreset: \(config.coresetKeep) of the chunks by loss, the top \(config.coresetNoise) left out as noise" : ""))
             sampler.chunks = ChunkDraw(index: index, context: model.config.context, fileCount: data.train.count)
         } else {
             plan = nil

@@ -52,6 +52,11 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// linearly over this many steps, in multiples of 8 (0: full windows throughout).
     public var seqWarmup = 0
     public var seqStart = 64
+    /// Coreset (`coreset = {keep = 0.5, by = "loss"}`): train only on this share of the
+    /// chunks, chosen by the scores of `slm data score` (1: all). The `coresetNoise` share
+    /// with the highest loss is left out as noise, and the `keep` share just below it kept.
+    public var coresetKeep = 1.0
+    public var coresetNoise = 0.05
 
     /// The window length of a step under the sequence-length warm-up.
     public func sequenceLength(step: Int, context: Int) -> Int {
@@ -70,7 +75,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         case evalBatches = "eval_batches", logInterval = "log_interval", keepLast = "keep_last", emaDecay = "ema_decay"
         case precision, routerAuxWeight = "router_aux_weight", maxNonFiniteSteps = "max_nonfinite_steps"
         case sampler, categoryWeights = "category_weights", phases, curriculum, curriculumFraction = "curriculum_fraction"
-        case seqWarmup = "seq_warmup", seqStart = "seq_start"
+        case seqWarmup = "seq_warmup", seqStart = "seq_start", coresetKeep = "coreset_keep", coresetNoise = "coreset_noise"
     }
 
     public init() {}
@@ -108,6 +113,8 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         curriculumFraction = try value(.curriculumFraction, curriculumFraction)
         seqWarmup = try value(.seqWarmup, seqWarmup)
         seqStart = try value(.seqStart, seqStart)
+        coresetKeep = try value(.coresetKeep, coresetKeep)
+        coresetNoise = try value(.coresetNoise, coresetNoise)
     }
 
     init(section: [String: TOMLValue]) throws(TOMLError) {
@@ -135,7 +142,8 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if let v = try r.double("ema_decay") { emaDecay = v }
         if let v = try r.double("router_aux_weight") { routerAuxWeight = v }
         if let v = try r.int("max_nonfinite_steps") { maxNonFiniteSteps = v }
-        if let v = try r.string("sampler") {
+        let samplerSetting = try r.string("sampler")
+        if let v = samplerSetting {
             guard let k = Sampler(rawValue: v) else { throw TOMLError("[training] sampler must be uniform or chunks, not \(v)") }
             sampler = k
         }
@@ -150,6 +158,15 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if let v = try r.double("curriculum_fraction") { curriculumFraction = v }
         if let v = try r.int("seq_warmup") { seqWarmup = v }
         if let v = try r.int("seq_start") { seqStart = v }
+        if let v = try r.double("coreset.keep") { coresetKeep = v }
+        if let v = try r.double("coreset.noise") { coresetNoise = v }
+        if let v = try r.string("coreset.by"), v != "loss" {
+            throw TOMLError("[training] coreset.by must be \"loss\" (the chunk losses of `slm data score`), not \(v)")
+        }
+        // Weights, phases, a curriculum or a coreset mean sampling by chunk unless told otherwise.
+        if samplerSetting == nil && (!categoryWeights.isEmpty || !phases.isEmpty || curriculum != nil || coresetKeep < 1) {
+            sampler = .chunks
+        }
         if let v = try r.string("precision") {
             guard let p = MatmulPrecision(setting: v) else { throw TOMLError("[training] precision must be auto, fp32 or bf16, not \(v)") }
             precision = p
@@ -173,8 +190,11 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if maxNonFiniteSteps < 1 { problems.append("max_nonfinite_steps must be at least 1") }
         if seqWarmup < 0 || seqStart < 1 { problems.append("seq_warmup must be at least 0 and seq_start at least 1") }
         if !(curriculumFraction > 0 && curriculumFraction <= 1) { problems.append("curriculum_fraction must be in (0, 1]") }
-        if sampler == .uniform && (!categoryWeights.isEmpty || !phases.isEmpty || curriculum != nil) {
-            problems.append("category_weights, phases and curriculum need sampler = \"chunks\"")
+        if sampler == .uniform && (!categoryWeights.isEmpty || !phases.isEmpty || curriculum != nil || coresetKeep < 1) {
+            problems.append("category_weights, phases, curriculum and coreset need sampler = \"chunks\"")
+        }
+        if !(coresetKeep > 0 && coresetKeep <= 1) || !(coresetNoise >= 0 && coresetNoise < 1) || (coresetKeep < 1 && coresetKeep + coresetNoise > 1) {
+            problems.append("coreset.keep must be in (0, 1], coreset.noise in [0, 1), and a coreset's keep and noise together at most 1")
         }
         do {
             _ = try Self.parseCategoryWeights(categoryWeights)

@@ -44,3 +44,25 @@ public func crossEntropy(_ logits: Tensor, targets: [Int32], ignoreIndex: Int32 
     }
     return out
 }
+
+/// Each row's cross-entropy against its target (logits [..., V]), outside the graph: what
+/// `crossEntropy` averages, for scoring data.
+public func tokenLosses(_ logits: Tensor, targets: [Int32]) -> [Float] {
+    let vocab = logits.shape.last
+    precondition(logits.rank >= 1 && vocab > 0 && targets.count * vocab == logits.count,
+                 "tokenLosses: \(targets.count) targets for logits \(logits.shape)")
+    precondition(targets.allSatisfy { $0 >= 0 && Int($0) < vocab }, "tokenLosses: a target outside 0..<\(vocab)")
+    var losses = [Float](repeating: 0, count: targets.count), lse = [Float](repeating: 0, count: targets.count)
+    let px = logits.data
+    losses.withUnsafeMutableBufferPointer { pl in
+        lse.withUnsafeMutableBufferPointer { pe in
+            targets.withUnsafeBufferPointer { t in
+                let (pl, pe, pt) = (pl.baseAddress!, pe.baseAddress!, t.baseAddress!)
+                Kernels.rows(targets.count, cols: vocab) { r0, n in
+                    slm_xent_fwd(Int64(n), Int64(vocab), px + r0 * vocab, pt + r0, -100, pl + r0, pe + r0)
+                }
+            }
+        }
+    }
+    return losses
+}

@@ -10,7 +10,7 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Turn raw books into training text and token files.",
-        subcommands: [Prepare.self, Tokenize.self])
+        subcommands: [Prepare.self, Tokenize.self, ScoreChunks.self])
 }
 
 /// A failure at run time: ArgumentParser prints it as one "Error: …" line (without the
@@ -137,6 +137,61 @@ extension DataCommand {
             }
             print("\(meta.tokenizer) tokenizer, vocabulary \(meta.vocabularySize): \(meta.trainTokens) train and "
                 + "\(meta.validationTokens) validation tokens (\(meta.width.rawValue)) in \(data)")
+        }
+    }
+
+    struct ScoreChunks: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "score",
+            abstract: "Score every training chunk by its mean next-token loss under a small trained model (train_scores.bin), for a coreset.",
+            discussion: """
+            The model reads train.bin in windows of its context; each token's loss goes to the chunk that \
+            holds it. `training.coreset = {keep = 0.5, by = "loss"}` then trains on the chunks ranked just \
+            below the noisiest 5% (coreset.noise). The model must use the data's tokenizer.
+            """)
+
+        @Option(help: "Checkpoint or model folder (trained on this data's tokens).")
+        var model: String
+
+        @Option(help: "Folder written by `slm data tokenize`.")
+        var data: String
+
+        @Option(help: "Windows per forward pass.")
+        var batch = 8
+
+        @OptionGroup var runtime: RuntimeOptions
+
+        func run() throws {
+            try runtime.apply()
+            guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+            let dataURL = URL(fileURLWithPath: data)
+            let (training, index) = try userFacing { () throws -> (TrainingData, ChunkIndex) in
+                let training = try TrainingData(directory: dataURL)
+                guard let chunks = training.meta.chunks else {
+                    throw CommandError("\(data) has no chunk index (train_chunks.bin): run `slm data prepare` and `slm data tokenize` again")
+                }
+                return (training, try ChunkIndex.read(directory: dataURL, meta: chunks, trainTokens: training.train.count))
+            }
+            let m = try userFacing { try ModelStore.load(from: URL(fileURLWithPath: model)) }
+            guard m.config.vocabSize == training.meta.vocabularySize else {
+                throw CommandError("the model's vocabulary (\(m.config.vocabSize)) differs from the data's (\(training.meta.vocabularySize)): "
+                    + "score with a model trained on this data's tokenizer")
+            }
+            let started = Date()
+            var lastShown = -1
+            let scores = ChunkScores.compute(model: m, data: training, index: index, batch: batch) { done, total in
+                let percent = done * 100 / max(total, 1)
+                if percent / 5 != lastShown / 5 || done == total {
+                    lastShown = percent
+                    printError("scored \(done)/\(total) windows (\(percent)%), \(Int(Date().timeIntervalSince(started))) s")
+                }
+            }
+            try userFacing { try ChunkScores.write(scores, to: dataURL) }
+            let seconds = Date().timeIntervalSince(started)
+            let finite = scores.filter { !$0.isNaN }
+            print(String(format: "%d chunks scored (mean loss %.4f) over %d tokens in %.0f s (%.0f tokens/s) → %@/%@", finite.count,
+                         finite.reduce(0, +) / Float(max(finite.count, 1)), training.train.count, seconds,
+                         Double(training.train.count) / max(seconds, 1e-9), data, ChunkScores.fileName))
         }
     }
 }
