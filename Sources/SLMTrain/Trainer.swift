@@ -90,6 +90,8 @@ public final class Trainer {
     var rank: Int { group?.rank ?? 0 }
     var ranks: Int { group?.size ?? 1 }
     var isLeader: Bool { rank == 0 }
+    /// Distillation's teacher (nil: none).
+    let teacher: (any LanguageModel)?
     /// How gradients are averaged over the ranks (nil: this process alone).
     let buckets: GradientBuckets?
     /// How many all-reduces a step's gradients go out in (nil: this process alone).
@@ -100,9 +102,19 @@ public final class Trainer {
     private let metrics: FileHandle?
 
     /// Starts a run in `out`, or continues the checkpoint `resume` exactly.
+    /// `teacher`: the model that `config.teacher` names, for distillation (same tokenizer).
     public init(model: any LanguageModel, data: TrainingData, config: TrainingConfig, out: URL, resume: URL? = nil,
-                group: (any ProcessGroup)? = nil, note: (String) -> Void = { _ in }) throws {
+                group: (any ProcessGroup)? = nil, teacher: (any LanguageModel)? = nil, note: (String) -> Void = { _ in }) throws {
         try config.validate()
+        if let teacher {
+            guard teacher.config.vocabSize == model.config.vocabSize, teacher.config.context >= model.config.context else {
+                throw CheckpointError("the teacher (vocabulary \(teacher.config.vocabSize), context \(teacher.config.context)) must share the "
+                    + "student's vocabulary (\(model.config.vocabSize)) and read at least its context (\(model.config.context))")
+            }
+        } else if config.teacher != nil {
+            throw CheckpointError("training.teacher is set but no teacher model was loaded")
+        }
+        self.teacher = teacher
         if let group, config.batch % group.size != 0 {
             throw CheckpointError("training.batch \(config.batch) must be a multiple of the number of ranks (\(group.size)): "
                 + "it is the global batch, which the ranks share equally")
@@ -283,11 +295,12 @@ public final class Trainer {
                 OpProfile.mark("batch sampling")
                 guard nonFinite == nil else { continue }
                 var rng: RNG? = model.config.dropout > 0 ? dropoutRNG : nil
-                let l = MatmulPrecision.$current.withValue(config.precision) {
+                let logits = MatmulPrecision.$current.withValue(config.precision) {
                     DropoutRows.$current.withValue(rows) {
-                        model.loss(inputs: inputs, targets: targets, batch: localBatch, time: length, dropoutRNG: &rng)
+                        model.logits(inputs, batch: localBatch, time: length, dropoutRNG: &rng)
                     }
                 }
+                let l = crossEntropy(logits, targets: targets)
                 if let rng { dropoutRNG = rng }
                 let value = l.item()
                 guard value.isFinite else {
@@ -296,6 +309,20 @@ public final class Trainer {
                 }
                 // The logged loss stays the cross-entropy; auxiliary terms are logged apart.
                 var objective = l
+                if let teacher {
+                    let asked = Date()
+                    let soft = Autograd.noGrad {
+                        MatmulPrecision.$current.withValue(config.precision) {
+                            softmaxTargets(teacher.logits(inputs, batch: localBatch, time: length), temperature: Float(config.distillTemperature))
+                        }
+                    }
+                    windowAuxiliary["teacher_seconds", default: 0] += Date().timeIntervalSince(asked)
+                    let term = softCrossEntropy(logits, targets: soft, temperature: Float(config.distillTemperature))
+                    // Logged as T² · KL(teacher ‖ student): the term less the teacher's own entropy.
+                    let kl = Double(term.item()) - config.distillTemperature * config.distillTemperature * meanEntropy(soft)
+                    windowAuxiliary["distill_kl", default: 0] += kl / Double(config.accumulation)
+                    objective = objective * Float(1 - config.distillWeight) + term * Float(config.distillWeight)
+                }
                 for (name, term) in model.auxiliaryLosses.sorted(by: { $0.key < $1.key }) {
                     windowAuxiliary[name, default: 0] += Double(term.item()) / Double(config.accumulation)
                     if name == "router_aux", config.routerAuxWeight > 0 { objective = objective + term * Float(config.routerAuxWeight) }

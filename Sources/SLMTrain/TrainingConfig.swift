@@ -57,6 +57,11 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// with the highest loss is left out as noise, and the `keep` share just below it kept.
     public var coresetKeep = 1.0
     public var coresetNoise = 0.05
+    /// Distillation: a teacher checkpoint (nil: none) whose softened distribution the
+    /// student also learns, objective (1 − w) · CE + w · T² · CE(softmax(teacher / T), softmax(student / T)).
+    public var teacher: String? = nil
+    public var distillWeight = 0.5
+    public var distillTemperature = 2.0
 
     /// The window length of a step under the sequence-length warm-up.
     public func sequenceLength(step: Int, context: Int) -> Int {
@@ -76,6 +81,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         case precision, routerAuxWeight = "router_aux_weight", maxNonFiniteSteps = "max_nonfinite_steps"
         case sampler, categoryWeights = "category_weights", phases, curriculum, curriculumFraction = "curriculum_fraction"
         case seqWarmup = "seq_warmup", seqStart = "seq_start", coresetKeep = "coreset_keep", coresetNoise = "coreset_noise"
+        case teacher, distillWeight = "distill_weight", distillTemperature = "distill_temperature"
     }
 
     public init() {}
@@ -115,6 +121,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         seqStart = try value(.seqStart, seqStart)
         coresetKeep = try value(.coresetKeep, coresetKeep)
         coresetNoise = try value(.coresetNoise, coresetNoise)
+        teacher = try c.decodeIfPresent(String.self, forKey: .teacher)
+        distillWeight = try value(.distillWeight, distillWeight)
+        distillTemperature = try value(.distillTemperature, distillTemperature)
     }
 
     init(section: [String: TOMLValue]) throws(TOMLError) {
@@ -160,6 +169,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if let v = try r.int("seq_start") { seqStart = v }
         if let v = try r.double("coreset.keep") { coresetKeep = v }
         if let v = try r.double("coreset.noise") { coresetNoise = v }
+        if let v = try r.string("teacher") { teacher = v }
+        if let v = try r.double("distill_weight") { distillWeight = v }
+        if let v = try r.double("distill_temperature") { distillTemperature = v }
         if let v = try r.string("coreset.by"), v != "loss" {
             throw TOMLError("[training] coreset.by must be \"loss\" (the chunk losses of `slm data score`), not \(v)")
         }
@@ -188,6 +200,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if let t = timeBudget, t <= 0 { problems.append("time budget must be positive") }
         if routerAuxWeight < 0 { problems.append("router_aux_weight must be at least 0") }
         if maxNonFiniteSteps < 1 { problems.append("max_nonfinite_steps must be at least 1") }
+        if !(0...1).contains(distillWeight) || !(distillTemperature > 0 && distillTemperature.isFinite) {
+            problems.append("distill_weight must be in [0, 1] and distill_temperature positive")
+        }
         if seqWarmup < 0 || seqStart < 1 { problems.append("seq_warmup must be at least 0 and seq_start at least 1") }
         if !(curriculumFraction > 0 && curriculumFraction <= 1) { problems.append("curriculum_fraction must be in (0, 1]") }
         if sampler == .uniform && (!categoryWeights.isEmpty || !phases.isEmpty || curriculum != nil || coresetKeep < 1) {

@@ -1,3 +1,4 @@
+import Foundation
 import SLMTestSupport
 import Testing
 @testable import SLMTensor
@@ -126,6 +127,28 @@ import Testing
         let logits = randomTensor([2, 3, 11], seed: 27, scale: 2)
         expectGradients([logits]) { crossEntropy($0[0], targets: [3, -100, 0, 10, 5, -100]) }
         expectGradients([logits]) { crossEntropy($0[0], targets: [3, 1, 0, 10, 5, 7]) }
+    }
+
+    /// The distillation term: hand-computed value, finite-difference gradient, and the
+    /// teacher's softened targets.
+    @Test func softCrossEntropyAgainstSoftenedTargets() {
+        let z = Tensor([1, 2, 3, -1, 0, 4], shape: [2, 3])
+        let p = Tensor([0.2, 0.3, 0.5, 0.6, 0.3, 0.1], shape: [2, 3])
+        var expected = 0.0
+        for r in 0..<2 {
+            let row = (0..<3).map { Double(z.toArray()[r * 3 + $0]) / 2 }
+            let lse = log(row.map(exp).reduce(0, +))
+            expected += (0..<3).reduce(0.0) { $0 - Double(p.toArray()[r * 3 + $1]) * (row[$1] - lse) }
+        }
+        expected = expected / 2 * 4   // mean over rows, times T²
+        #expect(abs(Double(softCrossEntropy(z, targets: p, temperature: 2).item()) - expected) < 1e-5)
+        let logits = randomTensor([2, 3, 11], seed: 31, scale: 2)
+        let targets = softmaxTargets(randomTensor([2, 3, 11], seed: 32, scale: 2), temperature: 1.5)
+        let sums = (0..<6).map { r in targets.toArray()[(r * 11)..<(r * 11 + 11)].reduce(0, +) }
+        #expect(sums.allSatisfy { abs($0 - 1) < 1e-5 })
+        for temperature: Float in [1, 2.5] {
+            expectGradients([logits]) { softCrossEntropy($0[0], targets: targets, temperature: temperature) }
+        }
     }
 
     @Test func shaping() {

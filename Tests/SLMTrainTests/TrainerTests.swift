@@ -821,3 +821,48 @@ final class TwinGroup: ProcessGroup {
         #expect(try trainer.run { _ in }.steps == 4)
     }
 }
+
+@Suite struct DistillationTests {
+    /// With weight 0 the teacher changes nothing; with weight 1 the student learns the
+    /// teacher's distribution (the logged distillation loss falls) and the teacher's time
+    /// is logged; a teacher with another vocabulary, or none loaded, is refused.
+    @Test func theStudentLearnsTheTeachersDistribution() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        // A teacher that has learned something, so its distribution is worth matching.
+        let teacher = try makeModel(tinyChar, seed: 9)
+        _ = try Trainer(model: teacher, data: data, config: tinyTraining(steps: 40), out: root.appendingPathComponent("teacher")).run { _ in }
+        var c = tinyTraining(steps: 6)
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: root.appendingPathComponent("plain")).run { _ in }
+        c.teacher = "teacher"
+        c.distillWeight = 0
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: root.appendingPathComponent("zero"),
+                        teacher: teacher).run { _ in }
+        #expect(try losses(root.appendingPathComponent("plain")) == losses(root.appendingPathComponent("zero")))
+
+        c.distillWeight = 1
+        c.distillTemperature = 1
+        c.steps = 30
+        c.learningRate = 1e-2
+        let out = root.appendingPathComponent("distilled")
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: out, teacher: teacher).run { _ in }
+        let records = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let distill = records.compactMap { $0["distill_kl"] as? Double }
+        #expect(distill.count == 30 && distill.allSatisfy { $0 > -1e-4 }, "a KL is never negative: \(distill)")
+        let first: Double = distill.prefix(5).reduce(0, +), last: Double = distill.suffix(5).reduce(0, +)
+        #expect(last < first * 0.5, "\(distill)")
+        #expect(records.contains { ($0["teacher_seconds"] as? Double ?? -1) >= 0 })
+
+        var wide = tinyChar
+        wide.vocabSize = 40
+        #expect(throws: CheckpointError.self) {
+            try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: root.appendingPathComponent("bad"),
+                        teacher: try makeModel(wide, seed: 1))
+        }
+        #expect(throws: CheckpointError.self) {
+            try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: root.appendingPathComponent("none"))
+        }
+    }
+}

@@ -50,6 +50,9 @@ struct Train: ParsableCommand {
             transform: parsePrecision)
     var precision: MatmulPrecision?
 
+    @Option(help: "Distil from this checkpoint (same tokenizer as the data): the student also learns the teacher's softened distribution, weighted by training.distill_weight (0.5) at training.distill_temperature (2).")
+    var teacher: String?
+
     @Option(help: "Characters of text to sample at the end (0: none).")
     var sample = 200
 
@@ -95,9 +98,14 @@ struct Train: ParsableCommand {
         let trainingData = try userFacing { try TrainingData(directory: dataURL) }
         let (modelConfig, trainingConfig) = try userFacing { try configs(vocabSize: trainingData.meta.vocabularySize) }
         let model = try userFacing { try makeModel(modelConfig, seed: trainingConfig.seed) }
+        let teacherModel = try trainingConfig.teacher.map { path in try userFacing { try loadTeacher(path, data: dataURL) } }
         let trainer = try userFacing {
             try Trainer(model: model, data: trainingData, config: trainingConfig, out: outURL,
-                        resume: resume.map { URL(fileURLWithPath: $0) }, group: group) { if leader { printError($0) } }
+                        resume: resume.map { URL(fileURLWithPath: $0) }, group: group, teacher: teacherModel) { if leader { printError($0) } }
+        }
+        if let teacherModel, leader {
+            printError("distilling from \(trainingConfig.teacher!) (\(teacherModel.parameterCount) parameters): weight "
+                + "\(trainingConfig.distillWeight), temperature \(trainingConfig.distillTemperature)")
         }
         if let group, leader {
             printError("data-parallel: \(group.size) ranks, \(trainingConfig.batch / group.size) of the \(trainingConfig.batch) sequences "
@@ -147,6 +155,20 @@ struct Train: ParsableCommand {
     }
 
     /// Model and training settings from the preset/config/checkpoint and every override.
+    /// A teacher checkpoint, refused unless its tokenizer files are the data's, byte for byte.
+    func loadTeacher(_ path: String, data: URL) throws -> any LanguageModel {
+        let dir = try Checkpoint.resolve(path)
+        let files = ["tokenizer.json", "vocab.json", "merges.txt"].filter {
+            FileManager.default.fileExists(atPath: data.appendingPathComponent($0).path)
+        }
+        for name in files where FileManager.default.contents(atPath: dir.appendingPathComponent(name).path)
+            != FileManager.default.contents(atPath: data.appendingPathComponent(name).path) {
+            throw CommandError("the teacher \(path) does not share the data's tokenizer (\(name) differs or is missing): "
+                + "teacher and student must use the same tokenizer")
+        }
+        return try ModelStore.load(from: dir)
+    }
+
     func configs(vocabSize: Int) throws -> (ModelConfig, TrainingConfig) {
         guard preset == nil || config == nil else { throw CommandError("give --preset or --config, not both") }
         var p: Preset
@@ -174,6 +196,7 @@ struct Train: ParsableCommand {
         if let lr { t.learningRate = lr; t.minLearningRate = min(t.minLearningRate, lr) }
         if let seed { t.seed = UInt64(seed) }
         if let evalInterval { t.evalInterval = evalInterval }
+        if let teacher { t.teacher = URL(fileURLWithPath: teacher).standardizedFileURL.path }
         if let precision { t.precision = precision }
         if let time {
             guard let s = SLMTrain.Duration.seconds(time) else { throw CommandError("--time must look like 90s, 10m or 1h30m, not \(time)") }
