@@ -24,12 +24,14 @@ public struct TrainerState: Codable, Sendable, Equatable {
     public var dataHash: String?
     public var configFingerprint: String
     public var training: TrainingConfig
+    /// Online DoReMi's category weights α (nil when it is off).
+    public var domainWeights: [Double]? = nil
 
     enum CodingKeys: String, CodingKey {
         case step, training
         case tokensSeen = "tokens_seen", elapsedSeconds = "elapsed_seconds", bestValidationLoss = "best_val_loss"
         case samplerState = "sampler_state", dropoutRNG = "dropout_rng", dataFingerprint = "data_fingerprint"
-        case configFingerprint = "config_fingerprint", dataHash = "data_hash"
+        case configFingerprint = "config_fingerprint", dataHash = "data_hash", domainWeights = "domain_weights"
     }
 }
 

@@ -73,6 +73,13 @@ struct SamplingPlan {
         }
     }
 
+    /// Training tokens per category.
+    var tokensPerCategory: [Int] {
+        var counts = [Int](repeating: 0, count: index.categories.count)
+        for c in index.chunks { counts[c.category] += c.length }
+        return counts
+    }
+
     /// What changes the weights: the phase and the curriculum's reach (in chunks).
     func key(at step: Int) -> [Int] {
         let p = Double(step) / Double(max(totalSteps, 1))
@@ -89,7 +96,8 @@ struct SamplingPlan {
         return max(1, Int((competence * Double(index.chunks.count)).rounded(.up)))
     }
 
-    func weights(at step: Int) -> [Double] {
+    /// `categoryMultipliers`: online DoReMi's factors per category (nil: none).
+    func weights(at step: Int, categoryMultipliers: [Double]? = nil) -> [Double] {
         let p = Double(step) / Double(max(totalSteps, 1))
         let active = phases.last { $0.from <= p }?.categories.map { names in Set(names.compactMap { index.categories.firstIndex(of: $0) }) }
         let reach = reach(at: p)
@@ -97,7 +105,7 @@ struct SamplingPlan {
             if let active, !active.contains(c.category) { return 0 }
             if let ranks = rankOfChunk, ranks[i] >= reach { return 0 }
             if let coreset, !coreset[i] { return 0 }
-            return Double(c.length) * categoryWeights[c.category]
+            return Double(c.length) * categoryWeights[c.category] * (categoryMultipliers?[c.category] ?? 1)
         }
     }
 }

@@ -92,6 +92,9 @@ public final class Trainer {
     var isLeader: Bool { rank == 0 }
     /// Distillation's teacher (nil: none).
     let teacher: (any LanguageModel)?
+    /// Online DoReMi's reference model and category weights (nil: off).
+    let reference: (any LanguageModel)?
+    var reweighting: DomainReweighting?
     /// How gradients are averaged over the ranks (nil: this process alone).
     let buckets: GradientBuckets?
     /// How many all-reduces a step's gradients go out in (nil: this process alone).
@@ -104,17 +107,24 @@ public final class Trainer {
     /// Starts a run in `out`, or continues the checkpoint `resume` exactly.
     /// `teacher`: the model that `config.teacher` names, for distillation (same tokenizer).
     public init(model: any LanguageModel, data: TrainingData, config: TrainingConfig, out: URL, resume: URL? = nil,
-                group: (any ProcessGroup)? = nil, teacher: (any LanguageModel)? = nil, note: (String) -> Void = { _ in }) throws {
+                group: (any ProcessGroup)? = nil, teacher: (any LanguageModel)? = nil, reference: (any LanguageModel)? = nil,
+                note: (String) -> Void = { _ in }) throws {
         try config.validate()
-        if let teacher {
-            guard teacher.config.vocabSize == model.config.vocabSize, teacher.config.context >= model.config.context else {
-                throw CheckpointError("the teacher (vocabulary \(teacher.config.vocabSize), context \(teacher.config.context)) must share the "
-                    + "student's vocabulary (\(model.config.vocabSize)) and read at least its context (\(model.config.context))")
-            }
-        } else if config.teacher != nil {
+        if teacher == nil && config.teacher != nil {
             throw CheckpointError("training.teacher is set but no teacher model was loaded")
         }
         self.teacher = teacher
+        for (role, companion) in [("teacher", teacher), ("DoReMi reference", reference)] {
+            guard let companion else { continue }
+            guard companion.config.vocabSize == model.config.vocabSize, companion.config.context >= model.config.context else {
+                throw CheckpointError("the \(role) (vocabulary \(companion.config.vocabSize), context \(companion.config.context)) must share the "
+                    + "student's vocabulary (\(model.config.vocabSize)) and read at least its context (\(model.config.context))")
+            }
+        }
+        if config.doremiReference != nil && reference == nil {
+            throw CheckpointError("training.doremi.reference is set but no reference model was loaded")
+        }
+        self.reference = reference
         if let group, config.batch % group.size != 0 {
             throw CheckpointError("training.batch \(config.batch) must be a multiple of the number of ranks (\(group.size)): "
                 + "it is the global batch, which the ranks share equally")
@@ -157,6 +167,10 @@ public final class Trainer {
                     + "\(Int((config.curriculumFraction * 100).rounded()))% of the steps" } ?? "")
                 + (config.coresetKeep < 1 ? "; coreset: \(config.coresetKeep) of the chunks by loss, the top \(config.coresetNoise) left out as noise" : ""))
             sampler.chunks = ChunkDraw(index: index, context: model.config.context, fileCount: data.train.count)
+            if reference != nil {
+                reweighting = DomainReweighting(tokensPerCategory: plan!.tokensPerCategory, stepSize: config.doremiStepSize,
+                                                smoothing: config.doremiSmoothing)
+            }
         } else {
             plan = nil
         }
@@ -219,6 +233,10 @@ public final class Trainer {
             ema = model.parameters.map { averages[$0.name]?.copy() ?? $0.tensor.copy() }
         }
         sampler.generator = SplitMix64(seed: state.samplerState)  // the seed is the whole state
+        if let alpha = state.domainWeights, let current = reweighting, alpha.count == current.alpha.count {
+            reweighting = DomainReweighting(tokensPerCategory: plan!.tokensPerCategory, stepSize: current.stepSize,
+                                            smoothing: current.smoothing, alpha: alpha)
+        }
         dropoutRNG = RNG(state: state.dropoutRNG)
         step = state.step
         tokensSeen = state.tokensSeen
@@ -285,9 +303,14 @@ public final class Trainer {
             let stepTokens = config.batch * config.accumulation * length
             var loss = 0.0
             var nonFinite: String? = nil
+            // DoReMi: each category's summed excess loss over the reference, and its tokens.
+            var excess = [Double](repeating: 0, count: reweighting?.alpha.count ?? 0), excessTokens = excess
             for micro in 0..<config.accumulation {
                 // The data advances as in a normal step even when the step is skipped.
-                if let plan, plan.key(at: step) != planKey {
+                if let plan, let reweighting {
+                    sampler.chunks!.setWeights(plan.weights(at: step, categoryMultipliers: reweighting.multipliers))
+                    planKey = plan.key(at: step)
+                } else if let plan, plan.key(at: step) != planKey {
                     sampler.chunks!.setWeights(plan.weights(at: step))
                     planKey = plan.key(at: step)
                 }
@@ -306,6 +329,21 @@ public final class Trainer {
                 guard value.isFinite else {
                     nonFinite = "loss \(value)"
                     continue
+                }
+                if let reference, let plan {
+                    let asked = Date()
+                    let student = tokenLosses(logits, targets: targets)
+                    let baseline = Autograd.noGrad {
+                        MatmulPrecision.$current.withValue(config.precision) {
+                            tokenLosses(reference.logits(inputs, batch: localBatch, time: length), targets: targets)
+                        }
+                    }
+                    for (row, chunk) in sampler.lastChunks.enumerated() {
+                        let category = plan.index.chunks[chunk].category
+                        for t in (row * length)..<((row + 1) * length) { excess[category] += Double(max(student[t] - baseline[t], 0)) }
+                        excessTokens[category] += Double(length)
+                    }
+                    windowAuxiliary["reference_seconds", default: 0] += Date().timeIntervalSince(asked)
                 }
                 // The logged loss stays the cross-entropy; auxiliary terms are logged apart.
                 var objective = l
@@ -345,6 +383,11 @@ public final class Trainer {
                 try control.withUnsafeMutableBufferPointer { try group.sum($0) }
                 windowCommunication += Date().timeIntervalSince(communicating)
                 loss = Double(control[0]) / Double(group.size)
+                if reweighting != nil {
+                    var sums = (excess + excessTokens).map(Float.init)
+                    try sums.withUnsafeMutableBufferPointer { try group.sum($0) }
+                    (excess, excessTokens) = (sums.prefix(excess.count).map(Double.init), sums.suffix(excess.count).map(Double.init))
+                }
                 if control[1] > 0 && nonFinite == nil { nonFinite = "a non-finite loss on another rank" }
             }
             OpProfile.mark("after backward (the MPI all-reduce, if any)")
@@ -368,6 +411,7 @@ public final class Trainer {
                 nonFiniteInARow = 0
                 optimizer.update()
                 updateEMA()
+                reweighting?.update(excess: excess, tokens: excessTokens)
                 OpProfile.mark("AdamW update")
                 windowLoss += loss
                 windowSteps += 1
@@ -387,6 +431,9 @@ public final class Trainer {
                                             "tokens": tokensSeen, "elapsed": elapsed()]
                 if let mfu { entry["mfu"] = mfu }
                 if config.seqWarmup > 0 { entry["seq_len"] = length }
+                if let reweighting, let plan {
+                    entry["domain_weights"] = Dictionary(uniqueKeysWithValues: zip(plan.index.categories, reweighting.alpha))
+                }
                 if let plan, let key = planKey {
                     // The phase in effect (0-based) and the share of chunks the curriculum admits.
                     if !plan.phases.isEmpty { entry["phase"] = key[0] }
@@ -493,7 +540,7 @@ public final class Trainer {
         let state = TrainerState(step: step, tokensSeen: tokensSeen, elapsedSeconds: elapsed, bestValidationLoss: bestValidationLoss,
                                  samplerState: sampler.generator.state, dropoutRNG: dropoutRNG.state,
                                  dataFingerprint: data.fingerprint, dataHash: data.hash, configFingerprint: configFingerprint,
-                                 training: config)
+                                 training: config, domainWeights: reweighting?.alpha)
         try Checkpoint.write(to: target, model: model, optimizer: optimizer, state: state,
                              ema: ema.map { e in zip(model.parameters, e).map { ($0.name, $1) } }, tokenizerFrom: data.directory)
         for old in Checkpoint.steps(in: out).dropLast(config.keepLast) { try? FileManager.default.removeItem(at: old.url) }

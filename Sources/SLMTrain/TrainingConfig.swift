@@ -60,6 +60,11 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// Distillation: a teacher checkpoint (nil: none) whose softened distribution the
     /// student also learns, objective (1 − w) · CE + w · T² · CE(softmax(teacher / T), softmax(student / T)).
     public var teacher: String? = nil
+    /// Online DoReMi (`doremi = {reference = "runs/ref/best", step_size = 1, smoothing = 1e-3}`):
+    /// category weights moved each step by the excess loss over this reference model (nil: off).
+    public var doremiReference: String? = nil
+    public var doremiStepSize = 1.0
+    public var doremiSmoothing = 1e-3
     public var distillWeight = 0.5
     public var distillTemperature = 2.0
 
@@ -82,6 +87,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         case sampler, categoryWeights = "category_weights", phases, curriculum, curriculumFraction = "curriculum_fraction"
         case seqWarmup = "seq_warmup", seqStart = "seq_start", coresetKeep = "coreset_keep", coresetNoise = "coreset_noise"
         case teacher, distillWeight = "distill_weight", distillTemperature = "distill_temperature"
+        case doremiReference = "doremi_reference", doremiStepSize = "doremi_step_size", doremiSmoothing = "doremi_smoothing"
     }
 
     public init() {}
@@ -124,6 +130,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         teacher = try c.decodeIfPresent(String.self, forKey: .teacher)
         distillWeight = try value(.distillWeight, distillWeight)
         distillTemperature = try value(.distillTemperature, distillTemperature)
+        doremiReference = try c.decodeIfPresent(String.self, forKey: .doremiReference)
+        doremiStepSize = try value(.doremiStepSize, doremiStepSize)
+        doremiSmoothing = try value(.doremiSmoothing, doremiSmoothing)
     }
 
     init(section: [String: TOMLValue]) throws(TOMLError) {
@@ -170,13 +179,17 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if let v = try r.double("coreset.keep") { coresetKeep = v }
         if let v = try r.double("coreset.noise") { coresetNoise = v }
         if let v = try r.string("teacher") { teacher = v }
+        if let v = try r.string("doremi.reference") { doremiReference = v }
+        if let v = try r.double("doremi.step_size") { doremiStepSize = v }
+        if let v = try r.double("doremi.smoothing") { doremiSmoothing = v }
         if let v = try r.double("distill_weight") { distillWeight = v }
         if let v = try r.double("distill_temperature") { distillTemperature = v }
         if let v = try r.string("coreset.by"), v != "loss" {
             throw TOMLError("[training] coreset.by must be \"loss\" (the chunk losses of `slm data score`), not \(v)")
         }
         // Weights, phases, a curriculum or a coreset mean sampling by chunk unless told otherwise.
-        if samplerSetting == nil && (!categoryWeights.isEmpty || !phases.isEmpty || curriculum != nil || coresetKeep < 1) {
+        if samplerSetting == nil && (!categoryWeights.isEmpty || !phases.isEmpty || curriculum != nil || coresetKeep < 1
+                                     || doremiReference != nil) {
             sampler = .chunks
         }
         if let v = try r.string("precision") {
@@ -205,8 +218,12 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         }
         if seqWarmup < 0 || seqStart < 1 { problems.append("seq_warmup must be at least 0 and seq_start at least 1") }
         if !(curriculumFraction > 0 && curriculumFraction <= 1) { problems.append("curriculum_fraction must be in (0, 1]") }
-        if sampler == .uniform && (!categoryWeights.isEmpty || !phases.isEmpty || curriculum != nil || coresetKeep < 1) {
-            problems.append("category_weights, phases, curriculum and coreset need sampler = \"chunks\"")
+        if sampler == .uniform && (!categoryWeights.isEmpty || !phases.isEmpty || curriculum != nil || coresetKeep < 1
+                                   || doremiReference != nil) {
+            problems.append("category_weights, phases, curriculum, coreset and doremi need sampler = \"chunks\"")
+        }
+        if !(doremiStepSize > 0 && doremiStepSize.isFinite) || !(0..<1).contains(doremiSmoothing) {
+            problems.append("doremi.step_size must be positive and doremi.smoothing in [0, 1)")
         }
         if !(coresetKeep > 0 && coresetKeep <= 1) || !(coresetNoise >= 0 && coresetNoise < 1) || (coresetKeep < 1 && coresetKeep + coresetNoise > 1) {
             problems.append("coreset.keep must be in (0, 1], coreset.noise in [0, 1), and a coreset's keep and noise together at most 1")

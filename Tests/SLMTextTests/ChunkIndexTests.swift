@@ -78,7 +78,7 @@ import Testing
         draw.setWeights(index.chunks.map { $0.category == 1 ? 1 : 0 })
         var generator = SplitMix64(seed: 3)
         for _ in 0..<500 {
-            let start = draw.start(for: generator.next())
+            let start = draw.window(for: generator.next()).start
             let chunk = index.chunks.last { $0.start <= start }!
             let (lo, hi) = books[chunk.book]!
             #expect(index.categories[chunk.category] == "quadrivium" && start >= lo && start + context + 1 <= hi)
@@ -86,7 +86,7 @@ import Testing
         draw.setWeights(index.chunks.map { Double($0.length) })
         var perCategory = [0, 0]
         for _ in 0..<4000 {
-            let start = draw.start(for: generator.next())
+            let start = draw.window(for: generator.next()).start
             perCategory[index.chunks.last { $0.start <= start }!.category] += 1
         }
         let share = Double(index.chunks.filter { $0.category == 0 }.reduce(0) { $0 + $1.length }) / Double(meta.trainTokens)

@@ -866,3 +866,62 @@ final class TwinGroup: ProcessGroup {
         }
     }
 }
+
+@Suite struct DoReMiTests {
+    /// One exponentiated-gradient step, smoothed toward uniform; worked by hand.
+    @Test func oneUpdateByHand() {
+        var r = DomainReweighting(tokensPerCategory: [100, 300], stepSize: 1, smoothing: 0.1)
+        #expect(r.alpha == [0.25, 0.75] && r.multipliers == [1, 1])
+        r.update(excess: [2, 0], tokens: [4, 4])
+        // [0.25·e^0.5, 0.75] / 1.16218 = [0.35466, 0.64534]; then 0.9·α + 0.05.
+        #expect(abs(r.alpha[0] - 0.369194) < 1e-5 && abs(r.alpha[1] - 0.630806) < 1e-5)
+        #expect(abs(r.multipliers[0] - 0.369194 / 0.25) < 1e-4)
+        r.update(excess: [0, 0], tokens: [0, 0])   // no evidence: only the smoothing moves α
+        #expect(abs(r.alpha[0] - (0.9 * 0.369194 + 0.05)) < 1e-5)
+    }
+
+    /// Two categories, a reference model: the weights are logged every step, sum to 1,
+    /// move, and survive a resume exactly.
+    @Test func weightsMoveAndResumeExactly() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let books = root.appendingPathComponent("books")
+        for (folder, name, sentence) in [("logic", "aristotle_logic", "Every man is mortal, and Socrates is a man. "),
+                                         ("quadrivium", "euclid_elements", "A point is that which has no part; a line is breadthless length. ")] {
+            let dir = books.appendingPathComponent(folder)
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try (String(repeating: sentence, count: 150) + "\n").write(to: dir.appendingPathComponent("\(name).txt"), atomically: true, encoding: .utf8)
+        }
+        let dataURL = root.appendingPathComponent("data")
+        var options = PrepareOptions(normalization: .init(charset: .micro))
+        options.chunker = Chunker(minLength: 20, maxLength: 120)
+        _ = try DataPreparer.run(corpus: books.path, out: dataURL, options: options)
+        _ = try DatasetTokenizer.run(data: dataURL, tokenizer: "char", threads: 2)
+        let data = try TrainingData(directory: dataURL)
+        let reference = try makeModel(tinyChar, seed: 5)
+        _ = try Trainer(model: reference, data: data, config: tinyTraining(steps: 20), out: root.appendingPathComponent("ref")).run { _ in }
+
+        var c = tinyTraining(steps: 12)
+        c.sampler = .chunks
+        c.doremiReference = "ref"
+        c.doremiStepSize = 5
+        let oneGo = root.appendingPathComponent("one"), split = root.appendingPathComponent("split")
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: oneGo, reference: reference).run { _ in }
+        let partial = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: split, reference: reference)
+        partial.stopAfter = 5
+        _ = try partial.run { _ in }
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: split, resume: split, reference: reference).run { _ in }
+        #expect(try losses(oneGo) == losses(split))
+        func weights(_ run: URL) throws -> [[String: Double]] {
+            try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+                .compactMap { (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["domain_weights"] as? [String: Double] }
+        }
+        let logged = try weights(oneGo)
+        #expect(logged.count == 12 && logged.allSatisfy { Set($0.keys) == ["logic", "quadrivium"] && abs($0.values.reduce(0, +) - 1) < 1e-9 })
+        #expect(logged.first! != logged.last!)
+        #expect(try weights(split).suffix(7) == logged.suffix(7))
+        #expect(throws: CheckpointError.self) {
+            try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: root.appendingPathComponent("none"))
+        }
+    }
+}

@@ -104,6 +104,8 @@ public struct BatchSampler: Sendable {
     public var generator: SplitMix64
     /// Windows from chunk starts by weight (nil: uniform over every position).
     public var chunks: ChunkDraw?
+    /// The chunks of this rank's windows in the last batch (empty when sampling uniformly).
+    public private(set) var lastChunks: [Int] = []
 
     public init(file: TokenFile, batch: Int, context: Int, seed: UInt64) throws {
         guard batch > 0, context > 0 else { throw PipelineError.invalidOption("batch and context must be positive") }
@@ -129,13 +131,16 @@ public struct BatchSampler: Sendable {
         let context = length ?? self.context
         precondition((1...self.context).contains(context), "sampler: windows of \(context) tokens with a context of \(self.context)")
         var inputs: [Int32] = [], targets: [Int32] = []
+        lastChunks = []
         inputs.reserveCapacity(batch / ranks * context)
         targets.reserveCapacity(batch / ranks * context)
         let starts = UInt64(file.count - context)
         for row in 0..<batch {
             let draw = generator.next()
-            let start = chunks.map { $0.start(for: draw) } ?? Int(draw % starts)
+            let window = chunks?.window(for: draw)
+            let start = window?.start ?? Int(draw % starts)
             guard row % ranks == rank else { continue }
+            if let window { lastChunks.append(window.chunk) }
             let w = file.window(at: start, length: context + 1)
             inputs += w.dropLast()
             targets += w.dropFirst()
@@ -177,14 +182,14 @@ public struct ChunkDraw: Sendable {
         precondition(total > 0, "ChunkDraw: every weight is 0")
     }
 
-    /// A window start for a uniform 64-bit draw.
-    func start(for draw: UInt64) -> Int {
+    /// The chunk for a uniform 64-bit draw, and where its window starts.
+    func window(for draw: UInt64) -> (chunk: Int, start: Int) {
         let target = Double(draw >> 11) * 0x1p-53 * cumulative.last!
         var lo = 0, hi = cumulative.count - 1
         while lo < hi {
             let mid = (lo + hi) / 2
             if cumulative[mid] > target { hi = mid } else { lo = mid + 1 }
         }
-        return starts[lo]
+        return (lo, starts[lo])
     }
 }

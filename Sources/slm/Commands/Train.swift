@@ -98,10 +98,18 @@ struct Train: ParsableCommand {
         let trainingData = try userFacing { try TrainingData(directory: dataURL) }
         let (modelConfig, trainingConfig) = try userFacing { try configs(vocabSize: trainingData.meta.vocabularySize) }
         let model = try userFacing { try makeModel(modelConfig, seed: trainingConfig.seed) }
-        let teacherModel = try trainingConfig.teacher.map { path in try userFacing { try loadTeacher(path, data: dataURL) } }
+        let teacherModel = try trainingConfig.teacher.map { path in try userFacing { try loadCompanion(path, role: "teacher", data: dataURL) } }
+        let referenceModel = try trainingConfig.doremiReference.map { path in
+            try userFacing { try loadCompanion(path, role: "DoReMi reference", data: dataURL) }
+        }
         let trainer = try userFacing {
             try Trainer(model: model, data: trainingData, config: trainingConfig, out: outURL,
-                        resume: resume.map { URL(fileURLWithPath: $0) }, group: group, teacher: teacherModel) { if leader { printError($0) } }
+                        resume: resume.map { URL(fileURLWithPath: $0) }, group: group, teacher: teacherModel,
+                        reference: referenceModel) { if leader { printError($0) } }
+        }
+        if referenceModel != nil, leader {
+            printError("online DoReMi against \(trainingConfig.doremiReference!): step size \(trainingConfig.doremiStepSize), "
+                + "smoothing \(trainingConfig.doremiSmoothing); category weights logged as domain_weights")
         }
         if let teacherModel, leader {
             printError("distilling from \(trainingConfig.teacher!) (\(teacherModel.parameterCount) parameters): weight "
@@ -155,16 +163,16 @@ struct Train: ParsableCommand {
     }
 
     /// Model and training settings from the preset/config/checkpoint and every override.
-    /// A teacher checkpoint, refused unless its tokenizer files are the data's, byte for byte.
-    func loadTeacher(_ path: String, data: URL) throws -> any LanguageModel {
+    /// A teacher or reference checkpoint, refused unless its tokenizer files are the data's, byte for byte.
+    func loadCompanion(_ path: String, role: String, data: URL) throws -> any LanguageModel {
         let dir = try Checkpoint.resolve(path)
         let files = ["tokenizer.json", "vocab.json", "merges.txt"].filter {
             FileManager.default.fileExists(atPath: data.appendingPathComponent($0).path)
         }
         for name in files where FileManager.default.contents(atPath: dir.appendingPathComponent(name).path)
             != FileManager.default.contents(atPath: data.appendingPathComponent(name).path) {
-            throw CommandError("the teacher \(path) does not share the data's tokenizer (\(name) differs or is missing): "
-                + "teacher and student must use the same tokenizer")
+            throw CommandError("the \(role) \(path) does not share the data's tokenizer (\(name) differs or is missing): "
+                + "it must use the same tokenizer as the model it trains")
         }
         return try ModelStore.load(from: dir)
     }
