@@ -305,15 +305,13 @@ public final class Trainer {
             var nonFinite: String? = nil
             // DoReMi: each category's summed excess loss over the reference, and its tokens.
             var excess = [Double](repeating: 0, count: reweighting?.alpha.count ?? 0), excessTokens = excess
+            // DoReMi's weights move every step; the plan's only with the phase or curriculum.
+            if let plan, reweighting != nil || plan.key(at: step) != planKey {
+                sampler.chunks!.setWeights(plan.weights(at: step, categoryMultipliers: reweighting?.multipliers))
+                planKey = plan.key(at: step)
+            }
             for micro in 0..<config.accumulation {
                 // The data advances as in a normal step even when the step is skipped.
-                if let plan, let reweighting {
-                    sampler.chunks!.setWeights(plan.weights(at: step, categoryMultipliers: reweighting.multipliers))
-                    planKey = plan.key(at: step)
-                } else if let plan, plan.key(at: step) != planKey {
-                    sampler.chunks!.setWeights(plan.weights(at: step))
-                    planKey = plan.key(at: step)
-                }
                 let (inputs, targets) = sampler.next(rank: rank, of: ranks, length: length)
                 OpProfile.mark("batch sampling")
                 guard nonFinite == nil else { continue }
@@ -330,34 +328,15 @@ public final class Trainer {
                     nonFinite = "loss \(value)"
                     continue
                 }
-                if let reference, let plan {
-                    let asked = Date()
-                    let student = tokenLosses(logits, targets: targets)
-                    let baseline = Autograd.noGrad {
-                        MatmulPrecision.$current.withValue(config.precision) {
-                            tokenLosses(reference.logits(inputs, batch: localBatch, time: length), targets: targets)
-                        }
-                    }
-                    for (row, chunk) in sampler.lastChunks.enumerated() {
-                        let category = plan.index.chunks[chunk].category
-                        for t in (row * length)..<((row + 1) * length) { excess[category] += Double(max(student[t] - baseline[t], 0)) }
-                        excessTokens[category] += Double(length)
-                    }
-                    windowAuxiliary["reference_seconds", default: 0] += Date().timeIntervalSince(asked)
+                if reference != nil {
+                    windowAuxiliary["reference_seconds", default: 0] += addExcess(logits: logits, inputs: inputs, targets: targets,
+                                                                                  length: length, to: &excess, tokens: &excessTokens)
                 }
                 // The logged loss stays the cross-entropy; auxiliary terms are logged apart.
                 var objective = l
-                if let teacher {
-                    let asked = Date()
-                    let soft = Autograd.noGrad {
-                        MatmulPrecision.$current.withValue(config.precision) {
-                            softmaxTargets(teacher.logits(inputs, batch: localBatch, time: length), temperature: Float(config.distillTemperature))
-                        }
-                    }
-                    windowAuxiliary["teacher_seconds", default: 0] += Date().timeIntervalSince(asked)
-                    let term = softCrossEntropy(logits, targets: soft, temperature: Float(config.distillTemperature))
-                    // Logged as T² · KL(teacher ‖ student): the term less the teacher's own entropy.
-                    let kl = Double(term.item()) - config.distillTemperature * config.distillTemperature * meanEntropy(soft)
+                if teacher != nil {
+                    let (term, kl, seconds) = distillation(logits: logits, inputs: inputs, length: length)
+                    windowAuxiliary["teacher_seconds", default: 0] += seconds
                     windowAuxiliary["distill_kl", default: 0] += kl / Double(config.accumulation)
                     objective = objective * Float(1 - config.distillWeight) + term * Float(config.distillWeight)
                 }
@@ -474,6 +453,41 @@ public final class Trainer {
 
     /// Replaces each gradient by its mean over the ranks: one all-reduce over all of them,
     /// packed into one buffer (a parameter without a gradient this step counts as zeros).
+    /// DoReMi: adds each token's loss above the reference model's to the category of its
+    /// window (the category of the chunk the window starts in); returns the seconds taken.
+    private func addExcess(logits: Tensor, inputs: [Int32], targets: [Int32], length: Int,
+                           to excess: inout [Double], tokens: inout [Double]) -> Double {
+        guard let reference, let plan else { return 0 }
+        let started = Date()
+        let model = tokenLosses(logits, targets: targets)
+        let baseline = Autograd.noGrad {
+            MatmulPrecision.$current.withValue(config.precision) {
+                tokenLosses(reference.logits(inputs, batch: sampler.lastChunks.count, time: length), targets: targets)
+            }
+        }
+        for (row, chunk) in sampler.lastChunks.enumerated() {
+            let category = plan.index.chunks[chunk].category
+            for t in (row * length)..<((row + 1) * length) { excess[category] += Double(max(model[t] - baseline[t], 0)) }
+            tokens[category] += Double(length)
+        }
+        return Date().timeIntervalSince(started)
+    }
+
+    /// Distillation: T² · CE(softmax(teacher / T), softmax(student / T)) on these windows,
+    /// the KL it amounts to (the term less the teacher's own entropy) for the log, and the
+    /// teacher's seconds.
+    private func distillation(logits: Tensor, inputs: [Int32], length: Int) -> (term: Tensor, kl: Double, seconds: Double) {
+        let started = Date(), temperature = config.distillTemperature
+        let soft = Autograd.noGrad {
+            MatmulPrecision.$current.withValue(config.precision) {
+                softmaxTargets(teacher!.logits(inputs, batch: inputs.count / length, time: length), temperature: Float(temperature))
+            }
+        }
+        let seconds = Date().timeIntervalSince(started)
+        let term = softCrossEntropy(logits, targets: soft, temperature: Float(temperature))
+        return (term, Double(term.item()) - temperature * temperature * meanEntropy(soft), seconds)
+    }
+
     /// Scales gradients so their global norm is at most `gradClip`; returns the norm before.
     func clipGradients() -> Double {
         let grads = model.parameters.compactMap(\.tensor.grad)
