@@ -39,6 +39,26 @@ func tinyTraining(steps: Int) -> TrainingConfig {
 
 let tinyChar = ModelConfig(architecture: .gpt2, vocabSize: 28, layers: 2, heads: 2, width: 16, context: 16, dropout: 0.1)
 
+/// Every record of a run's metrics.jsonl.
+func metricRecords(_ run: URL) throws -> [[String: Any]] {
+    try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+        .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+}
+
+/// `config` trained in one go into root/one, and into root/split for `stopAfter` steps and
+/// then resumed (from a model of another seed, which the checkpoint overwrites).
+func trainInOneGoAndResumed(_ data: TrainingData, _ config: TrainingConfig, stopAfter: Int, root: URL,
+                            reference: (any LanguageModel)? = nil) throws -> (oneGo: URL, split: URL) {
+    let oneGo = root.appendingPathComponent("one"), split = root.appendingPathComponent("split")
+    _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: config, out: oneGo, reference: reference).run { _ in }
+    let partial = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: config, out: split, reference: reference)
+    partial.stopAfter = stopAfter
+    _ = try partial.run { _ in }
+    _ = try Trainer(model: try makeModel(tinyChar, seed: 2), data: data, config: config, out: split, resume: split,
+                    reference: reference).run { _ in }
+    return (oneGo, split)
+}
+
 func losses(_ run: URL) throws -> [Int: Double] {
     let lines = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
     var out: [Int: Double] = [:]
@@ -682,15 +702,9 @@ final class TwinGroup: ProcessGroup {
         c.sampler = .chunks
         c.curriculum = .difficulty
         c.curriculumFraction = 0.5
-        let oneGo = root.appendingPathComponent("one"), split = root.appendingPathComponent("split")
-        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: oneGo).run { _ in }
-        let partial = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: split)
-        partial.stopAfter = 5
-        _ = try partial.run { _ in }
-        _ = try Trainer(model: try makeModel(tinyChar, seed: 2), data: data, config: c, out: split, resume: split).run { _ in }
+        let (oneGo, split) = try trainInOneGoAndResumed(data, c, stopAfter: 5, root: root)
         #expect(try losses(oneGo) == losses(split))
-        let reach = try String(contentsOf: oneGo.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
-            .compactMap { (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["curriculum_reach"] as? Double }
+        let reach = try metricRecords(oneGo).compactMap { $0["curriculum_reach"] as? Double }
         #expect(reach.count == 16 && reach.first! < 0.5 && reach.last! == 1 && reach == reach.sorted())
 
         try FileManager.default.removeItem(at: data.directory.appendingPathComponent("train_enriched.jsonl"))
@@ -725,15 +739,9 @@ final class TwinGroup: ProcessGroup {
         var c = tinyTraining(steps: 8)
         c.seqWarmup = 4
         c.seqStart = 8
-        let oneGo = root.appendingPathComponent("one"), split = root.appendingPathComponent("split")
-        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: oneGo).run { _ in }
-        let partial = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: split)
-        partial.stopAfter = 2
-        _ = try partial.run { _ in }
-        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: split, resume: split).run { _ in }
+        let (oneGo, split) = try trainInOneGoAndResumed(data, c, stopAfter: 2, root: root)
         #expect(try losses(oneGo) == losses(split))
-        let records = try String(contentsOf: oneGo.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
-            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }.filter { $0["loss"] != nil }
+        let records = try metricRecords(oneGo).filter { $0["loss"] != nil }
         #expect(records.map { $0["seq_len"] as? Int } == [8, 8, 8, 8, 16, 16, 16, 16])
         #expect(records.map { $0["tokens"] as? Int } == [32, 64, 96, 128, 192, 256, 320, 384])   // batch 4
         for architecture in [ModelConfig.Architecture.monarch, .symbio, .llama] {
@@ -847,8 +855,7 @@ final class TwinGroup: ProcessGroup {
         c.learningRate = 1e-2
         let out = root.appendingPathComponent("distilled")
         _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: out, teacher: teacher).run { _ in }
-        let records = try String(contentsOf: out.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
-            .compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let records = try metricRecords(out)
         let distill = records.compactMap { $0["distill_kl"] as? Double }
         #expect(distill.count == 30 && distill.allSatisfy { $0 > -1e-4 }, "a KL is never negative: \(distill)")
         let first: Double = distill.prefix(5).reduce(0, +), last: Double = distill.suffix(5).reduce(0, +)
@@ -905,17 +912,9 @@ final class TwinGroup: ProcessGroup {
         c.sampler = .chunks
         c.doremiReference = "ref"
         c.doremiStepSize = 5
-        let oneGo = root.appendingPathComponent("one"), split = root.appendingPathComponent("split")
-        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: oneGo, reference: reference).run { _ in }
-        let partial = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: split, reference: reference)
-        partial.stopAfter = 5
-        _ = try partial.run { _ in }
-        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: split, resume: split, reference: reference).run { _ in }
+        let (oneGo, split) = try trainInOneGoAndResumed(data, c, stopAfter: 5, root: root, reference: reference)
         #expect(try losses(oneGo) == losses(split))
-        func weights(_ run: URL) throws -> [[String: Double]] {
-            try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
-                .compactMap { (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["domain_weights"] as? [String: Double] }
-        }
+        func weights(_ run: URL) throws -> [[String: Double]] { try metricRecords(run).compactMap { $0["domain_weights"] as? [String: Double] } }
         let logged = try weights(oneGo)
         #expect(logged.count == 12 && logged.allSatisfy { Set($0.keys) == ["logic", "quadrivium"] && abs($0.values.reduce(0, +) - 1) < 1e-9 })
         #expect(logged.first! != logged.last!)
