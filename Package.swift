@@ -83,7 +83,8 @@ let package = Package(
         .testTarget(name: "SLMModelsTests", dependencies: ["SLMModels", "SLMTensor", "SLMTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SLMTextTests", dependencies: ["SLMText", "SLMSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SLMInteropTests", dependencies: ["SLMInterop", "SLMModels", "SLMTensor", "SLMText"]),
-        .testTarget(name: "SLMGenerateTests", dependencies: ["SLMGenerate", "SLMModels", "SLMTensor", "SLMText"]),
+        .testTarget(name: "SLMGenerateTests", dependencies: ["SLMGenerate", "SLMModels", "SLMTensor", "SLMText"],
+                    exclude: ["Fixtures"]),
         .testTarget(
             name: "SLMServerTests",
             dependencies: [

@@ -2,7 +2,8 @@
 """Data-centric training methods against a seeded uniform baseline (issue 14).
 
     python3 benchmarks/data_methods.py [--preset micro] [--seeds 1,2,3] [--methods all]
-                                       [--steps N] [--out runs/data-methods] [--write-docs]
+                                       [--steps N] [--out runs/data-methods] [--jobs N --threads T]
+                                       [--write-docs]
 
 Every method trains the same model with the same schedule, hyper-parameters and number
 of steps as the baseline; only the data it reads (and, for distillation, the objective)
@@ -20,8 +21,10 @@ With --write-docs the table replaces the one between the data-methods markers in
 docs/BENCHMARKS.md.
 """
 import argparse
+import concurrent.futures
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -90,6 +93,8 @@ def main():
     a.add_argument("--steps", type=int, help="steps per run (default: the preset's)")
     a.add_argument("--eval-interval", type=int, default=100)
     a.add_argument("--out", default=os.path.join(ROOT, "runs/data-methods"))
+    a.add_argument("--jobs", type=int, default=1, help="runs trained at once")
+    a.add_argument("--threads", type=int, help="threads per run (default: slm's; with --jobs 2 on 2 cores, 1)")
     a.add_argument("--write-docs", action="store_true")
     o = a.parse_args()
     methods = list(METHODS) if o.methods == "all" else o.methods.split(",")
@@ -125,18 +130,28 @@ def main():
             json.dump({"seconds": seconds}, open(marker, "w"))
         overhead["scoring"] = json.load(open(marker))["seconds"]
 
+    def train(m, seed):
+        run = os.path.join(o.out, f"{m}-seed{seed}")
+        if os.path.exists(os.path.join(run, ".finished")):
+            return
+        extra = [x.replace("{helper}", helpers.get("scorer", "")).replace("{teacher}", helpers.get("teacher", ""))
+                 for x in METHODS[m]]
+        threads = ["--threads", str(o.threads)] if o.threads else []
+        print(f"== {m}, seed {seed}", flush=True)
+        shutil.rmtree(run, ignore_errors=True)  # an unfinished run starts over
+        sh([o.slm, "train", "--out", run, "--seed", str(seed)] + common + extra + threads, log=run + ".log")
+        out, _ = sh([o.slm, "eval", "--model", os.path.join(run, "best"), "--data", data, "--json", "--max-tokens", "200000"] + threads)
+        json.dump(json.loads(out)["evaluation"], open(os.path.join(run, "heldout.json"), "w"))
+        open(os.path.join(run, ".finished"), "w").close()
+
+    # Runs are independent: --jobs N trains N at once (each with --threads T).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=o.jobs) as pool:
+        for f in [pool.submit(train, m, seed) for seed in seeds for m in methods]:
+            f.result()
     results = {}
     for seed in seeds:
         for m in methods:
             run = os.path.join(o.out, f"{m}-seed{seed}")
-            if not os.path.exists(os.path.join(run, ".finished")):
-                extra = [x.replace("{helper}", helpers.get("scorer", "")).replace("{teacher}", helpers.get("teacher", ""))
-                         for x in METHODS[m]]
-                print(f"== {m}, seed {seed}", flush=True)
-                sh([o.slm, "train", "--out", run, "--seed", str(seed)] + common + extra, log=run + ".log")
-                out, _ = sh([o.slm, "eval", "--model", os.path.join(run, "best"), "--data", data, "--json", "--max-tokens", "200000"])
-                json.dump(json.loads(out)["evaluation"], open(os.path.join(run, "heldout.json"), "w"))
-                open(os.path.join(run, ".finished"), "w").close()
             held = json.load(open(os.path.join(run, "heldout.json")))
             results[(m, seed)] = (curve(run), held["bits_per_char"])
 
@@ -161,7 +176,8 @@ def main():
                     f"{' · '.join(f'{s:.0f}' if s is not None else '—' for s in seconds)} | "
                     f"{extra:.0f} s | {'yes' if meets and m != 'baseline' else 'no'} |")
     table = "\n".join([
-        f"`{o.preset}`, {steps} steps, seeds {', '.join(map(str, seeds))}; validation = held-out books.",
+        f"`{o.preset}`, {steps} steps, seeds {', '.join(map(str, seeds))}; validation = held-out books; "
+        f"{o.jobs} run(s) at a time, {o.threads or 'default'} thread(s) each.",
         "",
         "| method | best validation loss, mean (range) | held-out bits/char | tokens to the baseline's final loss, × baseline, per seed | seconds to it, per seed | overhead | ≤ 0.8× on every seed |",
         "|---|---|---:|---|---|---:|---|",

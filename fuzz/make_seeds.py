@@ -47,6 +47,9 @@ def requests():
 def tokenizer():
     (ROOT / "seeds/tokenizer-json").mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "Tests/SLMTextTests/Fixtures/hf_bpe_tokenizer.json", ROOT / "seeds/tokenizer-json/hf-bpe.json")
+    hf = REPO / "Tests/SLMGenerateTests/Fixtures/transformers"
+    shutil.copy(hf / "llama-bf16-sharded/tokenizer.json", ROOT / "seeds/tokenizer-json/llama2-bpe.json")
+    shutil.copy(hf / "tokenizer-metaspace.json", ROOT / "seeds/tokenizer-json/metaspace-bpe.json")
 
 
 def safetensors():
@@ -81,6 +84,10 @@ def configs():
     }
     for name, extra in variants.items():
         write("model-config", f"{name}.json", json.dumps({**common, **extra}, indent=2, sort_keys=True))
+    # transformers' config.json, as save_pretrained writes it.
+    hf = REPO / "Tests/SLMGenerateTests/Fixtures/transformers"
+    for name in ("gpt2-fp16", "llama-bf16-sharded"):
+        write("model-config", f"hf-{name}.json", (hf / name / "config.json").read_bytes())
 
 
 def presets():

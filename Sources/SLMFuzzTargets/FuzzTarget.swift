@@ -34,12 +34,15 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             case .completionRequest:
                 check(try RequestParsing.completion(Data(bytes), modelName: "fuzz"))
             case .tokenizerJSON:
-                check(try ByteLevelBPETokenizer(huggingFaceJSON: bytes, path: "tokenizer.json"))
+                check(try readTokenizerJSON(bytes, path: "tokenizer.json"))
             case .safetensors:
                 let (tensors, _) = try Safetensors.read(Data(bytes), name: "model.safetensors")
                 require(tensors.values.allSatisfy { $0.count <= bytes.count }, "a tensor larger than its file")
             case .modelConfig:
-                check(try ModelConfig.decode(Data(bytes), name: "config.json"))
+                // Ours, or transformers' (it has a model_type).
+                let data = Data(bytes)
+                check(HuggingFaceFolder.isTransformersConfig(data)
+                    ? try HuggingFaceFolder.config(data, name: "config.json") : try ModelConfig.decode(data, name: "config.json"))
             case .preset:
                 let (model, _) = try Preset(name: "preset.toml", text: String(decoding: bytes, as: UTF8.self)).configs(vocabSize: 64)
                 check(model)
@@ -58,7 +61,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         require(r.topLogprobs.map { (0...ServerLimits.maxTopLogprobs).contains($0) } ?? true, "top_logprobs outside the limit")
     }
 
-    private func check(_ tokenizer: ByteLevelBPETokenizer) {
+    private func check(_ tokenizer: any Tokenizer) {
         for text in ["Justice, said Socrates, is the interest of the stronger? 42 ὁ λόγος\n\t", "", " \u{0}\u{FFFD}"] {
             let ids = tokenizer.encode(text)
             require(ids.allSatisfy { (0..<Int32(clamping: tokenizer.vocabularySize)).contains($0) }, "encode gave an id outside the vocabulary")

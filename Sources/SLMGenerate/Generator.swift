@@ -66,7 +66,7 @@ public final class Generator {
         self.tokenizer = tokenizer
         self.precision = precision
         self.fastDecoding = fastDecoding
-        endOfText = tokenizer.specialTokens["<|endoftext|>"]
+        endOfText = tokenizer.endOfTextID
     }
 
     /// A decoder for one generation, sharing this generator's decode weights.

@@ -36,7 +36,7 @@ public struct ModelBundle {
     /// Prompt ids. Character models see the prompt normalised as their training text was;
     /// characters they cannot represent are dropped and counted, not fatal.
     public func encodePrompt(_ text: String) -> (ids: [Int32], dropped: [String: Int]) {
-        guard let normalizer else { return (tokenizer.encode(text), [:]) }
+        guard let normalizer else { return (tokenizer.promptPrefix + tokenizer.encode(text), [:]) }
         var drops = DropCounts()
         var normalized = normalizer.normalize(text, drops: &drops)
         // Normalising trims trailing space, but a prompt's last space says "next word".

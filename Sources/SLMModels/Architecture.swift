@@ -2,7 +2,7 @@ import SLMTensor
 
 /// Everything the rest of the code base knows about one architecture: its config
 /// defaults and checks, its size, how to build it, and how (whether) it exports to
-/// transformers, and which step the fast decoder takes. Each architecture's folder defines one; `Architectures.registered`
+/// transformers (and reads from it), and which step the fast decoder takes. Each architecture's folder defines one; `Architectures.registered`
 /// lists them, and nothing else switches on the architecture.
 public struct ArchitectureDefinition: Sendable {
     public struct Defaults: Sendable {
@@ -31,6 +31,8 @@ public struct ArchitectureDefinition: Sendable {
     public let huggingFaceConfig: (@Sendable (ModelConfig) throws -> [String: Any])?
     /// How llama.cpp runs it (GGUF export); nil when llama.cpp has no such architecture.
     public internal(set) var ggufLayout: (@Sendable (ModelConfig) throws -> GGUFLayout)? = nil
+    /// How a folder saved by transformers reads as this architecture; nil when none does.
+    var huggingFaceImport: HuggingFaceImport? = nil
 }
 
 public enum Architectures {

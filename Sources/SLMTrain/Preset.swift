@@ -70,6 +70,13 @@ public struct Preset: Sendable {
         table["training", default: [:]]["steps"] = .integer(max(1, 20 * model.parameterCount / tokensPerStep))
     }
 
+    /// The [training] section alone (fine-tuning takes the model from elsewhere).
+    public func trainingConfig() throws -> TrainingConfig {
+        let training = try TrainingConfig(section: table["training"] ?? [:])
+        try training.validate()
+        return training
+    }
+
     public func configs(vocabSize: Int) throws -> (ModelConfig, TrainingConfig) {
         let model = try ModelConfig(section: table["model"] ?? [:], vocabSize: vocabSize)
         let training = try TrainingConfig(section: table["training"] ?? [:])

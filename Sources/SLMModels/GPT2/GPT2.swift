@@ -96,5 +96,35 @@ extension GPT2 {
                 "tie_word_embeddings": c.tiedEmbeddings, "torch_dtype": "float32", "use_cache": true,
             ]
         },
-        ggufLayout: { try ggufLayout($0) })
+        ggufLayout: { try ggufLayout($0) },
+        huggingFaceImport: huggingFaceImport)
+
+    /// GPT2LMHeadModel's config.json. Dropout is not carried (inference ignores it; a
+    /// fine-tuning run sets its own).
+    static let huggingFaceImport = HuggingFaceImport(
+        modelType: "gpt2", causalLMClass: "GPT2LMHeadModel",
+        config: { hf throws(ConfigError) in
+            let activation = try hf.string("activation_function", default: "gelu_new")
+            guard ["gelu_new", "gelu_pytorch_tanh"].contains(activation) else {
+                throw hf.fail("activation_function \(activation) is not supported: swift-slm's GPT-2 uses GELU's tanh approximation (gelu_new)")
+            }
+            for (key, why) in [("scale_attn_by_inverse_layer_idx", "attention scores scaled per layer"),
+                               ("add_cross_attention", "cross-attention needs an encoder")] where try hf.bool(key, default: false) {
+                throw hf.fail("\(key) is not supported (\(why))")
+            }
+            guard try hf.bool("scale_attn_weights", default: true) else { throw hf.fail("scale_attn_weights = false is not supported") }
+            let width = try hf.int("n_embd")
+            return ModelConfig(architecture: .gpt2, vocabSize: try hf.int("vocab_size"), layers: try hf.int("n_layer"),
+                               heads: try hf.int("n_head"), width: width, context: try hf.int("n_positions"),
+                               ffnWidth: try hf.int("n_inner", default: 4 * width),
+                               normEps: try hf.double("layer_norm_epsilon", default: 1e-5), bias: true,
+                               tiedEmbeddings: try hf.bool("tie_word_embeddings", default: true))
+        },
+        tensorName: { key, config in
+            // Causal-mask buffers of older versions; a tied head's copy of the embedding.
+            if key.hasSuffix(".attn.bias") || key.hasSuffix(".attn.masked_bias") { return nil }
+            if key == "lm_head.weight" { return config.tiedEmbeddings ? nil : key }
+            // The original checkpoints name the trunk's tensors without "transformer.".
+            return key.hasPrefix("transformer.") ? key : "transformer." + key
+        })
 }

@@ -133,5 +133,45 @@ extension Llama {
                 "initializer_range": 0.02,
             ]
         },
-        ggufLayout: { try ggufLayout($0) })
+        ggufLayout: { try ggufLayout($0) },
+        huggingFaceImport: huggingFaceImport)
+
+    static func isDefaultRoPE(_ o: [String: HuggingFaceConfig.Value]) -> Bool {
+        for key in ["rope_type", "type"] { if case .string(let t)? = o[key], t != "default" { return false } }
+        return true
+    }
+
+    /// LlamaForCausalLM's config.json.
+    static let huggingFaceImport = HuggingFaceImport(
+        modelType: "llama", causalLMClass: "LlamaForCausalLM",
+        config: { hf throws(ConfigError) in
+            let activation = try hf.string("hidden_act", default: "silu")
+            guard activation == "silu" else { throw hf.fail("hidden_act \(activation) is not supported: swift-slm's SwiGLU uses silu") }
+            // RoPE: rope_theta and rope_scaling up to transformers 4, rope_parameters from 5 on.
+            let scaled = "scaled RoPE (linear, dynamic, YaRN, llama3) is not implemented; positions would be encoded differently"
+            try hf.refuse("rope_scaling", unless: { if case .object(let o) = $0 { return Llama.isDefaultRoPE(o) } else { return false } }, because: scaled)
+            var ropeTheta = try hf.double("rope_theta", default: 10_000)
+            if let rope = try hf.object("rope_parameters") {
+                guard try rope.string("rope_type", default: "default") == "default" else { throw rope.fail("rope_type \(try rope.string("rope_type")): \(scaled)") }
+                ropeTheta = try rope.double("rope_theta", default: ropeTheta)
+            }
+            guard try !hf.bool("mlp_bias", default: false) else { throw hf.fail("mlp_bias = true is not supported (the SwiGLU projections have no bias)") }
+            let width = try hf.int("hidden_size"), heads = try hf.int("num_attention_heads")
+            let headDim = try hf.int("head_dim", default: heads > 0 ? width / heads : 0)
+            if heads > 0, headDim != width / heads {
+                throw hf.fail("head_dim \(headDim) is not hidden_size / num_attention_heads (\(width / heads)); not supported")
+            }
+            return ModelConfig(architecture: .llama, vocabSize: try hf.int("vocab_size"), layers: try hf.int("num_hidden_layers"),
+                               heads: heads, kvHeads: try hf.int("num_key_value_heads", default: heads), width: width,
+                               context: try hf.int("max_position_embeddings"), ffnWidth: try hf.int("intermediate_size"),
+                               normEps: try hf.double("rms_norm_eps", default: 1e-6), ropeTheta: ropeTheta,
+                               bias: try hf.bool("attention_bias", default: false),
+                               tiedEmbeddings: try hf.bool("tie_word_embeddings", default: false))
+        },
+        tensorName: { key, config in
+            // Older checkpoints store RoPE's frequencies; a tied head's copy of the embedding.
+            if key.hasSuffix(".rotary_emb.inv_freq") { return nil }
+            if key == "lm_head.weight" { return config.tiedEmbeddings ? nil : key }
+            return key
+        })
 }

@@ -4,7 +4,7 @@ import SLMSupport
 
 /// meta.json: how a data directory's token files were made.
 public struct DatasetMeta: Codable, Sendable, Equatable {
-    public var tokenizer: String          // "char" or "byte-bpe"
+    public var tokenizer: String          // "char", "byte-bpe" or "metaspace-bpe"
     public var charset: String?           // for character tokenizers
     /// How the text was normalised (so prompts can be normalised the same way).
     public var lowercase: Bool?
@@ -118,7 +118,7 @@ public enum DatasetTokenizer {
 
     /// The id between chunks: the end-of-text token, else newline, else space.
     static func separatorID(_ tokenizer: any Tokenizer) -> Int32 {
-        if let eot = tokenizer.specialTokens["<|endoftext|>"] { return eot }
+        if let eot = tokenizer.endOfTextID { return eot }
         let newline = tokenizer.encode("\n"), space = tokenizer.encode(" ")
         return newline.count == 1 ? newline[0] : (space.first ?? 0)
     }

@@ -115,32 +115,8 @@ extension ByteLevelBPETokenizer {
         let merges = try r.merges(model["merges"] ?? .array([]))
         let added = try r.addedTokens(root["added_tokens"] ?? .array([]))
 
-        let count = max(vocab.map(\.id).max() ?? -1, added.map { Int($0.id) }.max() ?? -1) + 1
-        // Ids must be dense: refuse a larger id than there are tokens before it sizes an
-        // allocation (a 9 KB file once asked for gigabytes).
-        guard count <= vocab.count + added.count else {
-            throw r.invalid("ids are not 0..<\(count): \(vocab.count + added.count) tokens, but the largest id is \(count - 1)")
-        }
-        var tokens = [String?](repeating: nil, count: count)
-        var inModel = [Bool](repeating: false, count: count)
-        for (token, id) in vocab {
-            guard tokens[id] == nil else { throw r.invalid("model.vocab gives id \(id) to two tokens") }
-            tokens[id] = token
-            inModel[id] = true
-        }
-        for t in added {
-            if let existing = tokens[Int(t.id)] {
-                guard existing == t.content else {
-                    throw r.invalid("added token \(JSONText.quote(t.content)) has id \(t.id), which the vocabulary gives to \(JSONText.quote(existing))")
-                }
-            } else {
-                tokens[Int(t.id)] = t.content
-            }
-        }
-        if let missing = tokens.firstIndex(where: { $0 == nil }) {
-            throw r.invalid("ids are not 0..<\(count): id \(missing) has no token")
-        }
-        try self.init(tokens: tokens.map { $0! }, inModelVocabulary: inModel, merges: merges, addedTokens: added,
+        let (tokens, inModel) = try r.tokensByID(vocab, added)
+        try self.init(tokens: tokens, inModelVocabulary: inModel, merges: merges, addedTokens: added,
                       options: options, source: path)
     }
 
@@ -237,7 +213,7 @@ extension ByteLevelBPETokenizer {
 }
 
 /// Field-by-field checks of a `tokenizer.json`, with errors naming the field.
-private struct HFReader {
+struct HFReader {
     let path: String
 
     func invalid(_ reason: String) -> TokenizerError { .invalidFile(path: path, reason: reason) }
@@ -301,6 +277,37 @@ private struct HFReader {
             }
         }
         return out
+    }
+
+    /// Each id's token, from the model's vocabulary and the added tokens, and whether
+    /// it is in the model's vocabulary; ids must be 0..<count.
+    func tokensByID(_ vocab: [(token: String, id: Int)], _ added: [AddedToken]) throws(TokenizerError) -> ([String], [Bool]) {
+        let count = max(vocab.map(\.id).max() ?? -1, added.map { Int($0.id) }.max() ?? -1) + 1
+        // Ids must be dense: refuse a larger id than there are tokens before it sizes an
+        // allocation (a 9 KB file once asked for gigabytes).
+        guard count <= vocab.count + added.count else {
+            throw invalid("ids are not 0..<\(count): \(vocab.count + added.count) tokens, but the largest id is \(count - 1)")
+        }
+        var tokens = [String?](repeating: nil, count: count)
+        var inModel = [Bool](repeating: false, count: count)
+        for (token, id) in vocab {
+            guard tokens[id] == nil else { throw invalid("model.vocab gives id \(id) to two tokens") }
+            tokens[id] = token
+            inModel[id] = true
+        }
+        for t in added {
+            if let existing = tokens[Int(t.id)] {
+                guard existing == t.content else {
+                    throw invalid("added token \(JSONText.quote(t.content)) has id \(t.id), which the vocabulary gives to \(JSONText.quote(existing))")
+                }
+            } else {
+                tokens[Int(t.id)] = t.content
+            }
+        }
+        if let missing = tokens.firstIndex(where: { $0 == nil }) {
+            throw invalid("ids are not 0..<\(count): id \(missing) has no token")
+        }
+        return (tokens.map { $0! }, inModel)
     }
 
     func addedTokens(_ v: JSONValue) throws(TokenizerError) -> [AddedToken] {

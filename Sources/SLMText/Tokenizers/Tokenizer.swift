@@ -4,12 +4,18 @@ import Foundation
 /// tokens, the bytes behind each id (for streaming decoders that must not split a UTF-8
 /// character), and saving to a directory.
 public protocol Tokenizer: Sendable {
-    /// "char" or "byte-bpe": recorded in meta.json and checkpoints.
+    /// "char", "byte-bpe" or "metaspace-bpe": recorded in meta.json and checkpoints.
     var kind: String { get }
     /// Number of ids; every id is in 0..<vocabularySize.
     var vocabularySize: Int { get }
     /// Special tokens by their text, e.g. ["<|endoftext|>": 0].
     var specialTokens: [String: Int32] { get }
+
+    /// Ids put before a prompt (Llama's `<s>`), as transformers' tokenizers add them;
+    /// `encode` leaves them out.
+    var promptPrefix: [Int32] { get }
+    /// The id that ends a generation, if any.
+    var endOfTextID: Int32? { get }
 
     func encode(_ text: String) -> [Int32]
     /// The UTF-8 bytes an id stands for, or nil for an id outside the vocabulary.
@@ -19,6 +25,9 @@ public protocol Tokenizer: Sendable {
 }
 
 extension Tokenizer {
+    public var promptPrefix: [Int32] { [] }
+    public var endOfTextID: Int32? { specialTokens["<|endoftext|>"] }
+
     /// The bytes of a sequence of ids (lossless: invalid UTF-8 stays as it was encoded).
     public func decodeBytes(_ ids: [Int32]) throws -> [UInt8] {
         var out: [UInt8] = []
@@ -51,7 +60,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
         case .unknownID(let id, let n): "token id \(id) is outside the vocabulary (0..<\(n))"
         case .unknownCharset(let name): "unknown charset '\(name)' (choose micro, classic or ascii)"
         case .invalidFile(let path, let reason): "\(path): \(reason)"
-        case .unsupported(let path, let what): "\(path): unsupported tokenizer (\(what)); swift-slm reads character vocabularies and byte-level BPE"
+        case .unsupported(let path, let what): "\(path): unsupported tokenizer (\(what)); swift-slm reads character vocabularies, byte-level BPE and Llama-style (Metaspace, byte-fallback) BPE"
         case .vocabularyTooSmall(let requested, let minimum): "vocabulary size \(requested) is too small: byte-level BPE needs at least \(minimum) (256 bytes plus special tokens)"
         case .notFound(let what): "no tokenizer found at \(what) (expected 'char', 'char:CHARSET', or a directory with tokenizer.json, vocab.json + merges.txt, or a character vocab.json)"
         }

@@ -33,6 +33,12 @@ struct Train: ParsableCommand {
     @Option(help: "Continue from a checkpoint folder, or from the newest checkpoint of a run folder.")
     var resume: String?
 
+    @Option(name: .customLong("init"), help: ArgumentHelp(
+        "Fine-tune: start from this model's weights (a checkpoint, or a folder saved by transformers' save_pretrained). Its "
+        + "shape replaces the [model] section; --preset/--config give the training settings (defaults without them). The "
+        + "data must be tokenized with its tokenizer (`slm data tokenize --tokenizer DIR`).", valueName: "DIR"))
+    var initFrom: String?
+
     @Option(help: "nanochat-style size dial: layers = N, width = 64·N, heads = N, steps from 20 tokens per parameter.")
     var depth: Int?
 
@@ -96,8 +102,12 @@ struct Train: ParsableCommand {
         func say(_ line: String) { if leader { print(line) } }
         let dataURL = URL(fileURLWithPath: data), outURL = URL(fileURLWithPath: out)
         let trainingData = try userFacing { try TrainingData(directory: dataURL) }
-        let (modelConfig, trainingConfig) = try userFacing { try configs(vocabSize: trainingData.meta.vocabularySize) }
-        let model = try userFacing { try makeModel(modelConfig, seed: trainingConfig.seed) }
+        let initial = try initFrom.map { path in try userFacing { try loadInitial(path, data: dataURL) } }
+        let (modelConfig, trainingConfig) = try userFacing { try configs(vocabSize: trainingData.meta.vocabularySize, initial: initial) }
+        let model = try initial ?? userFacing { try makeModel(modelConfig, seed: trainingConfig.seed) }
+        if let initial, leader {
+            printError("fine-tuning \(initFrom!): \(modelConfig.architecture), \(initial.parameterCount) parameters")
+        }
         let teacherModel = try trainingConfig.teacher.map { path in try userFacing { try loadCompanion(path, role: "teacher", data: dataURL) } }
         let referenceModel = try trainingConfig.doremiReference.map { path in
             try userFacing { try loadCompanion(path, role: "DoReMi reference", data: dataURL) }
@@ -177,9 +187,39 @@ struct Train: ParsableCommand {
         return try ModelStore.load(from: dir)
     }
 
-    func configs(vocabSize: Int) throws -> (ModelConfig, TrainingConfig) {
+    /// The model to fine-tune, refused unless its tokenizer reads as the data's (same ids, same bytes).
+    func loadInitial(_ path: String, data: URL) throws -> any LanguageModel {
+        guard resume == nil else { throw CommandError("--init starts a run from a model; --resume continues one: give one of them") }
+        let dir = URL(fileURLWithPath: path)
+        let model = try ModelStore.load(from: dir)
+        let theirs = try loadTokenizer(dir.path), ours = try loadTokenizer(data.path)
+        let same = theirs.kind == ours.kind && theirs.vocabularySize == ours.vocabularySize
+            && (0..<Int32(ours.vocabularySize)).allSatisfy { theirs.tokenBytes($0) == ours.tokenBytes($0) }
+        guard same else {
+            throw CommandError("\(path) has another tokenizer than \(data.path) (\(theirs.kind), \(theirs.vocabularySize) ids against "
+                + "\(ours.kind), \(ours.vocabularySize)): tokenize the data with `slm data tokenize --data \(data.path) --tokenizer \(path)`")
+        }
+        return model
+    }
+
+    func configs(vocabSize: Int, initial: (any LanguageModel)? = nil) throws -> (ModelConfig, TrainingConfig) {
         guard preset == nil || config == nil else { throw CommandError("give --preset or --config, not both") }
         var p: Preset
+        if let initial {
+            // The model is given; a preset or config contributes its [training] section.
+            guard depth == nil else { throw CommandError("--depth sizes a new model; it does not apply with --init") }
+            var training = TrainingConfig()
+            if let name = preset ?? config {
+                p = try Preset.load(name, executable: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath())
+                try p.override(overrides)
+                training = try p.trainingConfig()
+            } else if !overrides.isEmpty {
+                p = try Preset(name: "--set", text: "")
+                try p.override(overrides)
+                training = try p.trainingConfig()
+            }
+            return (initial.config, try applyFlags(training))
+        }
         if let name = preset ?? config {
             p = try Preset.load(name, executable: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath())
         } else if let resume {
