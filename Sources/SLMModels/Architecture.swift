@@ -27,6 +27,8 @@ public struct ArchitectureDefinition: Sendable {
     let decodingWeights: (@Sendable (any LanguageModel, WeightPrecision) -> DecodingWeights?)?
     /// Whether `ModelConfig.experts` (a sparse mixture of experts) applies.
     var hasExperts = false
+    /// Whether BitNet's `ModelConfig.quantization` and `subNorm` apply.
+    var hasTernary = false
     /// config.json for transformers; nil when transformers has no class for it.
     public let huggingFaceConfig: (@Sendable (ModelConfig) throws -> [String: Any])?
     /// How llama.cpp runs it (GGUF export); nil when llama.cpp has no such architecture.

@@ -39,17 +39,28 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// from config.json when nil, so dense configs read and write as before.
     public var experts: Int?
     public var expertsActive: Int?
+    /// BitNet b1.58: the blocks' linear maps are BitLinears (ternary weights, 8-bit
+    /// activations) in the forward pass; nil: full precision. Absent from config.json when nil.
+    public var quantization: Quantization?
+    /// BitNet's SubLN: an extra RMSNorm before the attention output and the down
+    /// projection (`attn_sub_norm`, `ffn_sub_norm`). Absent from config.json when false.
+    public var subNorm: Bool?
+
+    public enum Quantization: String, Codable, Sendable, CaseIterable {
+        case ternary
+    }
 
     enum CodingKeys: String, CodingKey {
         case architecture, layers, heads, width, context, bias, dropout, experts
         case vocabSize = "vocab_size", kvHeads = "kv_heads", ffnWidth = "ffn_width", normEps = "norm_eps"
         case ropeTheta = "rope_theta", tiedEmbeddings = "tied_embeddings", expertsActive = "experts_active"
+        case quantization, subNorm = "sub_norm"
     }
 
     public init(architecture: Architecture, vocabSize: Int, layers: Int, heads: Int, kvHeads: Int? = nil,
                 width: Int, context: Int, ffnWidth: Int? = nil, normEps: Double? = nil, ropeTheta: Double = 10_000,
                 bias: Bool? = nil, tiedEmbeddings: Bool? = nil, dropout: Double = 0, experts: Int? = nil,
-                expertsActive: Int? = nil) {
+                expertsActive: Int? = nil, quantization: Quantization? = nil, subNorm: Bool? = nil) {
         self.architecture = architecture
         self.vocabSize = vocabSize
         self.layers = layers
@@ -66,6 +77,8 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         self.dropout = dropout
         self.experts = experts
         self.expertsActive = expertsActive
+        self.quantization = quantization
+        self.subNorm = subNorm == true ? true : nil
     }
 
     public var headSize: Int { width / heads }
@@ -105,6 +118,11 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             } else {
                 problems.append("experts and experts_active go together")
             }
+        }
+        if (quantization != nil || subNorm == true) && !definition.hasTernary {
+            problems.append("\(architecture) has no BitNet option (quantization, sub_norm)")
+        } else if quantization != nil && experts != nil {
+            problems.append("ternary quantization does not apply to a mixture of experts")
         }
         if !problems.isEmpty { throw ConfigError(problems.joined(separator: "; ")) }
     }

@@ -86,11 +86,15 @@ public protocol LanguageModel: AnyObject {
     /// by name (a mixture of experts: "router_aux", its
     /// load-balancing loss); the trainer weights and adds them. Empty for most models.
     var auxiliaryLosses: [String: Tensor] { get }
+    /// A ternary model's switch between full-precision and BitLinear forward passes; nil
+    /// for full-precision models.
+    var ternarySwitch: TernarySwitch? { get }
 }
 
 extension LanguageModel {
     public var layerMetrics: [String: [Double]] { [:] }
     public var auxiliaryLosses: [String: Tensor] { [:] }
+    public var ternarySwitch: TernarySwitch? { nil }
 
     /// Logits [batch, time, vocab] for ids laid out [batch, time].
     public func logits(_ ids: [Int32], batch: Int, time: Int, dropoutRNG rng: inout RNG?) -> Tensor {

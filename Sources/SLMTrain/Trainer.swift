@@ -290,7 +290,9 @@ public final class Trainer {
             + (active < model.parameterCount ? " (\(active) active per token)" : "") + " on \(data.summary); \(config.precision.rawValue) products, peak \(peakFLOPs > 0 ? "\(Int(peakFLOPs / 1e9)) GFLOP/s (\(peakSource))" : "unknown (MFU n/a)"); "
             + "\(tokensPerStep) tokens per step"
             + (config.seqWarmup > 0 ? " (fewer while windows grow from \(min(config.seqStart, context)) tokens over \(config.seqWarmup) steps)" : "")
-            + ", \(Parallel.threadCount) threads")
+            + ", \(Parallel.threadCount) threads"
+            + (model.ternarySwitch == nil ? "" : config.firstTernaryStep > 0
+                ? "; BitNet b1.58: full precision until step \(config.firstTernaryStep), then ternary" : "; BitNet b1.58 ternary"))
         var stopping = try stopReason()
         while step < config.steps && stopping == nil {
             OpProfile.mark("between steps: logging, evaluation, checkpoints")
@@ -298,6 +300,10 @@ public final class Trainer {
             let lr = schedule(step)
             optimizer.learningRate = Float(lr)
             optimizer.zeroGrad()
+            if let ternary = model.ternarySwitch, ternary.on != (step >= config.firstTernaryStep) {
+                ternary.on = step >= config.firstTernaryStep
+                if ternary.on && step > 0 { report("step \(step): from here on ternary (BitLinear) training") }
+            }
             // Shorter windows during a sequence-length warm-up: fewer tokens in those steps.
             let length = config.sequenceLength(step: step, context: context)
             let stepTokens = config.batch * config.accumulation * length

@@ -67,6 +67,14 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var doremiSmoothing = 1e-3
     public var distillWeight = 0.5
     public var distillTemperature = 2.0
+    /// BitNet b1.58 (`quantization = "ternary"`): the model's block linear maps train as
+    /// BitLinears; the model's config records it. nil: full precision.
+    public var quantization: ModelConfig.Quantization? = nil
+    /// "16-to-1.58": this share of the steps in full precision first, then ternary (0: ternary throughout).
+    public var fullPrecisionFraction = 0.0
+
+    /// The first step that trains ternary.
+    public var firstTernaryStep: Int { Int((fullPrecisionFraction * Double(steps)).rounded()) }
 
     /// The window length of a step under the sequence-length warm-up.
     public func sequenceLength(step: Int, context: Int) -> Int {
@@ -88,6 +96,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         case seqWarmup = "seq_warmup", seqStart = "seq_start", coresetKeep = "coreset_keep", coresetNoise = "coreset_noise"
         case teacher, distillWeight = "distill_weight", distillTemperature = "distill_temperature"
         case doremiReference = "doremi_reference", doremiStepSize = "doremi_step_size", doremiSmoothing = "doremi_smoothing"
+        case quantization, fullPrecisionFraction = "full_precision_fraction"
     }
 
     public init() {}
@@ -133,6 +142,8 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         doremiReference = try c.decodeIfPresent(String.self, forKey: .doremiReference)
         doremiStepSize = try value(.doremiStepSize, doremiStepSize)
         doremiSmoothing = try value(.doremiSmoothing, doremiSmoothing)
+        quantization = try c.decodeIfPresent(ModelConfig.Quantization.self, forKey: .quantization)
+        fullPrecisionFraction = try value(.fullPrecisionFraction, fullPrecisionFraction)
     }
 
     init(section: [String: TOMLValue]) throws(TOMLError) {
@@ -192,6 +203,11 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
                                      || doremiReference != nil) {
             sampler = .chunks
         }
+        if let v = try r.string("quantization") {
+            guard let q = ModelConfig.Quantization(rawValue: v) else { throw TOMLError("[training] quantization must be \"ternary\", not \(v)") }
+            quantization = q
+        }
+        if let v = try r.double("full_precision_fraction") { fullPrecisionFraction = v }
         if let v = try r.string("precision") {
             guard let p = MatmulPrecision(setting: v) else { throw TOMLError("[training] precision must be auto, fp32 or bf16, not \(v)") }
             precision = p
@@ -228,6 +244,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         if !(coresetKeep > 0 && coresetKeep <= 1) || !(coresetNoise >= 0 && coresetNoise < 1) || (coresetKeep < 1 && coresetKeep + coresetNoise > 1) {
             problems.append("coreset.keep must be in (0, 1], coreset.noise in [0, 1), and a coreset's keep and noise together at most 1")
         }
+        if !(0..<1).contains(fullPrecisionFraction) || (fullPrecisionFraction > 0 && quantization == nil) {
+            problems.append("full_precision_fraction must be in [0, 1) and goes with quantization = \"ternary\"")
+        }
         do {
             _ = try Self.parseCategoryWeights(categoryWeights)
             _ = try Self.parsePhases(phases)
@@ -256,7 +275,7 @@ extension ModelConfig {
                   normEps: try r.double("norm_eps"), ropeTheta: try r.double("rope_theta") ?? 10_000,
                   bias: try r.bool("bias"), tiedEmbeddings: try r.bool("tied_embeddings"),
                   dropout: try r.double("dropout") ?? 0, experts: try r.int("experts"),
-                  expertsActive: try r.int("experts_active"))
+                  expertsActive: try r.int("experts_active"), subNorm: try r.bool("sub_norm"))
         try r.finish()
     }
 }

@@ -158,7 +158,7 @@ func tempDirectory() -> URL {
 
     /// Logits and loss; for MonarchSLM and SymbioSLM (whose reference builds the dense
     /// masked Monarch matrix from explicit P and B(L) matrices) also a few gradients.
-    @Test(arguments: ["tiny-gpt2", "tiny-llama", "tiny-monarch", "tiny-symbio"])
+    @Test(arguments: ["tiny-gpt2", "tiny-llama", "tiny-monarch", "tiny-symbio", "tiny-bitnet"])
     func logitsMatchThePyTorchReference(_ name: String) throws {
         let dir = Self.fixtures.appendingPathComponent(name)
         let model = try ModelStore.load(from: dir)

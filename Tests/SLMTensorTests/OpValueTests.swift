@@ -124,3 +124,32 @@ import Testing
         #expect(back[0] == 1 && back[1] == -2.5)
     }
 }
+
+/// BitNet b1.58's quantisers on hand-computed values, and their straight-through gradients.
+@Suite struct QuantizationTests {
+    @Test func ternaryWeightsRoundToTheAbsmeanGrid() {
+        // mean|W| = 4/6; W/s = 0.15, −0.75, 1.5, −0.075, 0.45, 3.075 → 0, −1, 1 (clamped), 0, 0, 1 (clamped).
+        let w = Tensor([0.1, -0.5, 1.0, -0.05, 0.3, 2.05], shape: [2, 3])
+        let s: Float = 4.0 / 6.0
+        expectClose(ternaryWeights(w).toArray(), [0, -s, s, 0, 0, s], tolerance: 1e-6)
+        #expect(ternaryWeights(Tensor.zeros([4])).toArray() == [0, 0, 0, 0], "an all-zero tensor stays zero")
+    }
+
+    @Test func int8ActivationsRoundEachRowByItsAbsmax() {
+        // Row 1: γ = 1, x·127 = 63.5, −127, 31.75, 12.7 → 64 (half to even), −127, 32, 13.
+        // Row 2: γ = 4, x·127/4 = 31.75, −0.3175, 127, 0 → 32, 0, 127, 0.
+        let x = Tensor([0.5, -1.0, 0.25, 0.1, 1.0, -0.01, 4.0, 0], shape: [2, 4])
+        expectClose(int8Activations(x).toArray(), [64 / 127, -1, 32 / 127, 13 / 127, 32 * 4 / 127, 0, 4, 0], tolerance: 1e-6)
+    }
+
+    @Test func gradientsPassStraightThrough() {
+        let w = Tensor([0.1, -0.5, 1.0, -0.05], shape: [4]), x = Tensor([0.3, -2, 0.7, 0.01], shape: [1, 4])
+        w.requiresGrad = true
+        x.requiresGrad = true
+        let c = Tensor([1, 2, -3, 4], shape: [4])
+        (ternaryWeights(w) * c).sum().backward()
+        (int8Activations(x) * c.reshaped([1, 4])).sum().backward()
+        #expect(w.grad!.toArray() == [1, 2, -3, 4])
+        #expect(x.grad!.toArray() == [1, 2, -3, 4])
+    }
+}

@@ -101,6 +101,16 @@ class GPT2(Reference):
         return x @ head.t()
 
 
+def bitlinear(x, w):
+    """BitNet b1.58's BitLinear with the straight-through estimator, as its authors train it:
+    weights to {-s, 0, s} with s = mean|W|, each token's activations to 8 bits by absmax."""
+    s = w.abs().mean().clamp(min=1e-5)
+    wq = w + ((w / s).round().clamp(-1, 1) * s - w).detach()
+    scale = 127.0 / x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-5)
+    xq = x + ((x * scale).round().clamp(-128, 127) / scale - x).detach()
+    return xq @ wq.t()
+
+
 class Llama(Reference):
     def __init__(self, c):
         super().__init__(c)
@@ -114,10 +124,14 @@ class Llama(Reference):
             self.add(n + "self_attn.q_proj.weight", (d, d), 0.02)
             self.add(n + "self_attn.k_proj.weight", (kv, d), 0.02)
             self.add(n + "self_attn.v_proj.weight", (kv, d), 0.02)
+            if c.get("sub_norm"):
+                self.add(n + "self_attn.attn_sub_norm.weight", (d,), "ones")
             self.add(n + "self_attn.o_proj.weight", (d, d), resid)
             self.add(n + "post_attention_layernorm.weight", (d,), "ones")
             self.add(n + "mlp.gate_proj.weight", (f, d), 0.02)
             self.add(n + "mlp.up_proj.weight", (f, d), 0.02)
+            if c.get("sub_norm"):
+                self.add(n + "mlp.ffn_sub_norm.weight", (f,), "ones")
             self.add(n + "mlp.down_proj.weight", (d, f), resid)
         self.add("model.norm.weight", (d,), "ones")
         if not c["tied_embeddings"]:
@@ -142,20 +156,29 @@ class Llama(Reference):
         B, T = idx.shape
         d, H, KV = c["width"], c["heads"], c["kv_heads"]
         hs, drop = d // H, c["dropout"] if self.training else 0.0
+        ternary, sub = c.get("quantization") == "ternary", c.get("sub_norm", False)
+
+        def lin(x, name):
+            return bitlinear(x, p[name]) if ternary else x @ p[name].t()
+
         x = F.dropout(p["model.embed_tokens.weight"][idx], drop, self.training)
         for i in range(c["layers"]):
             n = f"model.layers.{i}."
             h = self.rms(x, p[n + "input_layernorm.weight"])
-            q = (h @ p[n + "self_attn.q_proj.weight"].t()).view(B, T, H, hs).transpose(1, 2)
-            k = (h @ p[n + "self_attn.k_proj.weight"].t()).view(B, T, KV, hs).transpose(1, 2)
-            v = (h @ p[n + "self_attn.v_proj.weight"].t()).view(B, T, KV, hs).transpose(1, 2)
+            q = lin(h, n + "self_attn.q_proj.weight").view(B, T, H, hs).transpose(1, 2)
+            k = lin(h, n + "self_attn.k_proj.weight").view(B, T, KV, hs).transpose(1, 2)
+            v = lin(h, n + "self_attn.v_proj.weight").view(B, T, KV, hs).transpose(1, 2)
             q, k = self.rope(q, T), self.rope(k, T)
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=KV != H)
             y = y.transpose(1, 2).reshape(B, T, d)
-            x = x + F.dropout(y @ p[n + "self_attn.o_proj.weight"].t(), drop, self.training)
+            if sub:
+                y = self.rms(y, p[n + "self_attn.attn_sub_norm.weight"])
+            x = x + F.dropout(lin(y, n + "self_attn.o_proj.weight"), drop, self.training)
             h = self.rms(x, p[n + "post_attention_layernorm.weight"])
-            h = F.silu(h @ p[n + "mlp.gate_proj.weight"].t()) * (h @ p[n + "mlp.up_proj.weight"].t())
-            x = x + F.dropout(h @ p[n + "mlp.down_proj.weight"].t(), drop, self.training)
+            h = F.silu(lin(h, n + "mlp.gate_proj.weight")) * lin(h, n + "mlp.up_proj.weight")
+            if sub:
+                h = self.rms(h, p[n + "mlp.ffn_sub_norm.weight"])
+            x = x + F.dropout(lin(h, n + "mlp.down_proj.weight"), drop, self.training)
         x = self.rms(x, p["model.norm.weight"])
         head = p["model.embed_tokens.weight"] if c["tied_embeddings"] else p["lm_head.weight"]
         return x @ head.t()

@@ -96,9 +96,15 @@ def fixture(a):
                              ffn_width=24, norm_eps=1e-6, rope_theta=10000.0, bias=False, tied_embeddings=True, dropout=0.0),
         "tiny-symbio": dict(architecture="symbio", vocab_size=13, layers=2, heads=2, kv_heads=2, width=16, context=9,
                             ffn_width=24, norm_eps=1e-6, rope_theta=10000.0, bias=False, tied_embeddings=True, dropout=0.0),
+        # BitNet b1.58: ternary BitLinears and SubLN norms (last, so the others draw the same numbers).
+        "tiny-bitnet": dict(architecture="llama", vocab_size=13, layers=2, heads=4, kv_heads=2, width=16, context=8,
+                            ffn_width=24, norm_eps=1e-6, rope_theta=100.0, bias=False, tied_embeddings=True, dropout=0.0,
+                            quantization="ternary", sub_norm=True),
     }
     # For the mixer models, a few gradients of the loss too.
-    gradients = {"monarch": ["model.layers.0.mixer.monarch.L1", "model.layers.0.mixer.monarch.L2",
+    gradients = {"llama": ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight",
+                           "model.layers.1.mlp.ffn_sub_norm.weight", "model.embed_tokens.weight"],
+                 "monarch": ["model.layers.0.mixer.monarch.L1", "model.layers.0.mixer.monarch.L2",
                              "model.layers.1.mixer.conv.weight", "model.layers.1.mixer.gate"],
                  "symbio": ["model.layers.0.mixer.monarch.L2", "model.layers.0.mixer.long_conv.weight",
                             "model.layers.1.mixer.conv.weight", "model.layers.1.mixer.gate_logits"]}
@@ -122,7 +128,7 @@ def fixture(a):
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 13), y.reshape(-1))
         expected = {"inputs": x.tolist(), "targets": y.tolist(),
                     "logits": [round(v, 7) for v in logits.detach().reshape(-1).tolist()], "loss": loss.item()}
-        if config["architecture"] in gradients:
+        if config["architecture"] in gradients and (config["architecture"] != "llama" or config.get("quantization")):
             loss.backward()
             expected["gradients"] = {n: [round(v, 8) for v in model.p[n].grad.reshape(-1).tolist()]
                                      for n in gradients[config["architecture"]]}

@@ -32,32 +32,55 @@ struct LayerNormLayer {
 
 /// A linear map, `name`.weight [outputs, inputs] and with `bias` `name`.bias [outputs].
 /// `inputMajor` stores the weight as [inputs, outputs] instead (GPT-2's Conv1D).
+/// With a `ternary` switch that is on, it is BitNet's BitLinear: ternary weights and 8-bit
+/// activations in the forward pass, gradients straight through to the fp32 weights.
 struct Linear {
     let weight: Tensor
     let bias: Tensor?
     let inputMajor: Bool
+    let ternary: TernarySwitch?
 
     init(_ p: ParameterSource, _ name: String, inputs: Int, outputs: Int, std: Float, bias: Bool = false,
-         inputMajor: Bool = false) {
+         inputMajor: Bool = false, ternary: TernarySwitch? = nil) {
         weight = p.make(name + ".weight", inputMajor ? [inputs, outputs] : [outputs, inputs], .normal(std: std))
         self.bias = bias ? p.make(name + ".bias", [outputs], .constant(0)) : nil
         self.inputMajor = inputMajor
+        self.ternary = ternary
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias, inputMajor: inputMajor) }
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        if ternary?.on == true {
+            return linear(int8Activations(x), weight: ternaryWeights(weight), bias: bias, inputMajor: inputMajor)
+        }
+        return linear(x, weight: weight, bias: bias, inputMajor: inputMajor)
+    }
 }
 
-/// LLaMA's feed-forward block: down(silu(gate(x)) · up(x)), under `prefix`{gate,up,down}_proj.
+/// Whether a ternary model's BitLinears quantise: one per model, shared by them. A
+/// "16-to-1.58" run trains with it off, then turns it on part-way.
+public final class TernarySwitch: @unchecked Sendable {
+    public var on: Bool
+    init(on: Bool) { self.on = on }
+}
+
+/// LLaMA's feed-forward block: down(silu(gate(x)) · up(x)), under `prefix`{gate,up,down}_proj;
+/// with `subNorm` (BitNet's SubLN) an RMSNorm `prefix`ffn_sub_norm before down.
 struct SwiGLUMLP {
     let gate, up, down: Linear
+    let subNorm: RMSNormLayer?
 
-    init(_ p: ParameterSource, _ prefix: String, width: Int, hidden: Int, std: Float, residualStd: Float) {
-        gate = Linear(p, prefix + "gate_proj", inputs: width, outputs: hidden, std: std)
-        up = Linear(p, prefix + "up_proj", inputs: width, outputs: hidden, std: std)
-        down = Linear(p, prefix + "down_proj", inputs: hidden, outputs: width, std: residualStd)
+    init(_ p: ParameterSource, _ prefix: String, width: Int, hidden: Int, std: Float, residualStd: Float,
+         ternary: TernarySwitch? = nil, subNormEps: Double? = nil) {
+        gate = Linear(p, prefix + "gate_proj", inputs: width, outputs: hidden, std: std, ternary: ternary)
+        up = Linear(p, prefix + "up_proj", inputs: width, outputs: hidden, std: std, ternary: ternary)
+        subNorm = subNormEps.map { RMSNormLayer(p, prefix + "ffn_sub_norm", width: hidden, eps: $0) }
+        down = Linear(p, prefix + "down_proj", inputs: hidden, outputs: width, std: residualStd, ternary: ternary)
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor { down(swiglu(gate: gate(x), up: up(x))) }
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let hidden = swiglu(gate: gate(x), up: up(x))
+        return down(subNorm.map { $0(hidden) } ?? hidden)
+    }
 }
 
 /// GPT-2's feed-forward block: c_proj(gelu(c_fc(x))), Conv1D weights, under `prefix`.
@@ -86,6 +109,10 @@ struct CausalSelfAttention {
     let output: Linear
     let heads, kvHeads, headSize: Int
     let rotary: RotaryEmbedding?
+    /// BitNet's SubLN: an RMSNorm on the heads' concatenated output, before `output`.
+    var subNorm: RMSNormLayer? = nil
+
+    private func project(_ y: Tensor) -> Tensor { output(subNorm.map { $0(y) } ?? y) }
 
     /// [batch, time, d] → [batch, time, d] at positions from `start`; with a cache, earlier
     /// keys and values come from it and this layer's new ones are appended.
@@ -96,7 +123,7 @@ struct CausalSelfAttention {
         case .fused(let qkv):
             let packed = qkv(x)
             if cache == nil && rotary == nil && AttentionRecorder.current == nil {  // training reads q, k and v in place
-                return output(attention(packedQKV: packed, heads: heads).reshaped([batch, time, d]))
+                return project(attention(packedQKV: packed, heads: heads).reshaped([batch, time, d]))
             }
             let parts = packed.split([d, kv, kv], axis: 2)
             (q, k, v) = (parts[0], parts[1], parts[2])
@@ -112,7 +139,7 @@ struct CausalSelfAttention {
         }
         let (keys, values) = cache?.append(layer: layer, keys: k, values: v) ?? (k, v)
         AttentionRecorder.current?.record(q: q, k: keys)
-        return output(attention(q, keys, values).reshaped([batch, time, d]))
+        return project(attention(q, keys, values).reshaped([batch, time, d]))
     }
 }
 

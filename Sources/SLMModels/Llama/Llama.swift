@@ -27,6 +27,7 @@ public final class Llama: LanguageModel {
     /// The mean over layers of the experts' load-balancing loss from the last forward
     /// pass (a model runs on one thread at a time); see `auxiliaryLosses`.
     private var balance: Tensor?
+    public let ternarySwitch: TernarySwitch?
 
     init(_ config: ModelConfig, _ p: ParameterSource) {
         self.config = config
@@ -34,6 +35,9 @@ public final class Llama: LanguageModel {
         let std: Float = 0.02, residualStd = 0.02 / Float(2 * config.layers).squareRoot()
         let dense = config.experts == nil
         let rotary = RotaryEmbedding(headDim: config.headSize, maxPositions: config.context, theta: config.ropeTheta)
+        // BitNet: the blocks' linear maps are BitLinears; the embedding and head stay fp32.
+        let ternary = config.quantization == .ternary ? TernarySwitch(on: true) : nil
+        let subNormEps = config.subNorm == true ? eps : nil
         tokenEmbedding = p.make("model.embed_tokens.weight", [config.vocabSize, d], .normal(std: std))
         layers = (0..<config.layers).map { i in
             let n = "model.layers.\(i)."
@@ -41,13 +45,15 @@ public final class Llama: LanguageModel {
             return Layer(
                 inputNorm: RMSNormLayer(p, n + "input_layernorm", width: d, eps: eps),
                 attention: CausalSelfAttention(
-                    projections: .separate(q: Linear(p, a + "q_proj", inputs: d, outputs: d, std: std, bias: config.bias),
-                                           k: Linear(p, a + "k_proj", inputs: d, outputs: kv, std: std, bias: config.bias),
-                                           v: Linear(p, a + "v_proj", inputs: d, outputs: kv, std: std, bias: config.bias)),
-                    output: Linear(p, a + "o_proj", inputs: d, outputs: d, std: residualStd, bias: config.bias),
-                    heads: config.heads, kvHeads: config.kvHeads, headSize: config.headSize, rotary: rotary),
+                    projections: .separate(q: Linear(p, a + "q_proj", inputs: d, outputs: d, std: std, bias: config.bias, ternary: ternary),
+                                           k: Linear(p, a + "k_proj", inputs: d, outputs: kv, std: std, bias: config.bias, ternary: ternary),
+                                           v: Linear(p, a + "v_proj", inputs: d, outputs: kv, std: std, bias: config.bias, ternary: ternary)),
+                    output: Linear(p, a + "o_proj", inputs: d, outputs: d, std: residualStd, bias: config.bias, ternary: ternary),
+                    heads: config.heads, kvHeads: config.kvHeads, headSize: config.headSize, rotary: rotary,
+                    subNorm: subNormEps.map { RMSNormLayer(p, a + "attn_sub_norm", width: d, eps: $0) }),
                 postNorm: RMSNormLayer(p, n + "post_attention_layernorm", width: d, eps: eps),
-                mlp: dense ? SwiGLUMLP(p, n + "mlp.", width: d, hidden: f, std: std, residualStd: residualStd) : nil,
+                mlp: dense ? SwiGLUMLP(p, n + "mlp.", width: d, hidden: f, std: std, residualStd: residualStd,
+                                       ternary: ternary, subNormEps: subNormEps) : nil,
                 experts: config.experts.map { e in
                     MixtureOfExperts(p, n + "mlp.", width: d, hidden: f, experts: e, active: config.expertsActive ?? 1,
                                      std: std, residualStd: residualStd)
@@ -58,6 +64,7 @@ public final class Llama: LanguageModel {
         parameters = p.made
         parameterDecays = p.decays
         self.rotary = rotary
+        ternarySwitch = ternary
     }
 
     /// With a KV cache, positions (for RoPE) continue after the cached tokens, whose keys
@@ -106,7 +113,8 @@ extension Llama {
         parameterCount: { c in
             let d = c.width, kv = c.kvHeads * c.headSize
             let feedForward = c.experts.map { e in e * (3 * d * c.ffnWidth + d) } ?? 3 * d * c.ffnWidth
-            let block = 2 * d + d * d + 2 * d * kv + d * d + feedForward
+            let subNorms = c.subNorm == true ? d + c.ffnWidth : 0
+            let block = 2 * d + d * d + 2 * d * kv + d * d + feedForward + subNorms
             return c.vocabSize * d + c.layers * block + d + (c.tiedEmbeddings ? 0 : c.vocabSize * d)
         },
         flopsPerToken: { c in
@@ -117,11 +125,18 @@ extension Llama {
             return 2 * Double(nonEmbedding + c.vocabSize * c.width) + 2 * 2 * Double(c.layers * c.context * c.width)
         },
         build: { Llama($0, $1) },
-        decodingWeights: { m, precision in DecodingWeights(llama: m as! Llama, precision: precision) },
+        // BitNet models decode through the general forward pass, which quantises as training did.
+        decodingWeights: { m, precision in
+            m.config.quantization == nil && m.config.subNorm != true ? DecodingWeights(llama: m as! Llama, precision: precision) : nil
+        },
         hasExperts: true,
+        hasTernary: true,
         huggingFaceConfig: { c in
             if c.experts != nil {
                 throw ConfigError("exporting a mixture of experts to transformers is not supported; the checkpoint's safetensors use Mixtral-style names under mlp.gate and mlp.experts.{e}")
+            }
+            if c.quantization != nil || c.subNorm == true {
+                throw ConfigError("exporting a BitNet model (ternary or SubLN) to transformers is not supported: LlamaForCausalLM would run it in full precision")
             }
             return [
                 "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": c.vocabSize,

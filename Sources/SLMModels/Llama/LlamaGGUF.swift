@@ -1,6 +1,10 @@
 /// LLaMA (and its mixtures of experts) as llama.cpp's "llama" architecture.
 extension Llama {
     static func ggufLayout(_ c: ModelConfig) throws -> GGUFLayout {
+        if c.quantization != nil || c.subNorm == true {
+            throw ConfigError("exporting a BitNet model (ternary or SubLN) to GGUF is not implemented yet (TQ2_0 and llama.cpp's bitnet architecture); "
+                + "llama.cpp's llama would run it in full precision")
+        }
         var metadata: [(key: String, value: GGUFValue)] = [
             ("llama.context_length", .uint32(UInt32(c.context))),
             ("llama.embedding_length", .uint32(UInt32(c.width))),

@@ -56,6 +56,10 @@ struct Train: ParsableCommand {
             transform: parsePrecision)
     var precision: MatmulPrecision?
 
+    @Option(help: ArgumentHelp("BitNet b1.58: the blocks' linear maps train with ternary weights and 8-bit activations (training.quantization); "
+        + "with training.full_precision_fraction = F, the first F of the steps train in full precision (\"16-to-1.58\").", valueName: "ternary"))
+    var quantize: ModelConfig.Quantization?
+
     @Option(help: "Distil from this checkpoint (same tokenizer as the data): the student also learns the teacher's softened distribution, weighted by training.distill_weight (0.5) at training.distill_temperature (2).")
     var teacher: String?
 
@@ -103,8 +107,14 @@ struct Train: ParsableCommand {
         let dataURL = URL(fileURLWithPath: data), outURL = URL(fileURLWithPath: out)
         let trainingData = try userFacing { try TrainingData(directory: dataURL) }
         let initial = try initFrom.map { path in try userFacing { try loadInitial(path, data: dataURL) } }
-        let (modelConfig, trainingConfig) = try userFacing { try configs(vocabSize: trainingData.meta.vocabularySize, initial: initial) }
-        let model = try initial ?? userFacing { try makeModel(modelConfig, seed: trainingConfig.seed) }
+        var (modelConfig, trainingConfig) = try userFacing { try configs(vocabSize: trainingData.meta.vocabularySize, initial: initial) }
+        // Ternary training makes a ternary model (a full-precision one given with --init becomes one).
+        if let q = trainingConfig.quantization { modelConfig.quantization = q }
+        let model = try userFacing {
+            guard let initial else { return try makeModel(modelConfig, seed: trainingConfig.seed) }
+            guard initial.config != modelConfig else { return initial }
+            return try makeModel(modelConfig, weights: Dictionary(uniqueKeysWithValues: initial.parameters.map { ($0.name, $0.tensor) }))
+        }
         if let initial, leader {
             printError("fine-tuning \(initFrom!): \(modelConfig.architecture), \(initial.parameterCount) parameters")
         }
@@ -202,6 +212,9 @@ struct Train: ParsableCommand {
         return model
     }
 
+    /// --set values, then the flags that stand for a setting (checked together with them).
+    var allOverrides: [String] { overrides + (quantize.map { ["training.quantization=\"\($0.rawValue)\""] } ?? []) }
+
     func configs(vocabSize: Int, initial: (any LanguageModel)? = nil) throws -> (ModelConfig, TrainingConfig) {
         guard preset == nil || config == nil else { throw CommandError("give --preset or --config, not both") }
         var p: Preset
@@ -211,11 +224,11 @@ struct Train: ParsableCommand {
             var training = TrainingConfig()
             if let name = preset ?? config {
                 p = try Preset.load(name, executable: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath())
-                try p.override(overrides)
+                try p.override(allOverrides)
                 training = try p.trainingConfig()
-            } else if !overrides.isEmpty {
+            } else if !allOverrides.isEmpty {
                 p = try Preset(name: "--set", text: "")
-                try p.override(overrides)
+                try p.override(allOverrides)
                 training = try p.trainingConfig()
             }
             return (initial.config, try applyFlags(training))
@@ -232,7 +245,7 @@ struct Train: ParsableCommand {
             throw CommandError("choose a model: --preset NAME, --config FILE, or --resume DIR")
         }
         if let depth { try p.applyDepth(depth, vocabSize: vocabSize) }
-        try p.override(overrides)
+        try p.override(allOverrides)
         let (model, training) = try p.configs(vocabSize: vocabSize)
         return (model, try applyFlags(training))
     }
@@ -246,6 +259,7 @@ struct Train: ParsableCommand {
         if let evalInterval { t.evalInterval = evalInterval }
         if let teacher { t.teacher = URL(fileURLWithPath: teacher).standardizedFileURL.path }
         if let precision { t.precision = precision }
+        if let quantize { t.quantization = quantize }
         if let time {
             guard let s = SLMTrain.Duration.seconds(time) else { throw CommandError("--time must look like 90s, 10m or 1h30m, not \(time)") }
             t.timeBudget = s
@@ -275,3 +289,4 @@ enum StopSignal {
 }
 
 extension WirePrecision: ExpressibleByArgument {}
+extension ModelConfig.Quantization: ExpressibleByArgument {}
