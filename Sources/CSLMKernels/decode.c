@@ -15,6 +15,7 @@
 // and waits only for tasks a worker has actually started.
 #include "internal.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -226,14 +227,46 @@ static void row_range(int64_t rows, int64_t task, int64_t tasks, int64_t *begin,
     *end = b1 * ROW_ALIGN < rows ? b1 * ROW_ALIGN : rows;
 }
 
-static void gemv_rows(const slm_matrix *m, int64_t r0, int64_t r1, const float *x, float *y, int accumulate) {
+// The input of a ternary GEMV, quantised once before the rows are split.
+typedef struct {
+    const int8_t *q;
+    int32_t sum;
+    float scale;
+} quantized_input;
+
+void slm_quantize_act_i8(int64_t n, int64_t padded, const float *x, int8_t *xq, float *x_scale, int32_t *xq_sum) {
+    float peak = 0;
+    for (int64_t k = 0; k < n; k++) peak = fmaxf(peak, fabsf(x[k]));
+    // As the training quantiser: up = 127 / max(peak, 1e-5), x ≈ xq / up.
+    const float up = 127.0f / fmaxf(peak, 1e-5f);
+    int32_t sum = 0;
+    for (int64_t k = 0; k < n; k++) {
+        float v = nearbyintf(x[k] * up);  // ties to even in the default rounding mode
+        int32_t q = v > 127 ? 127 : v < -128 ? -128 : (int32_t)v;
+        xq[k] = (int8_t)q;
+        sum += q;
+    }
+    for (int64_t k = n; k < padded; k++) xq[k] = 0;
+    *x_scale = 1.0f / up;
+    *xq_sum = sum;
+}
+
+static void gemv_rows(const slm_matrix *m, int64_t r0, int64_t r1, const float *x, const quantized_input *xq,
+                      float *y, int accumulate) {
     if (r1 <= r0) return;
     const float *bias = m->bias ? m->bias + r0 : NULL;
-    if (m->int8)
+    switch (m->format) {
+    case SLM_WEIGHTS_T2:
+        slm_gemv_t2(r1 - r0, m->cols, (const uint8_t *)m->w + r0 * (m->cols / 4), m->scales + r0, xq->q, xq->sum,
+                    xq->scale, bias, y + r0, accumulate);
+        break;
+    case SLM_WEIGHTS_I8:
         slm_gemv_i8(r1 - r0, m->cols, (const int8_t *)m->w + r0 * m->cols, m->scales + r0, x, bias, y + r0,
                     accumulate);
-    else
+        break;
+    default:
         slm_gemv_f32(r1 - r0, m->cols, (const float *)m->w + r0 * m->cols, x, bias, y + r0, accumulate);
+    }
 }
 
 // Tasks per thread: a few, so that a thread that falls behind (preempted, or slower
@@ -249,6 +282,7 @@ static int64_t tasks_for(int64_t threads, int64_t weights, int64_t rows) {
 typedef struct {
     const slm_matrix *m, *up;
     const float *x;
+    const quantized_input *xq;
     float *y, *scratch;
     int accumulate;
     slm_activation act;
@@ -258,14 +292,29 @@ static void gemv_task(void *ctx, int64_t task, int64_t tasks) {
     const gemv_job *j = ctx;
     int64_t r0, r1;
     row_range(j->m->rows, task, tasks, &r0, &r1);
-    gemv_rows(j->m, r0, r1, j->x, j->y, j->accumulate);
+    gemv_rows(j->m, r0, r1, j->x, j->xq, j->y, j->accumulate);
     if (j->act == SLM_ACT_GELU && r1 > r0) slm_gelu_fwd(r1 - r0, j->y + r0, j->y + r0);
+}
+
+// A ternary matrix reads x as int8: quantised here, on the calling thread, into `buffer`
+// (on the stack for the usual widths) before the rows are split.
+#define STACK_INPUT 16384
+static int8_t *quantize_input(const slm_matrix *m, const float *x, int8_t *stack, quantized_input *out) {
+    int8_t *q = m->cols <= STACK_INPUT ? stack : malloc((size_t)m->cols);
+    // x has `inputs` values; the padding columns (zero weights) read zeros.
+    slm_quantize_act_i8(m->inputs, m->cols, x, q, &out->scale, &out->sum);
+    out->q = q;
+    return q == stack ? NULL : q;
 }
 
 void slm_decode_gemv(int64_t threads, const slm_matrix *m, const float *x, float *y, int accumulate,
                      slm_activation act) {
-    gemv_job j = {.m = m, .x = x, .y = y, .accumulate = accumulate, .act = act};
+    int8_t stack[m->format == SLM_WEIGHTS_T2 && m->cols <= STACK_INPUT ? m->cols : 1];
+    quantized_input xq = {0};
+    int8_t *heap = m->format == SLM_WEIGHTS_T2 ? quantize_input(m, x, stack, &xq) : NULL;
+    gemv_job j = {.m = m, .x = x, .xq = &xq, .y = y, .accumulate = accumulate, .act = act};
     slm_pool_run(threads, tasks_for(threads, m->rows * m->cols, m->rows), gemv_task, &j);
+    free(heap);
 }
 
 // Gate and up rows of the same range in one task, then SwiGLU on that range: no
@@ -275,15 +324,20 @@ static void swiglu_task(void *ctx, int64_t task, int64_t tasks) {
     int64_t r0, r1;
     row_range(j->m->rows, task, tasks, &r0, &r1);
     if (r1 <= r0) return;
-    gemv_rows(j->m, r0, r1, j->x, j->y, 0);
-    gemv_rows(j->up, r0, r1, j->x, j->scratch, 0);
+    gemv_rows(j->m, r0, r1, j->x, j->xq, j->y, 0);
+    gemv_rows(j->up, r0, r1, j->x, j->xq, j->scratch, 0);
     slm_swiglu_fwd(r1 - r0, j->y + r0, j->scratch + r0, j->y + r0);
 }
 
 void slm_decode_gemv_swiglu(int64_t threads, const slm_matrix *gate, const slm_matrix *up, const float *x,
                             float *y, float *scratch) {
-    gemv_job j = {.m = gate, .up = up, .x = x, .y = y, .scratch = scratch};
+    // Gate and up read the same x: one quantisation serves both (ternary models make both ternary).
+    int8_t stack[gate->format == SLM_WEIGHTS_T2 && gate->cols <= STACK_INPUT ? gate->cols : 1];
+    quantized_input xq = {0};
+    int8_t *heap = gate->format == SLM_WEIGHTS_T2 ? quantize_input(gate, x, stack, &xq) : NULL;
+    gemv_job j = {.m = gate, .up = up, .x = x, .xq = &xq, .y = y, .scratch = scratch};
     slm_pool_run(threads, tasks_for(threads, 2 * gate->rows * gate->cols, gate->rows), swiglu_task, &j);
+    free(heap);
 }
 
 static void attention_task(void *ctx, int64_t task, int64_t tasks) {

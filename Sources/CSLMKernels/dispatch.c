@@ -36,6 +36,7 @@ static const slm_kernel_table slm_kernels_scalar = {
     .attention_bwd = slm_attention_bwd_ref,
     .gemv_f32 = slm_gemv_f32_ref,
     .gemv_i8 = slm_gemv_i8_ref,
+    .gemv_t2 = slm_gemv_t2_ref,
     .attention_decode = slm_attention_decode_ref,
     .sigmoid_fwd = slm_sigmoid_fwd_ref,
     .sigmoid_bwd = slm_sigmoid_bwd_ref,
@@ -200,6 +201,10 @@ void slm_gemv_f32(int64_t rows, int64_t cols, const float *w, const float *x, co
 void slm_gemv_i8(int64_t rows, int64_t cols, const int8_t *wq, const float *scales,
                  const float *x, const float *bias, float *y, int accumulate) {
     K->gemv_i8(rows, cols, wq, scales, x, bias, y, accumulate);
+}
+void slm_gemv_t2(int64_t rows, int64_t cols, const uint8_t *wq, const float *scales, const int8_t *xq,
+                 int32_t xq_sum, float x_scale, const float *bias, float *y, int accumulate) {
+    K->gemv_t2(rows, cols, wq, scales, xq, xq_sum, x_scale, bias, y, accumulate);
 }
 void slm_attention_decode(const slm_attention_decode_args *a, int64_t head_begin, int64_t head_end) {
     K->attention_decode(a, head_begin, head_end);

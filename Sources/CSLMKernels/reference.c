@@ -388,6 +388,22 @@ void slm_gemv_f32_ref(int64_t rows, int64_t cols, const float *w, const float *x
     }
 }
 
+void slm_gemv_t2_ref(int64_t rows, int64_t cols, const uint8_t *wq, const float *scales, const int8_t *xq,
+                     int32_t xq_sum, float x_scale, const float *bias, float *y, int accumulate) {
+    (void)xq_sum;
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *row = wq + r * (cols / 4);
+        int64_t dot = 0;
+        for (int64_t k = 0; k < cols; k++) {
+            int64_t g = k / SLM_T2_GROUP, i = k % SLM_T2_GROUP, m = i % 32, pair = i / 32;
+            int t = (row[g * 32 + m] >> (2 * pair) & 3) - 1;
+            dot += (int64_t)t * xq[k];
+        }
+        float v = (float)dot * (scales[r] * x_scale) + (bias ? bias[r] : 0.0f);
+        y[r] = accumulate ? y[r] + v : v;
+    }
+}
+
 void slm_gemv_i8_ref(int64_t rows, int64_t cols, const int8_t *wq, const float *scales,
                      const float *x, const float *bias, float *y, int accumulate) {
     for (int64_t r = 0; r < rows; r++) {

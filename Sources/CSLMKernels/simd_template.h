@@ -774,6 +774,7 @@ static void FN(attention_decode)(const slm_attention_decode_args *a, int64_t hea
 }
 
 #include "mixers_template.h"
+#include "ternary_template.h"
 
 const slm_kernel_table FN(slm_kernels) = {
     .add = FN(add),
@@ -806,6 +807,7 @@ const slm_kernel_table FN(slm_kernels) = {
     .attention_bwd = FN(attention_bwd),
     .gemv_f32 = FN(gemv_f32),
     .gemv_i8 = FN(gemv_i8),
+    .gemv_t2 = FN(gemv_t2),
     .attention_decode = FN(attention_decode),
     .sigmoid_fwd = FN(sigmoid_fwd),
     .sigmoid_bwd = FN(sigmoid_bwd),

@@ -121,8 +121,8 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         }
         if (quantization != nil || subNorm == true) && !definition.hasTernary {
             problems.append("\(architecture) has no BitNet option (quantization, sub_norm)")
-        } else if quantization != nil && experts != nil {
-            problems.append("ternary quantization does not apply to a mixture of experts")
+        } else if (quantization != nil || subNorm == true) && experts != nil {
+            problems.append("BitNet's ternary quantization and sub_norm do not apply to a mixture of experts")
         }
         if !problems.isEmpty { throw ConfigError(problems.joined(separator: "; ")) }
     }

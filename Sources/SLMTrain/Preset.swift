@@ -78,8 +78,10 @@ public struct Preset: Sendable {
     }
 
     public func configs(vocabSize: Int) throws -> (ModelConfig, TrainingConfig) {
-        let model = try ModelConfig(section: table["model"] ?? [:], vocabSize: vocabSize)
+        var model = try ModelConfig(section: table["model"] ?? [:], vocabSize: vocabSize)
         let training = try TrainingConfig(section: table["training"] ?? [:])
+        // Ternary training trains (and makes) a ternary model.
+        if let q = training.quantization { model.quantization = q }
         try model.validate()
         try training.validate()
         return (model, training)

@@ -88,6 +88,33 @@ import Testing
         }
     }
 
+    /// BitNet b1.58 models decode from packed ternary weights with int8 activations, as
+    /// they trained: the decoder against the general forward pass (whose BitLinears
+    /// quantise in fp32). Widths of one padded group (48), two groups (160), and a SwiGLU
+    /// width that is not a multiple of 128, with and without SubLN. The tolerance allows
+    /// an activation that lands on a rounding boundary in one path and not the other.
+    @Test(arguments: [(48, 72, true), (160, 200, false), (256, 640, true)])
+    func ternaryMatchesTheForwardPass(_ shape: (width: Int, ffn: Int, subNorm: Bool)) throws {
+        let config = ModelConfig(architecture: .llama, vocabSize: 53, layers: 2, heads: 4, kvHeads: 2, width: shape.width, context: 24,
+                                 ffnWidth: shape.ffn, quantization: .ternary, subNorm: shape.subNorm)
+        let m = try Self.model(config)
+        let prompt = Self.tokens(6, vocab: 53, seed: 3), steps = Self.tokens(8, vocab: 53, seed: 4)
+        let expected = Self.referenceLogits(m, prompt: prompt, steps: steps)
+        for precision in [WeightPrecision.fp32, .int8, .ternary] {
+            let d = try #require(m.makeDecoder(precision: precision))
+            #expect(d.weights.bytesPerToken < (precision == .fp32 ? 53 * shape.width * 4 + 53 * 4 : 53 * shape.width + 53 * 4) + 2 * 6 * shape.width * shape.ffn,
+                    "blocks stored at 2 bits per weight")
+            // ternary and int8 make the head int8: compare those loosely, as int8StaysCloseToFP32 does.
+            let tolerance: Float = precision == .fp32 ? 1e-2 : 6e-2
+            let first = prompt.map { Array(d.step($0)) }.last!
+            Self.expectLogitsClose(first, expected[0], relative: tolerance, "ternary \(shape) prompt, \(precision)")
+            for (i, t) in steps.enumerated() {
+                Self.expectLogitsClose(Array(d.step(t)), expected[i + 1], relative: tolerance, "ternary \(shape) step \(i), \(precision)")
+            }
+        }
+        #expect(throws: ConfigError.self) { try WeightPrecision.ternary.check(for: Self.configs[2]) }
+    }
+
     /// After a reset (what the generator does when the context is full) the decoder
     /// matches a fresh reference on the kept tokens, wherever its old entries were.
     @Test(arguments: [configs[0], configs[2], configs[7], configs[8], configs[10]])

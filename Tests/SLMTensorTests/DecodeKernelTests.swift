@@ -54,6 +54,63 @@ import Testing
         #expect(y1[3] == 0)
     }
 
+    /// Ternary codes packed in TQ2_0 order: t[r][k] for k < cols, zero weights after.
+    static func packTernary(_ t: [Int], rows: Int, cols: Int) -> [UInt8] {
+        var packed = [UInt8](repeating: 0, count: rows * cols / 4)
+        for r in 0..<rows {
+            for k in 0..<cols {
+                let (g, i) = k.quotientAndRemainder(dividingBy: 128)
+                packed[r * cols / 4 + g * 32 + i % 32] |= UInt8(t[r * cols + k] + 1) << (2 * (i / 32))
+            }
+        }
+        return packed
+    }
+
+    /// The ternary GEMV: every SIMD table equals the reference (integer sums; the scaling
+    /// may round differently by an ulp),
+    /// and the reference equals the plain product of ternary weights and int8 inputs, by
+    /// rows of one to five groups (AVX-512's odd last group included).
+    @Test(arguments: isas)
+    func ternaryGemv(_ isa: slm_isa) {
+        let k = slm_kernel_table_for(isa)!.pointee
+        for (rows, cols) in [(1, 128), (3, 256), (5, 384), (9, 640)] {
+            var rng = RNG(seed: UInt64(rows * cols))
+            let t = (0..<(rows * cols)).map { _ in Int(rng.next() % 3) - 1 }
+            // Extreme inputs too: all −128 would saturate int16 pair sums if the kernel mishandled them.
+            let xq = (0..<cols).map { i in i % 7 == 0 ? Int8.min : Int8(truncatingIfNeeded: Int(rng.next() % 256) - 128) }
+            let xsum = Int32(xq.reduce(0) { $0 + Int($1) })
+            let packed = Self.packTernary(t, rows: rows, cols: cols)
+            let scales = randomArray(rows, seed: 9, scale: 0.1).map(abs), bias = randomArray(rows, seed: 10)
+            let y0 = randomArray(rows, seed: 11)
+            for accumulate: Int32 in [0, 1] {
+                for b in [nil, bias] {
+                    var y1 = y0, y2 = y0
+                    k.gemv_t2(Int64(rows), Int64(cols), packed, scales, xq, xsum, 0.5, b, &y1, accumulate)
+                    slm_gemv_t2_ref(Int64(rows), Int64(cols), packed, scales, xq, xsum, 0.5, b, &y2, accumulate)
+                    // Integer sums, so only the float epilogue (fused or not) may differ: by an ulp.
+                    expectClose(y1, y2, tolerance: 1e-4)
+                    var plain = [Float](repeating: 0, count: rows)
+                    for r in 0..<rows {
+                        var dot = 0
+                        for c in 0..<cols { dot += t[r * cols + c] * Int(xq[c]) }
+                        let base: Float = accumulate == 1 ? y0[r] : 0
+                        plain[r] = base + Float(dot) * (scales[r] * 0.5) + (b?[r] ?? 0)
+                    }
+                    expectClose(y2, plain, tolerance: 1e-4)
+                }
+            }
+        }
+    }
+
+    /// The activation quantiser rounds like the training one: x·127/max|x|, ties to even.
+    @Test func activationQuantiser() {
+        let x: [Float] = [0.5, -1.0, 0.25, 0.1, 0, 0.0]
+        var q = [Int8](repeating: 99, count: 8), scale: Float = 0, sum: Int32 = 0
+        slm_quantize_act_i8(6, 8, x, &q, &scale, &sum)
+        #expect(q == [64, -127, 32, 13, 0, 0, 0, 0] && sum == -18)
+        #expect(abs(scale - 1 / 127) < 1e-9)
+    }
+
     @Test(arguments: isas)
     func attentionDecode(_ isa: slm_isa) {
         let k = slm_kernel_table_for(isa)!.pointee
@@ -142,9 +199,9 @@ import Testing
             var outs: [[Float]] = []
             w.withUnsafeBufferPointer { wp in wq.withUnsafeBufferPointer { qp in up.withUnsafeBufferPointer { upp in
                 scales.withUnsafeBufferPointer { sp in bias.withUnsafeBufferPointer { bp in
-                    var f = slm_matrix(rows: Int64(rows), cols: Int64(cols), int8: 0, w: wp.baseAddress, scales: nil, bias: bp.baseAddress)
-                    var q = slm_matrix(rows: Int64(rows), cols: Int64(cols), int8: 1, w: qp.baseAddress, scales: sp.baseAddress, bias: nil)
-                    var u = slm_matrix(rows: Int64(rows), cols: Int64(cols), int8: 0, w: upp.baseAddress, scales: nil, bias: nil)
+                    var f = slm_matrix(rows: Int64(rows), cols: Int64(cols), inputs: Int64(cols), format: SLM_WEIGHTS_F32, w: wp.baseAddress, scales: nil, bias: bp.baseAddress)
+                    var q = slm_matrix(rows: Int64(rows), cols: Int64(cols), inputs: Int64(cols), format: SLM_WEIGHTS_I8, w: qp.baseAddress, scales: sp.baseAddress, bias: nil)
+                    var u = slm_matrix(rows: Int64(rows), cols: Int64(cols), inputs: Int64(cols), format: SLM_WEIGHTS_F32, w: upp.baseAddress, scales: nil, bias: nil)
                     var y = [Float](repeating: 1, count: rows), scratch = y
                     slm_decode_gemv(threads, &f, x, &y, 1, SLM_ACT_GELU)
                     outs.append(y)

@@ -157,6 +157,19 @@ void slm_gemv_f32(int64_t rows, int64_t cols, const float *w, const float *x, co
 void slm_gemv_i8(int64_t rows, int64_t cols, const int8_t *wq, const float *scales,
                  const float *x, const float *bias, float *y, int accumulate);
 
+/// Ternary weights, 2 bits each (BitNet b1.58): W[r, k] = scale[r] * t, t in {-1, 0, 1}
+/// stored as t + 1. A row is `cols` / 4 bytes, cols a multiple of SLM_T2_GROUP; in each
+/// group of 128 weights (32 bytes), byte m holds weights m, m+32, m+64 and m+96 in its
+/// bit pairs 0-1, 2-3, 4-5 and 6-7 (llama.cpp's TQ2_0 order). Activations come
+/// quantised to int8 (`slm_quantize_act_i8`): y[r] (+)= scale[r] * x_scale * sum_k t * xq[k] (+ bias[r]).
+#define SLM_T2_GROUP 128
+void slm_gemv_t2(int64_t rows, int64_t cols, const uint8_t *wq, const float *scales, const int8_t *xq,
+                 int32_t xq_sum, float x_scale, const float *bias, float *y, int accumulate);
+/// BitNet's activation quantiser: xq[k] = clamp(round(x[k] * 127 / max|x|), -128, 127)
+/// (ties to even), zero past n up to `padded`; *x_scale = max|x| / 127 (so x ≈ xq * x_scale),
+/// *xq_sum = the sum of xq.
+void slm_quantize_act_i8(int64_t n, int64_t padded, const float *x, int8_t *xq, float *x_scale, int32_t *xq_sum);
+
 /// One query per head against a KV cache. Keys are stored transposed per KV head,
 /// kt[kvh][d][ldk] (so a query's scores vectorise across keys; ldk is the padded
 /// capacity, a multiple of 64, and unused columns must be finite); values row-wise,
@@ -171,12 +184,17 @@ typedef struct {
 /// Processes query heads [head_begin, head_end).
 void slm_attention_decode(const slm_attention_decode_args *a, int64_t head_begin, int64_t head_end);
 
-/// A weight matrix in decode layout: row-major [rows, cols], fp32 or int8 + row scales.
+/// How a decode matrix stores its weights.
+typedef enum { SLM_WEIGHTS_F32 = 0, SLM_WEIGHTS_I8 = 1, SLM_WEIGHTS_T2 = 2 } slm_weight_format;
+
+/// A weight matrix in decode layout: row-major [rows, cols], fp32, int8 + row scales, or
+/// packed ternary + row scales (cols then padded to SLM_T2_GROUP; inputs are quantised to int8).
 typedef struct {
     int64_t rows, cols;
-    int int8;              ///< 0: w is float, 1: w is int8_t with `scales`
+    int64_t inputs;        ///< values of x read: cols, or for ternary the width before padding
+    slm_weight_format format;
     const void *w;
-    const float *scales;   ///< one per row (int8 only)
+    const float *scales;   ///< one per row (int8 and ternary)
     const float *bias;     ///< rows entries, or NULL
 } slm_matrix;
 
@@ -300,6 +318,8 @@ typedef struct {
     void (*gemv_f32)(int64_t, int64_t, const float *, const float *, const float *, float *, int);
     void (*gemv_i8)(int64_t, int64_t, const int8_t *, const float *, const float *, const float *,
                     float *, int);
+    void (*gemv_t2)(int64_t, int64_t, const uint8_t *, const float *, const int8_t *, int32_t, float,
+                    const float *, float *, int);
     void (*attention_decode)(const slm_attention_decode_args *, int64_t, int64_t);
     void (*sigmoid_fwd)(int64_t, const float *, float *);
     void (*sigmoid_bwd)(int64_t, const float *, const float *, float *);
@@ -358,6 +378,8 @@ void slm_attention_bwd_ref(const slm_attention_args *a, const float *dout, float
 void slm_f32_to_bf16_ref(int64_t n, const float *x, uint16_t *y);
 void slm_gemv_f32_ref(int64_t rows, int64_t cols, const float *w, const float *x, const float *bias,
                       float *y, int accumulate);
+void slm_gemv_t2_ref(int64_t rows, int64_t cols, const uint8_t *wq, const float *scales, const int8_t *xq,
+                     int32_t xq_sum, float x_scale, const float *bias, float *y, int accumulate);
 void slm_gemv_i8_ref(int64_t rows, int64_t cols, const int8_t *wq, const float *scales,
                      const float *x, const float *bias, float *y, int accumulate);
 void slm_attention_decode_ref(const slm_attention_decode_args *a, int64_t head_begin, int64_t head_end);

@@ -8,6 +8,18 @@ public enum WeightPrecision: String, Sendable, CaseIterable, Codable {
     /// Weight-only int8: one fp32 scale per output row (max |w| / 127), activations fp32.
     /// A quarter of the memory traffic per token; logits move by a fraction of a percent.
     case int8
+    /// BitNet b1.58 models only: the blocks' weights as they trained, ternary, packed 2
+    /// bits each, with int8 activations; the output head in int8. (A ternary model's
+    /// blocks decode ternary at every precision; this one also makes its head int8.)
+    case ternary
+
+    /// Refuses ternary decoding of a model that did not train ternary.
+    public func check(for config: ModelConfig) throws(ConfigError) {
+        if self == .ternary && config.quantization != .ternary {
+            throw ConfigError("--weights ternary needs a model trained ternary (training.quantization = \"ternary\"); "
+                + "this one has full-precision weights: use fp32 or int8")
+        }
+    }
 }
 
 /// A 64-byte-aligned buffer that a decoder owns (weights, caches, scratch).
@@ -32,8 +44,8 @@ final class AlignedBuffer<Element> {
 }
 
 /// A weight matrix in decode layout: row-major [rows (outputs), cols (inputs)], so one
-/// output is one contiguous dot product and threads split the rows. fp32, or int8 with
-/// a scale per row. Built once from a model's tensors (a copy: later changes to the
+/// output is one contiguous dot product and threads split the rows. fp32, int8 with a
+/// scale per row, or packed ternary with a scale per row (BitNet models). Built once from a model's tensors (a copy: later changes to the
 /// model do not reach it).
 final class DecodeMatrix {
     let rows: Int
@@ -41,6 +53,7 @@ final class DecodeMatrix {
     let precision: WeightPrecision
     private let f32: AlignedBuffer<Float>?
     private let i8: AlignedBuffer<Int8>?
+    private let t2: AlignedBuffer<UInt8>?
     private let scales: AlignedBuffer<Float>?
     private let bias: AlignedBuffer<Float>?
     /// What the C kernels read; points into the buffers above.
@@ -84,20 +97,45 @@ final class DecodeMatrix {
         } else {
             bias = nil
         }
+        var format = SLM_WEIGHTS_F32, storedColumns = cols
+        var f32: AlignedBuffer<Float>? = nil, i8: AlignedBuffer<Int8>? = nil, t2: AlignedBuffer<UInt8>? = nil
+        var scales: AlignedBuffer<Float>? = nil
         switch precision {
         case .fp32:
             f32 = dense
-            i8 = nil
-            scales = nil
         case .int8:
-            let (q, s) = DecodeMatrix.quantize(dense.pointer, rows: rows, cols: cols)
-            f32 = nil
-            i8 = q
-            scales = s
+            (i8, scales) = DecodeMatrix.quantize(dense.pointer, rows: rows, cols: cols)
+            format = SLM_WEIGHTS_I8
+        case .ternary:
+            // Each block keeps the absmean scale of its own tensor, as its BitLinear trained.
+            let blockScales = blocks.map { ternaryScale($0.weight.data, count: $0.weight.count) }
+            let rowScales = zip(blockScales, rowCounts).flatMap { [Float](repeating: $0, count: $1) }
+            (t2, scales, storedColumns) = DecodeMatrix.packTernary(dense.pointer, rows: rows, cols: cols, rowScales: rowScales)
+            format = SLM_WEIGHTS_T2
         }
-        let w: UnsafeRawPointer = f32.map { UnsafeRawPointer($0.pointer) } ?? UnsafeRawPointer(i8!.pointer)
-        descriptor = slm_matrix(rows: Int64(rows), cols: Int64(cols), int8: precision == .int8 ? 1 : 0, w: w,
+        (self.f32, self.i8, self.t2, self.scales) = (f32, i8, t2, scales)
+        let w: UnsafeRawPointer = f32.map { UnsafeRawPointer($0.pointer) } ?? i8.map { UnsafeRawPointer($0.pointer) }
+            ?? UnsafeRawPointer(t2!.pointer)
+        descriptor = slm_matrix(rows: Int64(rows), cols: Int64(storedColumns), inputs: Int64(cols), format: format, w: w,
                                 scales: scales.map { UnsafePointer($0.pointer) }, bias: bias.map { UnsafePointer($0.pointer) })
+    }
+
+    /// Ternary codes (t + 1, 2 bits) of round(w / scale) clamped to [−1, 1], in the kernel's
+    /// TQ2_0 order; columns padded with zero weights to a multiple of `SLM_T2_GROUP`.
+    static func packTernary(_ w: UnsafePointer<Float>, rows: Int, cols: Int,
+                            rowScales: [Float]) -> (AlignedBuffer<UInt8>, AlignedBuffer<Float>, Int) {
+        let group = Int(SLM_T2_GROUP), padded = (cols + group - 1) / group * group, rowBytes = padded / 4
+        let packed = AlignedBuffer<UInt8>(count: rows * rowBytes), s = AlignedBuffer<Float>(count: rows)
+        for r in 0..<rows {
+            let row = w + r * cols, out = packed.pointer + r * rowBytes, scale = rowScales[r]
+            s.pointer[r] = scale
+            for k in 0..<padded {
+                let t = k < cols ? Int(min(max((row[k] / scale).rounded(.toNearestOrEven), -1), 1)) : 0
+                let (g, i) = k.quotientAndRemainder(dividingBy: group)
+                out[g * 32 + i % 32] |= UInt8(t + 1) << (2 * (i / 32))
+            }
+        }
+        return (packed, s, padded)
     }
 
     /// Symmetric per-row quantisation: scale = max |w| / 127, q = round(w / scale).
@@ -116,5 +154,11 @@ final class DecodeMatrix {
     }
 
     /// Bytes of weights (and scales) a GEMV with this matrix reads.
-    var weightBytes: Int { rows * cols * (precision == .int8 ? 1 : 4) + (precision == .int8 ? rows * 4 : 0) }
+    var weightBytes: Int {
+        switch precision {
+        case .fp32: rows * cols * 4
+        case .int8: rows * cols + rows * 4
+        case .ternary: rows * Int(descriptor.cols) / 4 + rows * 4
+        }
+    }
 }

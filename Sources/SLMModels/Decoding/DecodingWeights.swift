@@ -24,6 +24,8 @@ public final class DecodingWeights {
         /// the model's own fp32 tensors).
         var qkv: DecodeMatrix? = nil
         var o: DecodeMatrix? = nil
+        /// BitNet's SubLN before `o`.
+        var attentionSubNorm: AlignedBuffer<Float>? = nil
         var mixer: (any SequenceMixer)? = nil
         let norm2: AlignedBuffer<Float>
         let norm2Bias: AlignedBuffer<Float>?
@@ -37,11 +39,14 @@ public final class DecodingWeights {
 
     struct SwiGLU {
         let gate, up, down: DecodeMatrix
+        /// BitNet's SubLN before `down`.
+        let subNorm: AlignedBuffer<Float>?
 
         init(_ mlp: SwiGLUMLP, _ precision: WeightPrecision) {
             gate = matrix([mlp.gate], precision)
             up = matrix([mlp.up], precision)
             down = matrix([mlp.down], precision)
+            subNorm = mlp.subNorm.map { vector($0.weight) }
         }
 
         var weightBytes: Int { gate.weightBytes + up.weightBytes + down.weightBytes }
@@ -95,6 +100,8 @@ public final class DecodingWeights {
         ropeSin = nil
     }
 
+    /// A BitNet model's block matrices are ternary at every precision, and `.ternary`
+    /// makes its head int8; other models take `precision` throughout.
     init(llama m: Llama, precision: WeightPrecision) {
         config = m.config
         block = .llama
@@ -102,12 +109,15 @@ public final class DecodingWeights {
         model = m
         tokenEmbedding = vector(m.tokenEmbedding)
         positionEmbedding = nil
+        // (During a 16-to-1.58 run's full-precision steps the model is not ternary yet.)
+        let blocks: WeightPrecision = m.ternarySwitch?.on == true ? .ternary : precision == .ternary ? .int8 : precision
         layers = m.layers.map { l in
             guard case .separate(let q, let k, let v) = l.attention.projections else { preconditionFailure("LLaMA has q/k/v_proj") }
             return Layer(norm1: vector(l.inputNorm.weight), norm1Bias: nil,
-                         qkv: matrix([q, k, v], precision), o: matrix([l.attention.output], precision),
+                         qkv: matrix([q, k, v], blocks), o: matrix([l.attention.output], blocks),
+                         attentionSubNorm: l.attention.subNorm.map { vector($0.weight) },
                          norm2: vector(l.postNorm.weight), norm2Bias: nil,
-                         swiGLU: l.mlp.map { SwiGLU($0, precision) },
+                         swiGLU: l.mlp.map { SwiGLU($0, blocks) },
                          experts: l.experts.map { moe in
                              Experts(router: matrix([moe.router], .fp32), experts: moe.experts.map { SwiGLU($0, precision) },
                                      active: moe.active)
@@ -115,7 +125,7 @@ public final class DecodingWeights {
         }
         finalNorm = vector(m.finalNorm.weight)
         finalNormBias = nil
-        head = DecodeMatrix(blocks: [(m.head ?? m.tokenEmbedding, nil)], inputMajor: false, precision: precision)
+        head = DecodeMatrix(blocks: [(m.head ?? m.tokenEmbedding, nil)], inputMajor: false, precision: precision == .ternary ? .int8 : precision)
         // The model's own tables, so positions rotate exactly as in the training path.
         ropeCos = m.rotary.cosTable.withUnsafeBufferPointer { AlignedBuffer(copying: $0.baseAddress!, count: $0.count) }
         ropeSin = m.rotary.sinTable.withUnsafeBufferPointer { AlignedBuffer(copying: $0.baseAddress!, count: $0.count) }

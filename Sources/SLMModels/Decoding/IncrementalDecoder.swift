@@ -135,7 +135,12 @@ public final class IncrementalDecoder {
             slm_rope(1, 1, Int64(heads), Int64(headSize), Int64(pos), cosTable, sinTable, q, q, 0)
             slm_rope(1, 1, Int64(kvHeads), Int64(headSize), Int64(pos), cosTable, sinTable, k, k, 0)
             attend(layer: i, position: pos)
-            gemv(l.o!, attended, x, accumulate: true)
+            if let norm = l.attentionSubNorm {
+                slm_rmsnorm_fwd(1, d, attended.pointer, norm.pointer, eps, h.pointer, stats.pointer)
+                gemv(l.o!, h, x, accumulate: true)
+            } else {
+                gemv(l.o!, attended, x, accumulate: true)
+            }
             swiGLU(l)
         }
         slm_rmsnorm_fwd(1, d, x.pointer, w.finalNorm.pointer, eps, h.pointer, stats.pointer)
@@ -177,6 +182,11 @@ public final class IncrementalDecoder {
             withUnsafePointer(to: m.up.descriptor) { u in
                 slm_decode_gemv_swiglu(threads, g, u, h.pointer, hidden.pointer, up.pointer)
             }
+        }
+        if let norm = m.subNorm {
+            slm_rmsnorm_fwd(1, Int64(ffn), hidden.pointer, norm.pointer, Float(config.normEps), up.pointer, stats.pointer)
+            gemv(m.down, up, x, accumulate: true)
+            return
         }
         if weight != 1 { for i in 0..<ffn { hidden.pointer[i] *= weight } }  // (down is linear)
         gemv(m.down, hidden, x, accumulate: true)

@@ -125,10 +125,7 @@ extension Llama {
             return 2 * Double(nonEmbedding + c.vocabSize * c.width) + 2 * 2 * Double(c.layers * c.context * c.width)
         },
         build: { Llama($0, $1) },
-        // BitNet models decode through the general forward pass, which quantises as training did.
-        decodingWeights: { m, precision in
-            m.config.quantization == nil && m.config.subNorm != true ? DecodingWeights(llama: m as! Llama, precision: precision) : nil
-        },
+        decodingWeights: { m, precision in DecodingWeights(llama: m as! Llama, precision: precision) },
         hasExperts: true,
         hasTernary: true,
         huggingFaceConfig: { c in

@@ -65,7 +65,7 @@ struct BenchGenerate: ParsableCommand {
         let sampling = SamplingParameters(temperature: temperature, topP: topP, seed: 3)
         if let problem = sampling.problem { throw CommandError(problem) }
         let options = GenerationOptions(maxTokens: tokens, sampling: sampling)
-        let generator = Generator(model: m, tokenizer: VocabularyOnly(size: m.config.vocabSize), precision: decode.weights,
+        let generator = Generator(model: m, tokenizer: VocabularyOnly(size: m.config.vocabSize), precision: try decode.precision(for: m),
                                   fastDecoding: !reference)
 
         var firstTimes: [Double] = [], rates: [Double] = []

@@ -33,9 +33,15 @@ extension WeightPrecision: ExpressibleByArgument {}
 /// How generation stores the model's weights (generate, chat, serve, bench generate).
 struct DecodeOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "Decoder weights: fp32 (as trained) or int8 (weight-only, one scale per output row).",
-        discussion: "int8 reads a quarter of the bytes per token, so it decodes 2-4x faster; logits move by about 1-3% and greedy choices rarely change (docs/BENCHMARKS.md)."))
+        "Decoder weights: fp32 (as trained), int8 (weight-only, one scale per output row), or ternary (BitNet models only).",
+        discussion: "int8 reads a quarter of the bytes per token, so it decodes 2-4x faster; logits move by about 1-3% and greedy choices rarely change (docs/BENCHMARKS.md). A model trained ternary (training.quantization) always decodes its blocks from packed 2-bit weights with int8 activations, as it trained; ternary also makes its output head int8."))
     var weights: WeightPrecision = .fp32
+
+    /// The precision, refused where the model cannot decode in it.
+    func precision(for model: any LanguageModel) throws -> WeightPrecision {
+        try userFacing { try weights.check(for: model.config) }
+        return weights
+    }
 }
 
 func loadBundle(_ path: String) throws -> ModelBundle {
@@ -64,7 +70,7 @@ struct Generate: ParsableCommand {
         let options = try sampling.options()
         let (ids, dropped) = bundle.encodePrompt(prompt)
         reportDropped(dropped)
-        let generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer, precision: decode.weights)
+        let generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer, precision: try decode.precision(for: bundle.model))
         let started = Date()
         let result = generator.generate(prompt: ids, options: options) { token in
             if stream, !token.text.isEmpty { print(token.text, terminator: ""); slm_stdout_flush() }
@@ -93,7 +99,7 @@ struct Chat: ParsableCommand {
         let bundle = try loadBundle(model)
         var options = try sampling.options()
         options.stop += ChatTemplate.stops
-        let generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer, precision: decode.weights)
+        let generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer, precision: try decode.precision(for: bundle.model))
         var messages: [ChatMessage] = system.map { [ChatMessage(role: .system, content: $0)] } ?? []
         print("chatting with \(bundle.name) (\(bundle.model.parameterCount) parameters); empty line or /quit to end")
         while true {

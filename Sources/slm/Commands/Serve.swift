@@ -56,7 +56,7 @@ struct Serve: ParsableCommand {
         limits.shutdownGrace = .milliseconds(Int64(shutdownGrace * 1000))
         let key = apiKey ?? ProcessInfo.processInfo.environment["SLM_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         let bundle = try loadBundle(model)
-        let scheduler = GenerationScheduler(bundle: bundle, name: modelName, precision: decode.weights,
+        let scheduler = GenerationScheduler(bundle: bundle, name: modelName, precision: try decode.precision(for: bundle.model),
                                             maxSessions: maxSessions, maxQueued: maxQueue,
                                             prefillChunk: prefillChunk == 0 ? nil : prefillChunk)
         let server = OpenAIServer(scheduler: scheduler, apiKey: key, corsOrigin: corsOrigin, limits: limits)
