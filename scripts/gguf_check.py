@@ -3,7 +3,8 @@
 reader (the `gguf` package): its metadata against the checkpoint's config.json, every
 tensor against model.safetensors (dequantised; for llama, Q/K rows in llama.cpp's RoPE
 order, computed here with llama.cpp's converter's formula; for gpt2, Conv1D weights
-transposed), and the vocabulary against tokenizer.json (byte-level BPE models).
+transposed; for ternary models, block matrices as the model computes with them, {-s, 0, s}),
+and the vocabulary against tokenizer.json (byte-level BPE models).
 
     python3 scripts/gguf_check.py --model CHECKPOINT_DIR --gguf FILE.gguf
 """
@@ -30,6 +31,12 @@ def read_safetensors(path):
         start, end = info["data_offsets"]
         out[name] = np.frombuffer(data[8 + n + start:8 + n + end], dtype=np.float32).reshape(info["shape"])
     return out
+
+
+def ternary(w):
+    # BitNet b1.58's absmean quantiser, as the model computes with its block matrices.
+    s = max(float(np.abs(w).mean()), 1e-5)
+    return (np.clip(np.round(w / np.float32(s)), -1, 1) * np.float32(s)).astype(np.float32)
 
 
 def rope_permute(w, heads):
@@ -119,6 +126,8 @@ def main():
         if t is None:
             continue
         source = weights[sname]
+        if config.get("quantization") == "ternary" and sname.startswith("model.layers.") and sname.endswith("_proj.weight"):
+            source = ternary(source)
         if arrangement == "transpose":  # GPT-2's Conv1D [in, out]
             source = np.ascontiguousarray(source.T)
         elif arrangement is not None:
@@ -129,6 +138,8 @@ def main():
         if t.tensor_type.name == "Q8_0":
             step = np.abs(source.reshape(-1, 32)).max(axis=1) / 127
             ok = np.all(np.abs(values - source).reshape(-1, 32) <= step[:, None] * (0.5 + 127 / 2048) + 1e-7)
+        elif t.tensor_type.name == "TQ2_0":  # {-s, 0, s} exactly, s rounded to f16
+            ok = np.all(np.abs(values - source) <= np.abs(source) / 1024 + 1e-7)
         elif t.tensor_type.name == "F16":
             ok = np.all(np.abs(values - source) <= np.abs(source) / 1024 + 1e-7)
         else:

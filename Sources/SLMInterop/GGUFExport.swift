@@ -10,22 +10,25 @@ import SLMText
 /// BPE ("gpt2"): tokens, their types, merges, and explicit BOS/EOS ids.
 public enum GGUFExport {
     public enum WeightType: String, CaseIterable, Sendable {
-        case f32, f16, q8_0
+        /// tq2_0: ternary models only; their block matrices as TQ2_0, the rest as F32.
+        case f32, f16, q8_0, tq2_0
 
         var tensorType: GGUFFile.TensorType {
             switch self {
             case .f32: .f32
             case .f16: .f16
             case .q8_0: .q8_0
+            case .tq2_0: .tq2_0
             }
         }
 
-        /// llama.cpp's `general.file_type` (ALL_F32, MOSTLY_F16, MOSTLY_Q8_0).
+        /// llama.cpp's `general.file_type` (ALL_F32, MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_TQ2_0).
         var fileType: UInt32 {
             switch self {
             case .f32: 0
             case .f16: 1
             case .q8_0: 7
+            case .tq2_0: 37
             }
         }
     }
@@ -37,6 +40,9 @@ public enum GGUFExport {
         /// Matrices that could not take the requested type (Q8_0 needs rows of a multiple of
         /// 32 values) and went out as F32.
         public var keptFloat32: [String]
+        /// Ternary matrices whose rows are not a multiple of 256 values (TQ2_0's block), so
+        /// went out as Q8_0 (which holds {−s, 0, s} as exactly, up to its f16 scale).
+        public var storedAsQ8_0: [String] = []
     }
 
     public static func export(from source: URL, to target: URL, type: WeightType) throws -> Summary {
@@ -47,9 +53,21 @@ public enum GGUFExport {
                 + "as GGUF (GGUF export covers llama models, their mixtures of experts included, and gpt2 models)")
         }
         let layout = try makeLayout(config)
-        let (weights, _) = try Safetensors.read(source.appendingPathComponent("model.safetensors"))
+        var (weights, _) = try Safetensors.read(source.appendingPathComponent("model.safetensors"))
         _ = try makeModel(config, weights: weights)  // validates names and shapes
+        let ternary = config.quantization == .ternary
+        if type == .tq2_0 && !ternary {
+            throw ConfigError("--type tq2_0 stores ternary weights: only models trained ternary (training.quantization = \"ternary\") export as TQ2_0")
+        }
+        // A ternary model's block matrices go out as it computes with them: {−s, 0, s}.
+        if ternary {
+            for (name, w) in weights where isBlockMatrix(name) { weights[name] = ternaryWeights(w) }
+        }
         let tokenizer = try loadTokenizer(source.path)
+        if tokenizer is MetaspaceBPETokenizer {
+            throw ConfigError("the model's tokenizer is Llama-2-style (\"▁\" for spaces, byte fallback), which llama.cpp reads as a "
+                + "SentencePiece vocabulary with scores; this export writes byte-level BPE (\"gpt2\") and character vocabularies only")
+        }
         guard tokenizer.vocabularySize <= config.vocabSize else {
             throw ConfigError("the tokenizer has \(tokenizer.vocabularySize) tokens but the model only \(config.vocabSize)")
         }
@@ -60,10 +78,19 @@ public enum GGUFExport {
                          ("general.file_type", .uint32(type.fileType)),
                          ("general.alignment", .uint32(UInt32(GGUFFile.alignment)))]
             + layout.metadata + vocabularyMetadata(tokenizer, vocabSize: config.vocabSize)
-        var keptFloat32: [String] = []
+        var keptFloat32: [String] = [], storedAsQ8_0: [String] = []
         for t in layout.tensors {
             let (shape, values) = try gather(t, from: weights)
             var chosen: GGUFFile.TensorType = shape.count == 1 || t.keepsFloat32 ? .f32 : type.tensorType
+            if chosen == .tq2_0 {
+                // Only the blocks are ternary: the embedding and an untied head stay F32.
+                if !t.sources.allSatisfy(isBlockMatrix) {
+                    chosen = .f32
+                } else if shape.last! % GGUFEncoding.tq2Block != 0 {
+                    chosen = .q8_0
+                    storedAsQ8_0.append(t.name)
+                }
+            }
             if chosen == .q8_0 && shape.last! % 32 != 0 {
                 chosen = .f32
                 keptFloat32.append(t.name)
@@ -72,13 +99,19 @@ public enum GGUFExport {
             case .f32: GGUFEncoding.f32(values)
             case .f16: GGUFEncoding.f16(values)
             case .q8_0: GGUFEncoding.q8_0(values)
+            case .tq2_0: GGUFEncoding.tq2_0(values)
             }
             file.tensors.append(.init(name: t.name, shape: shape, type: chosen, bytes: bytes))
         }
         let bytes = file.serialized()
         try AtomicFile.write(Data(bytes), to: target)
         return Summary(architecture: layout.architecture, tensorCount: file.tensors.count, byteCount: bytes.count,
-                       keptFloat32: keptFloat32)
+                       keptFloat32: keptFloat32, storedAsQ8_0: storedAsQ8_0)
+    }
+
+    /// The linear maps inside a LLaMA block: what a ternary model computes as BitLinears.
+    static func isBlockMatrix(_ name: String) -> Bool {
+        name.hasPrefix("model.layers.") && name.hasSuffix("_proj.weight")
     }
 
     /// One GGUF tensor's shape and values: its sources stacked, rows reordered for RoPE.

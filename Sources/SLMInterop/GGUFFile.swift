@@ -15,6 +15,7 @@ public struct GGUFFile {
         case f32 = 0
         case f16 = 1
         case q8_0 = 8
+        case tq2_0 = 35
 
         /// Bytes for `count` values.
         func byteCount(_ count: Int) -> Int {
@@ -22,6 +23,7 @@ public struct GGUFFile {
             case .f32: count * 4
             case .f16: count * 2
             case .q8_0: count / GGUFEncoding.q8Block * GGUFEncoding.q8BlockBytes
+            case .tq2_0: count / GGUFEncoding.tq2Block * GGUFEncoding.tq2BlockBytes
             }
         }
     }
@@ -106,10 +108,12 @@ private struct ByteWriter {
     }
 }
 
-/// ggml's F16 and Q8_0 encodings.
+/// ggml's F16, Q8_0 and TQ2_0 encodings.
 public enum GGUFEncoding {
     static let q8Block = 32
     static let q8BlockBytes = 2 + 32
+    static let tq2Block = 256
+    static let tq2BlockBytes = 64 + 2
 
     public static func f32(_ x: [Float]) -> [UInt8] {
         x.withUnsafeBytes { Array($0) }  // (x86 and ARM are little-endian)
@@ -143,6 +147,29 @@ public enum GGUFEncoding {
             for (j, v) in values.enumerated() {
                 out[o + 2 + j] = UInt8(bitPattern: Int8((v * inverse).rounded(.toNearestOrAwayFromZero)))
             }
+        }
+        return out
+    }
+
+    /// Ternary blocks of 256 values: 64 bytes of 2-bit codes round(x / d) + 1, then an f16
+    /// scale d = max|x|. In each half of 128 values, byte m holds values m, m+32, m+64 and
+    /// m+96 in its bit pairs from the lowest (the order slm_gemv_t2 reads too). Exact for
+    /// values in {−s, 0, s}, up to the f16 rounding of s. The count must be a multiple of 256.
+    public static func tq2_0(_ x: [Float]) -> [UInt8] {
+        precondition(x.count % tq2Block == 0, "TQ2_0 needs a multiple of 256 values")
+        var out = [UInt8](repeating: 0, count: x.count / tq2Block * tq2BlockBytes)
+        for block in 0..<(x.count / tq2Block) {
+            let base = block * tq2Block, o = block * tq2BlockBytes
+            let d = x[base..<(base + tq2Block)].reduce(0) { max($0, abs($1)) }
+            let inverse = d > 0 ? 1 / d : 0
+            for i in 0..<tq2Block {
+                let code = Int(min(max((x[base + i] * inverse).rounded(.toNearestOrAwayFromZero), -1), 1)) + 1
+                let (half, k) = i.quotientAndRemainder(dividingBy: 128)
+                out[o + half * 32 + k % 32] |= UInt8(code) << (2 * (k / 32))
+            }
+            let scale = Float16(d).bitPattern
+            out[o + 64] = UInt8(scale & 0xFF)
+            out[o + 65] = UInt8(scale >> 8)
         }
         return out
     }

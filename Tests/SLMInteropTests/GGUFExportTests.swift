@@ -186,6 +186,46 @@ private func unpermuted(_ values: [Float], rows: Int, headSize: Int) -> [Float] 
         #expect(GGUFEncoding.q8_0([Float](repeating: 0, count: 32)) == [UInt8](repeating: 0, count: 34))
     }
 
+    /// TQ2_0 by hand: value 0 is −s (code 0, byte 0 bits 0-1), value 32 is +s (code 2, byte 0
+    /// bits 2-3), value 129 is 0 (code 1, byte 33 bits 0-1), value 255 is +s (code 2, byte
+    /// 63 bits 6-7); the rest are 0 (code 1); then s as f16.
+    @Test func tq2_0BlockByHand() {
+        let s: Float = 0.25
+        var x = [Float](repeating: 0, count: 256)
+        (x[0], x[32], x[255]) = (-s, s, s)
+        let bytes = GGUFEncoding.tq2_0(x)
+        #expect(bytes.count == 66)
+        #expect(bytes[0] == 0b01_01_10_00)
+        #expect(bytes[33] == 0b01_01_01_01)
+        #expect(bytes[63] == 0b10_01_01_01)
+        #expect(bytes[1..<32].allSatisfy { $0 == 0b01_01_01_01 })
+        #expect(UInt16(bytes[64]) | UInt16(bytes[65]) << 8 == Float16(s).bitPattern)
+    }
+
+    /// A ternary model: block matrices as {−s, 0, s}, TQ2_0 where rows are multiples of 256
+    /// (others Q8_0, named), the embedding F32; TQ2_0 refused for full-precision models;
+    /// a model with SubLN refused (llama.cpp's bitnet architecture is not written).
+    @Test func ternaryModelAsTQ2_0() throws {
+        var c = ModelConfig(architecture: .llama, vocabSize: 300, layers: 1, heads: 4, width: 256, context: 32, ffnWidth: 384)
+        c.quantization = .ternary
+        let (gguf, weights, summary) = try exported(c, tokenizer: try bpe(), type: .tq2_0)
+        #expect(gguf.metadata["general.file_type"] == .uint32(37))
+        #expect(gguf.tensor("blk.0.attn_v.weight")?.type == 35 && gguf.tensor("blk.0.ffn_up.weight")?.type == 35)
+        // ffn_down's rows are 384 values: not a TQ2_0 block multiple.
+        #expect(gguf.tensor("blk.0.ffn_down.weight")?.type == 8 && summary.storedAsQ8_0 == ["blk.0.ffn_down.weight"])
+        #expect(gguf.tensor("token_embd.weight")?.type == 0)
+        let v = weights["model.layers.0.self_attn.v_proj.weight"]!
+        let expected = ternaryWeights(v).toArray(), scale = expected.map(abs).max()!
+        #expect(Set(expected.map { $0 == 0 ? 0 : $0 > 0 ? 1 : -1 }).count == 3)
+        let stored = try #require(gguf.tensor("blk.0.attn_v.weight"))
+        #expect(stored.dimensions == [256, 256])
+        let decoded = try gguf.floats(stored)
+        #expect(zip(decoded, expected).allSatisfy { abs($0 - $1) <= scale / 1024 }, "{−s, 0, s} up to s in f16")
+        #expect(throws: ConfigError.self) { _ = try exported(Self.llama, tokenizer: try bpe(), type: .tq2_0) }
+        c.subNorm = true
+        #expect(throws: ConfigError.self) { _ = try exported(c, tokenizer: try bpe(), type: .tq2_0) }
+    }
+
     /// Rows of a length Q8_0 cannot block stay f32, and the summary says which.
     @Test func q8_0FallsBackForShortRows() throws {
         var c = Self.llama

@@ -49,7 +49,7 @@ struct GGUFReader {
 
     func tensor(_ name: String) -> TensorInfo? { tensors.first { $0.name == name } }
 
-    /// The tensor's values as floats, dequantised from F16 or Q8_0.
+    /// The tensor's values as floats, dequantised from F16, Q8_0 or TQ2_0.
     func floats(_ t: TensorInfo) throws -> [Float] {
         let count = t.dimensions.reduce(1, *)
         let start = dataStart + t.offset
@@ -64,6 +64,18 @@ struct GGUFReader {
                 let o = start + block * 34
                 let d = Float(Float16(bitPattern: half(o)))
                 for j in 0..<32 { out.append(d * Float(Int8(bitPattern: bytes[o + 2 + j]))) }
+            }
+            return out
+        case 35:  // TQ2_0: per 256 values, 64 bytes of 2-bit codes then an f16 scale; ggml's reading order
+            var out: [Float] = []
+            for block in 0..<(count / 256) {
+                let o = start + block * 66
+                let d = Float(Float16(bitPattern: half(o + 64)))
+                for half in 0..<2 {
+                    for pair in 0..<4 {
+                        for m in 0..<32 { out.append(d * Float(Int(bytes[o + half * 32 + m] >> (2 * pair) & 3) - 1)) }
+                    }
+                }
             }
             return out
         default:

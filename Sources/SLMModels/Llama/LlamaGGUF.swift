@@ -1,9 +1,11 @@
 /// LLaMA (and its mixtures of experts) as llama.cpp's "llama" architecture.
 extension Llama {
     static func ggufLayout(_ c: ModelConfig) throws -> GGUFLayout {
-        if c.quantization != nil || c.subNorm == true {
-            throw ConfigError("exporting a BitNet model (ternary or SubLN) to GGUF is not implemented yet (TQ2_0 and llama.cpp's bitnet architecture); "
-                + "llama.cpp's llama would run it in full precision")
+        // A ternary model without SubLN is a llama whose block weights are {−s, 0, s}
+        // (TQ2_0 holds them exactly); llama.cpp only lacks the 8-bit rounding of activations.
+        if c.subNorm == true {
+            throw ConfigError("a model with SubLN norms (sub_norm) needs llama.cpp's bitnet architecture, which this export "
+                + "does not write yet; train without sub_norm to export to GGUF")
         }
         var metadata: [(key: String, value: GGUFValue)] = [
             ("llama.context_length", .uint32(UInt32(c.context))),

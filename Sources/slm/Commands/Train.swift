@@ -18,7 +18,7 @@ struct Train: ParsableCommand {
         OUT/best; --resume OUT (or a checkpoint folder) continues exactly where a run stopped.
         """)
 
-    @Option(help: "A preset from presets/ (micro, char-10m, llama-5m, monarch-5m, symbio-4m).")
+    @Option(help: "A preset from presets/ (micro, char-10m, llama-5m, llama-moe, bitnet-5m, monarch-5m, symbio-4m).")
     var preset: String?
 
     @Option(help: "A TOML file with [model] and [training] sections.")
