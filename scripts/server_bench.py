@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Load test of `slm serve`: throughput and latency at 1, 4 and 16 concurrent streaming
+"""Load test of `slm serve`: throughput and latency at 1, 4, 16 and 64 concurrent streaming
 clients. Loopback only, bounded in requests and time, stops the server it started.
 
     swift build -c release --product slm
@@ -10,7 +10,9 @@ context 128) for a few steps on one book first; the weights barely matter for sp
 Each client sends streaming chat completions one after another (max_tokens each; a
 barely trained model rarely stops early).
 Reported per level: completion tokens per second over the level's wall time, and the
-p50/p99 of time to first token (first content chunk) and of total request time. The
+p50/p99 of time to first token (first content chunk), of the gap between a stream's
+content chunks (inter-token latency), and of total request time. The server runs with
+--max-sessions at least the largest level, so that every stream decodes at once. The
 client runs on the same machine as the server: on two cores they compete, so note the
 load (printed at the end).
 """
@@ -34,7 +36,7 @@ HOST = "127.0.0.1"
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_server_options(p)
-    p.add_argument("--levels", default="1,4,16")
+    p.add_argument("--levels", default="1,4,16,64")
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--requests", type=int, default=64, help="requests per level at most")
     p.add_argument("--seconds", type=float, default=60, help="time per level at most")
@@ -45,7 +47,8 @@ def main():
     server = None
     try:
         model = args.model or train_micro(args.slm, args.corpus, work)
-        server, port = start_server(args.slm, model, work, args.threads)
+        most = max(int(x) for x in args.levels.split(","))
+        server, port = start_server(args.slm, model, work, args.threads, sessions=max(32, most), extra=args.serve_flag)
         warm(port)
         results = []
         for level in [int(x) for x in args.levels.split(",")]:
@@ -54,7 +57,8 @@ def main():
             if not args.json:
                 print(f"{r['clients']:>3} clients: {r['requests']:>4} requests, {r['completion_tokens']:>6} tokens in "
                       f"{r['seconds']:6.2f} s = {r['tokens_per_s']:7.0f} tokens/s | first token p50 {r['ttft_p50_ms']:7.1f} ms "
-                      f"p99 {r['ttft_p99_ms']:7.1f} ms | total p50 {r['total_p50_ms']:7.1f} ms p99 {r['total_p99_ms']:7.1f} ms",
+                      f"p99 {r['ttft_p99_ms']:7.1f} ms | between tokens p50 {r['itl_p50_ms']:6.1f} ms p99 {r['itl_p99_ms']:6.1f} ms "
+                      f"| total p50 {r['total_p50_ms']:7.1f} ms p99 {r['total_p99_ms']:7.1f} ms",
                       flush=True)
         load = os.getloadavg()
         if args.json:
@@ -73,6 +77,7 @@ def add_server_options(p):
     p.add_argument("--model", help="model folder (default: train a micro model on the spot)")
     p.add_argument("--corpus", default="../shared/corpus/raw/logic/plato_meno.txt")
     p.add_argument("--threads", type=int, help="slm serve --threads (default: its own, all cores)")
+    p.add_argument("--serve-flag", action="append", default=[], help="extra `slm serve` flag, e.g. --no-batching (repeatable)")
 
 
 def train_micro(slm, corpus, work):
@@ -85,10 +90,13 @@ def train_micro(slm, corpus, work):
     return os.path.join(run, "best")
 
 
-def start_server(slm, model, work, threads):
+def start_server(slm, model, work, threads, sessions=None, extra=()):
     log_path = os.path.join(work, "serve.log")
     log = open(log_path, "w")
     command = [slm, "serve", "--model", model, "--host", HOST, "--port", "0", "--model-name", "bench"]
+    if sessions:
+        command += ["--max-sessions", str(sessions)]
+    command += list(extra)
     if threads:
         command += ["--threads", str(threads)]
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -116,7 +124,8 @@ def stop_server(server, grace=15):
 
 
 def stream_request(port, max_tokens, seed):
-    """One streamed chat completion: (time to first content, total time, completion tokens)."""
+    """One streamed chat completion: (time to first content, total time, completion tokens,
+    gaps between content chunks)."""
     body = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "Tell me about justice."}],
                        "max_tokens": max_tokens, "temperature": 0.8, "seed": seed, "stream": True,
                        "stream_options": {"include_usage": True}})
@@ -127,7 +136,7 @@ def stream_request(port, max_tokens, seed):
         response = conn.getresponse()
         if response.status != 200:
             raise RuntimeError(f"status {response.status}: {response.read()[:200]!r}")
-        first, tokens = None, 0
+        first, tokens, last, gaps = None, 0, None, []
         for line in response:
             if not line.startswith(b"data: "):
                 continue
@@ -137,9 +146,14 @@ def stream_request(port, max_tokens, seed):
             chunk = json.loads(payload)
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
-            if first is None and any(c.get("delta", {}).get("content") for c in chunk["choices"]):
-                first = time.monotonic() - started
-        return first if first is not None else float("nan"), time.monotonic() - started, tokens
+            if any(c.get("delta", {}).get("content") for c in chunk["choices"]):
+                now = time.monotonic()
+                if first is None:
+                    first = now - started
+                else:
+                    gaps.append(now - last)
+                last = now
+        return first if first is not None else float("nan"), time.monotonic() - started, tokens, gaps
     finally:
         conn.close()
 
@@ -182,9 +196,11 @@ def run_level(port, clients, args):
     ttft = [s[0] * 1000 for s in samples]
     total = [s[1] * 1000 for s in samples]
     tokens = sum(s[2] for s in samples)
+    gaps = [g * 1000 for s in samples for g in s[3]]
     return {"clients": clients, "requests": len(samples), "errors": len(errors), "completion_tokens": tokens,
             "seconds": wall, "tokens_per_s": tokens / wall,
             "ttft_p50_ms": percentile(ttft, 50), "ttft_p99_ms": percentile(ttft, 99),
+            "itl_p50_ms": percentile(gaps, 50), "itl_p99_ms": percentile(gaps, 99),
             "total_p50_ms": percentile(total, 50), "total_p99_ms": percentile(total, 99)}
 
 

@@ -76,6 +76,19 @@ public final class Generator {
         return decodingWeights.map { IncrementalDecoder($0) }
     }
 
+    /// Reads the tokens that `next(deferringRead: true)` left in `sessions` (of this
+    /// generator), all in one batched decoder step where the decoder can (fp32 GPT-2 and
+    /// LLaMA), so each weight matrix is read once for all of them.
+    public func readPending(_ sessions: [GenerationSession]) {
+        let waiting = sessions.filter { $0.pending != nil }
+        guard !waiting.isEmpty else { return }
+        let outputs = IncrementalDecoder.step(waiting.map { $0.decoder! }, tokens: waiting.map { $0.pending! })
+        for (session, out) in zip(waiting, outputs) {
+            session.pending = nil
+            session.logits = out.baseAddress!
+        }
+    }
+
     /// A generation that advances one token per `next()`: servers interleave many.
     public func start(prompt: [Int32], options: GenerationOptions) -> GenerationSession {
         GenerationSession(self, prompt: prompt, options: options)
@@ -109,13 +122,15 @@ public final class GenerationSession {
     private var sampler: Sampler
     private var stream: TextStream
     /// The fast decoder, or else the model's own forward pass with this state.
-    private let decoder: IncrementalDecoder?
+    fileprivate let decoder: IncrementalDecoder?
     private let state: (any InferenceState)?
     private var window: [Int32]
     /// Tokens of `window` read so far.
     private var read = 0
     /// The next token's logits: in the decoder's buffer or in `logitsTensor`.
-    private var logits: UnsafePointer<Float>?
+    fileprivate var logits: UnsafePointer<Float>?
+    /// A sampled token the decoder has not read yet (`next(deferringRead: true)`).
+    fileprivate var pending: Int32?
     private var logitsTensor: Tensor?
     private var produced = 0
     public private(set) var result: GenerationResult?
@@ -134,7 +149,7 @@ public final class GenerationSession {
 
     /// Whether the window (the prompt, or the kept half after a context shift) has been
     /// read, so that `next()` costs one token.
-    public var isReady: Bool { result != nil || logits != nil }
+    public var isReady: Bool { result != nil || logits != nil || pending != nil }
 
     /// Reads up to `count` more tokens of the window and says whether it is now all read.
     /// A server reads long prompts this way, a chunk between other generations' tokens,
@@ -147,9 +162,15 @@ public final class GenerationSession {
         return isReady
     }
 
-    /// Generates the next token, or reports the end (then keeps reporting it).
-    public func next() -> Step {
+    /// Generates the next token, or reports the end (then keeps reporting it). With
+    /// `deferringRead` the decoder does not read the new token yet: `Generator.readPending`
+    /// reads it together with other sessions' (or the next call, alone).
+    public func next(deferringRead: Bool = false) -> Step {
         if let result { return .finished(result) }
+        if let token = pending {
+            pending = nil
+            logits = decoder!.step(token).baseAddress!
+        }
         let model = generator.model
         if logits == nil { readWindow(upTo: window.count) }
         guard produced < options.maxTokens else { return finish(.length) }
@@ -176,7 +197,12 @@ public final class GenerationSession {
             logitsTensor = nil
         } else if let decoder {
             read += 1
-            logits = decoder.step(choice.id).baseAddress!
+            if deferringRead {
+                pending = choice.id
+                logits = nil
+            } else {
+                logits = decoder.step(choice.id).baseAddress!
+            }
         } else {
             read += 1
             let t = Autograd.noGrad { model.logits([choice.id], state: state!) }
@@ -211,6 +237,7 @@ public final class GenerationSession {
         let r = GenerationResult(text: stream.text, finishReason: .cancelled, promptTokens: promptCount, completionTokens: produced)
         result = r
         logits = nil
+        pending = nil
         logitsTensor = nil
         return r
     }

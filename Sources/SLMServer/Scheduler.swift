@@ -18,8 +18,10 @@ import SLMText
 ///   `condition` locked;
 /// - everything else is immutable after `init`.
 ///
-/// No batching: each step is one token of one session (a batched decode step would
-/// need a batched KV cache in the models).
+/// Batched decoding: a round samples one token for every live session, then the decoder
+/// reads all of them in one batched step (`Generator.readPending`: one GEMM per weight
+/// matrix for every stream, attention per stream on its own cache), where the weights
+/// allow it (fp32 GPT-2 and LLaMA; others step stream by stream).
 ///
 /// Back-pressure: a job whose consumer has not read `backlogPerChoice` events per choice
 /// is skipped until it does, so a client that stops reading pauses its own generation
@@ -176,15 +178,20 @@ public final class GenerationScheduler: @unchecked Sendable {
         var isDone: Bool { !sessions.isEmpty && sessions.allSatisfy { $0 == nil } }
     }
 
+    /// Whether a round's tokens are read in one batched decoder step (else stream by stream).
+    let batching: Bool
+
     /// Takes the bundle over: from here on only the worker thread touches it.
     /// `precision` chooses the decoder's weights (int8: weight-only quantisation).
     public init(bundle: ModelBundle, name: String? = nil, precision: WeightPrecision = .fp32,
-                maxSessions: Int = 32, maxQueued: Int = 128, prefillChunk: Int? = GenerationScheduler.defaultPrefillChunk) {
+                maxSessions: Int = 32, maxQueued: Int = 128, prefillChunk: Int? = GenerationScheduler.defaultPrefillChunk,
+                batching: Bool = true) {
         precondition(maxSessions >= 1 && maxQueued >= 0, "scheduler: need maxSessions >= 1 and maxQueued >= 0")
         precondition(prefillChunk.map { $0 >= 1 } ?? true, "scheduler: prefillChunk must be at least 1")
         self.maxSessions = maxSessions
         self.maxQueued = maxQueued
         self.prefillChunk = prefillChunk
+        self.batching = batching
         self.bundle = bundle
         modelName = name ?? bundle.name
         contextLength = bundle.model.config.context
@@ -380,7 +387,7 @@ public final class GenerationScheduler: @unchecked Sendable {
     /// order; then, for sessions still reading their prompt, one chunk each.
     private func round() {
         var decoding = Duration.zero
-        var reading: [GenerationSession] = []
+        var reading: [GenerationSession] = [], stepped: [GenerationSession] = []
         let clock = ContinuousClock()
         for job in running {
             condition.lock()
@@ -395,8 +402,9 @@ public final class GenerationScheduler: @unchecked Sendable {
                 }
                 let started = clock.now
                 defer { decoding += clock.now - started }
-                switch session.next() {
+                switch session.next(deferringRead: batching) {
                 case .token(let t):
+                    stepped.append(session)
                     let bytes = t.id >= 0 ? bundle.tokenizer.tokenBytes(t.id) ?? [] : []
                     let token = StreamedToken(text: t.text, id: t.id, bytes: bytes, logprob: t.logprob, top: t.top)
                     send(ChoiceEvent(choice: i, event: .token(token)), to: job)
@@ -409,6 +417,9 @@ public final class GenerationScheduler: @unchecked Sendable {
             if job.isDone { job.continuation.finish() }
         }
         running.removeAll { $0.isDone }
+        let started = clock.now
+        generator.readPending(stepped)
+        decoding += clock.now - started
         readPrompts(reading, besides: decoding)
     }
 

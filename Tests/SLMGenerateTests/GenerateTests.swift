@@ -204,6 +204,36 @@ import Testing
         if case .finished(let again) = session.next() { #expect(again.finishReason == .cancelled) } else { Issue.record("not finished") }
     }
 
+    /// Sessions stepped together (`next(deferringRead:)` then one `readPending`, as the
+    /// server does) produce the texts they produce alone: greedy and seeded sampling, with
+    /// prompts of different lengths, through context-full shifts, one session ending early.
+    @Test(arguments: [ModelConfig.Architecture.gpt2, .llama])
+    func sessionsSteppedTogetherMatchSteppedAlone(_ architecture: ModelConfig.Architecture) throws {
+        let config = ModelConfig(architecture: architecture, vocabSize: 28, layers: 2, heads: 2, width: 32, context: 16)
+        let model = try makeModel(config, seed: 4)
+        for (_, t) in model.parameters where t.rank == 2 { for i in 0..<t.count { t.data[i] *= 20 } }
+        let g = Generator(model: model, tokenizer: CharTokenizer(charset: .micro))
+        let setups: [([Int32], GenerationOptions)] = [
+            ([3, 4, 5], GenerationOptions(maxTokens: 30, sampling: SamplingParameters(temperature: 0))),
+            ([7], GenerationOptions(maxTokens: 25, sampling: SamplingParameters(temperature: 0.9, seed: 3))),
+            ([1, 2, 3, 4, 5, 6, 7, 8], GenerationOptions(maxTokens: 6, sampling: SamplingParameters(temperature: 1, seed: 8))),
+        ]
+        let alone = setups.map { g.generate(prompt: $0.0, options: $0.1).text }
+        let sessions = setups.map { g.start(prompt: $0.0, options: $0.1) }
+        var texts = [String](repeating: "", count: sessions.count)
+        var live = Set(sessions.indices)
+        while !live.isEmpty {
+            for i in live.sorted() {
+                switch sessions[i].next(deferringRead: true) {
+                case .token(let t): texts[i] += t.text
+                case .finished: live.remove(i)
+                }
+            }
+            g.readPending(sessions)
+        }
+        #expect(texts == alone)
+    }
+
     /// The fast decoder and the general forward pass choose the same tokens, through
     /// several context-full shifts (greedy, and seeded sampling with penalties), for
     /// both architectures; int8 runs to the end too.

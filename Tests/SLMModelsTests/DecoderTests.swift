@@ -115,6 +115,32 @@ import Testing
         #expect(throws: ConfigError.self) { try WeightPrecision.ternary.check(for: Self.configs[2]) }
     }
 
+    /// Streams stepped together (one GEMM per matrix for all of them) give each stream the
+    /// logits it gets alone, at different positions and over several steps, so the keys and
+    /// values a batched step stores are right too. Covers the batched path (fp32 GPT-2 and
+    /// LLaMA, biases, GQA, untied heads) and the stream-by-stream fallback (int8, experts, mixers).
+    @Test(arguments: [(configs[0], WeightPrecision.fp32), (configs[3], .fp32), (configs[6], .fp32), (configs[2], .int8),
+                      (configs[10], .fp32), (configs[8], .fp32)])
+    func streamsSteppedTogetherMatchSteppedAlone(_ setup: (config: ModelConfig, precision: WeightPrecision)) throws {
+        let m = try Self.model(setup.config)
+        let weights = try #require(m.decodingWeights(precision: setup.precision))
+        let vocab = setup.config.vocabSize
+        let batched = setup.precision == .fp32 && setup.config.experts == nil && [.gpt2, .llama].contains(setup.config.architecture)
+        #expect(IncrementalDecoder.canBatch(weights) == batched)
+        let prompts = (0..<3).map { Self.tokens(2 + 3 * $0, vocab: vocab, seed: UInt64(10 + $0)) }
+        let alone = prompts.map { p in IncrementalDecoder(weights).then { _ = $0.prefill(p) } }
+        let together = prompts.map { p in IncrementalDecoder(weights).then { _ = $0.prefill(p) } }
+        for round in 0..<4 {
+            let tokens = Self.tokens(3, vocab: vocab, seed: UInt64(20 + round))
+            let expected = zip(alone, tokens).map { Array($0.step($1)) }
+            let got = IncrementalDecoder.step(together, tokens: tokens).map { Array($0) }
+            for i in 0..<3 {
+                Self.expectLogitsClose(got[i], expected[i], relative: 1e-4, "\(setup.config.architecture) \(setup.precision) stream \(i), round \(round)")
+            }
+        }
+        #expect(zip(alone, together).allSatisfy { $0.length == $1.length })
+    }
+
     /// After a reset (what the generator does when the context is full) the decoder
     /// matches a fresh reference on the kept tokens, wherever its old entries were.
     @Test(arguments: [configs[0], configs[2], configs[7], configs[8], configs[10]])
@@ -173,5 +199,13 @@ import Testing
                 #expect(abs(back - w[r * cols + k]) <= s.pointer[r] * 0.5 + 1e-7)
             }
         }
+    }
+}
+
+extension IncrementalDecoder {
+    /// The decoder after `body` ran on it (a test's shorthand).
+    func then(_ body: (IncrementalDecoder) -> Void) -> IncrementalDecoder {
+        body(self)
+        return self
     }
 }

@@ -16,7 +16,7 @@ public final class IncrementalDecoder {
     public let weights: DecodingWeights
     public let config: ModelConfig
     /// Tokens in the cache.
-    public private(set) var length = 0
+    public internal(set) var length = 0
     public var capacity: Int { config.context }
     public var remaining: Int { capacity - length }
 
@@ -24,13 +24,13 @@ public final class IncrementalDecoder {
     private let ldk: Int                   // keys' padded capacity (a multiple of 64)
     private let keys: AlignedBuffer<Float>
     private let values: AlignedBuffer<Float>
-    private let x, h, qkv, attended, hidden, up, scores, logits, stats, routerLogits: AlignedBuffer<Float>
+    let x, h, qkv, attended, hidden, up, scores, logits, stats, routerLogits: AlignedBuffer<Float>
     /// A mixture's experts for the current token.
     private var chosen: [Int] = []
     /// The model's own cache behind batched reads; it holds this decoder's tokens as long
     /// as every token so far came through a batched read (`readInBatches`).
     private var prefillCache: KVCache?
-    private var readInBatches = false
+    var readInBatches = false
     /// Attention-free models: the mixers' inputs and block products instead of a KV cache.
     private let mixerState: MixerState?
 
@@ -106,7 +106,7 @@ public final class IncrementalDecoder {
     /// Threads per parallel region; nil follows `Parallel.threadCount` (--threads,
     /// SLM_NUM_THREADS). Tests set it to compare thread counts.
     public var threadCount: Int?
-    private var threads: Int64 { Int64(threadCount ?? Parallel.threadCount) }
+    var threads: Int64 { Int64(threadCount ?? Parallel.threadCount) }
 
     private func stepGPT2(_ token: Int) {
         let w = weights, d = Int64(width), eps = Float(config.normEps), pos = length
@@ -226,7 +226,7 @@ public final class IncrementalDecoder {
     }
 
     /// Stores this position's key and value (from `qkv`) in the cache, then attends.
-    private func attend(layer: Int, position pos: Int) {
+    func attend(layer: Int, position pos: Int) {
         store(layer: layer, position: pos, keys: qkv.pointer + width, values: qkv.pointer + width + kvWidth)
         let (kt, v) = cachePointers(layer: layer)
         var args = slm_attention_decode_args(

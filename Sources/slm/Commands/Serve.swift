@@ -37,6 +37,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds running generations may go on after SIGTERM before they are cut.") var shutdownGrace = 30.0
     @Option(help: "Most MiB of freed tensor buffers kept for reuse; beyond, buffers go back to the system.")
     var bufferCacheMb = 256
+    @Flag(inversion: .prefixedNo, help: "Step concurrent generations together: one matrix product per weight for all of them (fp32 GPT-2 and LLaMA); --no-batching steps them one by one.")
+    var batching = true
     @OptionGroup var decode: DecodeOptions
     @OptionGroup var runtime: RuntimeOptions
 
@@ -58,7 +60,7 @@ struct Serve: ParsableCommand {
         let bundle = try loadBundle(model)
         let scheduler = GenerationScheduler(bundle: bundle, name: modelName, precision: try decode.precision(for: bundle.model),
                                             maxSessions: maxSessions, maxQueued: maxQueue,
-                                            prefillChunk: prefillChunk == 0 ? nil : prefillChunk)
+                                            prefillChunk: prefillChunk == 0 ? nil : prefillChunk, batching: batching)
         let server = OpenAIServer(scheduler: scheduler, apiKey: key, corsOrigin: corsOrigin, limits: limits)
         var logger = Logger(label: "slm.serve")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
