@@ -317,6 +317,48 @@ void slm_decode_gemv(int64_t threads, const slm_matrix *m, const float *x, float
     free(heap);
 }
 
+// Rows per chunk of a batched GEMV: a chunk's weights (at most 16 rows) stay in L1/L2
+// while every input passes over them.
+#define BATCH_ROW_CHUNK 16
+
+typedef struct {
+    const slm_matrix *m;
+    int64_t n, ldx, ldy;
+    const float *x;
+    const quantized_input *xq;  // n of them for a ternary matrix
+    float *y;
+    int accumulate;
+} gemm_job;
+
+static void gemm_task(void *ctx, int64_t task, int64_t tasks) {
+    const gemm_job *j = ctx;
+    int64_t r0, r1;
+    row_range(j->m->rows, task, tasks, &r0, &r1);
+    for (int64_t c0 = r0; c0 < r1; c0 += BATCH_ROW_CHUNK) {
+        int64_t c1 = c0 + BATCH_ROW_CHUNK < r1 ? c0 + BATCH_ROW_CHUNK : r1;
+        for (int64_t i = 0; i < j->n; i++)
+            gemv_rows(j->m, c0, c1, j->x + i * j->ldx, j->xq ? j->xq + i : NULL, j->y + i * j->ldy, j->accumulate);
+    }
+}
+
+void slm_decode_gemm(int64_t threads, const slm_matrix *m, int64_t n, const float *x, int64_t ldx, float *y,
+                     int64_t ldy, int accumulate) {
+    quantized_input *xq = NULL;
+    int8_t *codes = NULL;
+    if (m->format == SLM_WEIGHTS_T2) {
+        xq = malloc((size_t)n * sizeof *xq);
+        codes = malloc((size_t)(n * m->cols));
+        for (int64_t i = 0; i < n; i++) {
+            slm_quantize_act_i8(m->inputs, m->cols, x + i * ldx, codes + i * m->cols, &xq[i].scale, &xq[i].sum);
+            xq[i].q = codes + i * m->cols;
+        }
+    }
+    gemm_job j = {.m = m, .n = n, .ldx = ldx, .ldy = ldy, .x = x, .xq = xq, .y = y, .accumulate = accumulate};
+    slm_pool_run(threads, tasks_for(threads, m->rows * m->cols, m->rows), gemm_task, &j);
+    free(codes);
+    free(xq);
+}
+
 // Gate and up rows of the same range in one task, then SwiGLU on that range: no
 // barrier between the two projections and the activation.
 static void swiglu_task(void *ctx, int64_t task, int64_t tasks) {

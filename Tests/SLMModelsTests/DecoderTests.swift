@@ -115,18 +115,21 @@ import Testing
         #expect(throws: ConfigError.self) { try WeightPrecision.ternary.check(for: Self.configs[2]) }
     }
 
-    /// Streams stepped together (one GEMM per matrix for all of them) give each stream the
-    /// logits it gets alone, at different positions and over several steps, so the keys and
-    /// values a batched step stores are right too. Covers the batched path (fp32 GPT-2 and
-    /// LLaMA, biases, GQA, untied heads) and the stream-by-stream fallback (int8, experts, mixers).
+    static let bitnet = ModelConfig(architecture: .llama, vocabSize: 53, layers: 2, heads: 4, kvHeads: 2, width: 160, context: 24,
+                                    ffnWidth: 200, quantization: .ternary, subNorm: true)
+
+    /// Streams stepped together (one matrix product per weight matrix for all of them) give
+    /// each stream the logits it gets alone, at different positions and over several steps,
+    /// so the keys, values and mixer states a batched step stores are right too: GPT-2,
+    /// LLaMA with biases, GQA and untied heads, mixtures of experts routed apart per stream,
+    /// Monarch and Symbio, in fp32 (GEMMs) and int8 and ternary with SubLN (batched GEMVs).
     @Test(arguments: [(configs[0], WeightPrecision.fp32), (configs[3], .fp32), (configs[6], .fp32), (configs[2], .int8),
-                      (configs[10], .fp32), (configs[8], .fp32)])
+                      (configs[6], .int8), (configs[10], .fp32), (configs[12], .int8), (configs[7], .fp32), (configs[8], .fp32),
+                      (configs[9], .int8), (bitnet, .ternary), (bitnet, .fp32)])
     func streamsSteppedTogetherMatchSteppedAlone(_ setup: (config: ModelConfig, precision: WeightPrecision)) throws {
         let m = try Self.model(setup.config)
         let weights = try #require(m.decodingWeights(precision: setup.precision))
         let vocab = setup.config.vocabSize
-        let batched = setup.precision == .fp32 && setup.config.experts == nil && [.gpt2, .llama].contains(setup.config.architecture)
-        #expect(IncrementalDecoder.canBatch(weights) == batched)
         let prompts = (0..<3).map { Self.tokens(2 + 3 * $0, vocab: vocab, seed: UInt64(10 + $0)) }
         let alone = prompts.map { p in IncrementalDecoder(weights).then { _ = $0.prefill(p) } }
         let together = prompts.map { p in IncrementalDecoder(weights).then { _ = $0.prefill(p) } }

@@ -204,6 +204,11 @@ typedef enum { SLM_ACT_NONE = 0, SLM_ACT_GELU = 1 } slm_activation;
 /// y (+)= m x, rows split across `threads` threads of the decode pool, then `act` on y.
 void slm_decode_gemv(int64_t threads, const slm_matrix *m, const float *x, float *y,
                      int accumulate, slm_activation act);
+/// Y[j] (+)= m X[j] for n inputs (rows of X, ldx apart; outputs ldy apart): the streams
+/// of a batched decoding step. Threads split the rows, and each thread takes its rows in
+/// small chunks, every input per chunk, so the weights come from memory once for all n.
+void slm_decode_gemm(int64_t threads, const slm_matrix *m, int64_t n, const float *x, int64_t ldx, float *y,
+                     int64_t ldy, int accumulate);
 /// y = silu(gate x) * (up x) in one parallel region; `scratch` holds up->rows floats.
 void slm_decode_gemv_swiglu(int64_t threads, const slm_matrix *gate, const slm_matrix *up,
                             const float *x, float *y, float *scratch);

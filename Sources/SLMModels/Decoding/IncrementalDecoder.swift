@@ -32,7 +32,7 @@ public final class IncrementalDecoder {
     private var prefillCache: KVCache?
     var readInBatches = false
     /// Attention-free models: the mixers' inputs and block products instead of a KV cache.
-    private let mixerState: MixerState?
+    let mixerState: MixerState?
 
     public init(_ weights: DecodingWeights) {
         self.weights = weights
