@@ -241,7 +241,7 @@ public struct ByteLevelBPETokenizer: Tokenizer {
         var symbols: [Int32] = []
         var ranks: [UInt64] = []
         var links: [Int32] = []
-        var heap: [UInt64] = []
+        var heap = MinHeap()
         var prefixed: [UInt8] = []
     }
 
@@ -373,39 +373,10 @@ public struct ByteLevelBPETokenizer: Tokenizer {
     private func mergeLong(_ state: inout EncoderState) {
         let m = state.symbols.count
         state.links = [Int32](repeating: 0, count: 2 * m)
-        state.heap.removeAll(keepingCapacity: true)
+        state.heap.removeAll()
         var heap = state.heap
-        state.heap = []
+        state.heap = MinHeap()
         defer { state.heap = heap }
-
-        func push(_ key: UInt64) {
-            heap.append(key)
-            var i = heap.count - 1
-            while i > 0 {
-                let parent = (i - 1) / 2
-                if heap[parent] <= heap[i] { break }
-                heap.swapAt(parent, i)
-                i = parent
-            }
-        }
-        func pop() -> UInt64 {
-            let top = heap[0]
-            let last = heap.removeLast()
-            if !heap.isEmpty {
-                heap[0] = last
-                var i = 0
-                while true {
-                    let l = 2 * i + 1, r = l + 1
-                    var smallest = i
-                    if l < heap.count, heap[l] < heap[smallest] { smallest = l }
-                    if r < heap.count, heap[r] < heap[smallest] { smallest = r }
-                    if smallest == i { break }
-                    heap.swapAt(smallest, i)
-                    i = smallest
-                }
-            }
-            return top
-        }
 
         state.symbols.withUnsafeMutableBufferPointer { sym in
             state.links.withUnsafeMutableBufferPointer { links in
@@ -417,10 +388,9 @@ public struct ByteLevelBPETokenizer: Tokenizer {
                 }
                 for i in 0..<(m - 1) {
                     let v = mergeTable.value(sym[i], sym[i + 1])
-                    if v != PairTable.missing { push(v & 0xFFFF_FFFF_0000_0000 | UInt64(i)) }
+                    if v != PairTable.missing { heap.push(v & 0xFFFF_FFFF_0000_0000 | UInt64(i)) }
                 }
-                while !heap.isEmpty {
-                    let top = pop()
+                while let top = heap.pop() {
                     let pos = Int(top & 0xFFFF_FFFF), rank = top >> 32
                     let next = Int(links[2 * pos + 1])
                     if sym[pos] < 0 || next < 0 { continue }
@@ -434,11 +404,11 @@ public struct ByteLevelBPETokenizer: Tokenizer {
                     let before = Int(links[2 * pos])
                     if before >= 0 {
                         let w = mergeTable.value(sym[before], sym[pos])
-                        if w != PairTable.missing { push(w & 0xFFFF_FFFF_0000_0000 | UInt64(before)) }
+                        if w != PairTable.missing { heap.push(w & 0xFFFF_FFFF_0000_0000 | UInt64(before)) }
                     }
                     if after >= 0 {
                         let w = mergeTable.value(sym[pos], sym[after])
-                        if w != PairTable.missing { push(w & 0xFFFF_FFFF_0000_0000 | UInt64(pos)) }
+                        if w != PairTable.missing { heap.push(w & 0xFFFF_FFFF_0000_0000 | UInt64(pos)) }
                     }
                 }
             }

@@ -158,7 +158,7 @@ public struct MetaspaceBPETokenizer: Tokenizer {
         guard n > 1 else { return out.append(contentsOf: symbols) }
         var next = Array(1...n), previous = Array(-1..<(n - 1))
         // Heap entries: rank << 32 | position; stale ones are skipped when popped.
-        var heap = Heap()
+        var heap = MinHeap()
         for i in 0..<(n - 1) {
             let v = mergeTable.value(symbols[i], symbols[i + 1])
             if v != PairTable.missing { heap.push(v & 0xFFFF_FFFF_0000_0000 | UInt64(i)) }
@@ -188,41 +188,6 @@ public struct MetaspaceBPETokenizer: Tokenizer {
     public func save(to directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try AtomicFile.write(Data(sourceJSON), to: directory.appendingPathComponent("tokenizer.json"))
-    }
-}
-
-/// A binary min-heap of UInt64.
-private struct Heap {
-    private var items: [UInt64] = []
-
-    mutating func push(_ v: UInt64) {
-        items.append(v)
-        var i = items.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard items[parent] > items[i] else { break }
-            items.swapAt(parent, i)
-            i = parent
-        }
-    }
-
-    mutating func pop() -> UInt64? {
-        guard let first = items.first else { return nil }
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < items.count && items[l] < items[m] { m = l }
-                if r < items.count && items[r] < items[m] { m = r }
-                if m == i { break }
-                items.swapAt(m, i)
-                i = m
-            }
-        }
-        return first
     }
 }
 
