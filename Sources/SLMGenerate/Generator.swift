@@ -77,8 +77,8 @@ public final class Generator {
     }
 
     /// Reads the tokens that `next(deferringRead: true)` left in `sessions` (of this
-    /// generator), all in one batched decoder step where the decoder can (fp32 GPT-2 and
-    /// LLaMA), so each weight matrix is read once for all of them.
+    /// generator) in one batched decoder step (`IncrementalDecoder.step(_:tokens:)`), so
+    /// each weight matrix is read once for all of them.
     public func readPending(_ sessions: [GenerationSession]) {
         let waiting = sessions.filter { $0.pending != nil }
         guard !waiting.isEmpty else { return }

@@ -19,9 +19,8 @@ import SLMText
 /// - everything else is immutable after `init`.
 ///
 /// Batched decoding: a round samples one token for every live session, then the decoder
-/// reads all of them in one batched step (`Generator.readPending`: one GEMM per weight
-/// matrix for every stream, attention per stream on its own cache), where the weights
-/// allow it (fp32 GPT-2 and LLaMA; others step stream by stream).
+/// reads all of them in one batched step (`Generator.readPending`: each weight matrix read
+/// once for every stream, attention per stream on its own cache).
 ///
 /// Back-pressure: a job whose consumer has not read `backlogPerChoice` events per choice
 /// is skipped until it does, so a client that stops reading pauses its own generation
