@@ -20,10 +20,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+from bench_runs import ROOT, sh, write_table
+
 SHAPES = {"base": [], "wide": ["--set", "model.width=512", "--set", "model.heads=8", "--set", "model.kv_heads=8",
                                "--set", "model.ffn_width=1536"]}
 RUNS = {
@@ -31,16 +30,6 @@ RUNS = {
     "ternary": ["--preset", "bitnet-5m"],
     "16-to-1.58": ["--preset", "bitnet-5m", "--set", "training.full_precision_fraction=0.5"],
 }
-
-
-def sh(cmd, log=None):
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if log:
-        with open(log, "w") as f:
-            f.write(p.stdout + p.stderr)
-    if p.returncode != 0:
-        sys.exit(f"FAIL: {' '.join(cmd)}\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
-    return p.stdout
 
 
 def best_val_loss(run):
@@ -79,7 +68,7 @@ def main():
                         "--precision", o.precision, "--sample", "0", "--eval-sample", "0"] + flags + SHAPES[shape],
                        log=run + ".log")
                     held = json.loads(sh([o.slm, "eval", "--model", os.path.join(run, "best"), "--data", data, "--json",
-                                          "--max-tokens", "200000"]))["evaluation"]
+                                          "--max-tokens", "200000"])[0])["evaluation"]
                     sizes = {}
                     if name != "fp32":
                         for t in ("tq2_0", "f32"):
@@ -113,14 +102,7 @@ def main():
     ] + rows)
     print(table)
     if o.write_docs:
-        path = os.path.join(ROOT, "docs/BENCHMARKS.md")
-        text = open(path).read()
-        begin, end = "<!-- bitnet:begin -->", "<!-- bitnet:end -->"
-        if begin not in text or end not in text:
-            sys.exit(f"{path} has no {begin} … {end} markers")
-        head, rest = text.split(begin, 1)
-        _, tail = rest.split(end, 1)
-        open(path, "w").write(head + begin + "\n" + table + "\n" + end + tail)
+        write_table(table, "bitnet")
 
 
 if __name__ == "__main__":

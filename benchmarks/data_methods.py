@@ -26,11 +26,9 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
-import time
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+from bench_runs import ROOT, sh, write_table
+
 
 PHASES = "logic+rhetoric@0, logic+rhetoric+quadrivium@0.25, all@0.5"
 METHODS = {
@@ -45,17 +43,6 @@ METHODS = {
     "distill": ["--teacher", "{teacher}/best"],
 }
 NEEDS = {"coreset": "scorer", "doremi": "scorer", "distill": "teacher"}
-
-
-def sh(cmd, log=None):
-    started = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if log:
-        with open(log, "w") as f:
-            f.write(p.stdout + p.stderr)
-    if p.returncode != 0:
-        sys.exit(f"FAIL: {' '.join(cmd)}\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
-    return p.stdout, time.time() - started
 
 
 def records(run):
@@ -184,14 +171,7 @@ def main():
     ] + rows)
     print(table)
     if o.write_docs:
-        path = os.path.join(ROOT, "docs/BENCHMARKS.md")
-        text = open(path).read()
-        begin, end = "<!-- data-methods:begin -->", "<!-- data-methods:end -->"
-        if begin not in text or end not in text:
-            sys.exit(f"{path} has no {begin} … {end} markers")
-        head, rest = text.split(begin, 1)
-        _, tail = rest.split(end, 1)
-        open(path, "w").write(head + begin + "\n" + table + "\n" + end + tail)
+        write_table(table, "data-methods")
 
 
 if __name__ == "__main__":
