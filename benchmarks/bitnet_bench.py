@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """BitNet b1.58 against full precision at equal steps (issue 13's loss and size targets).
 
-    python3 benchmarks/bitnet_bench.py [--shapes base,wide] [--seeds 1] [--steps 750]
+    python3 benchmarks/bitnet_bench.py [--shapes base,wide] [--seeds 1] [--steps 750] [--warmup N]
                                        [--out runs/bitnet] [--write-docs]
 
 Data: the shared corpus as byte-level BPE with 2,000 tokens, whole books held out
@@ -14,12 +14,15 @@ Shapes: base = bitnet-5m (6 layers, width 256, SwiGLU 768); wide = twice the wid
 (512, 8 heads, SwiGLU 1536). Reported: best validation loss, held-out bits per byte
 (`slm eval`, first 200K validation tokens), the gap to fp32, and for the ternary runs
 the size of their TQ2_0 GGUF export against the same model exported as F32.
-Finished runs are skipped, so the script can be re-run to add seeds or shapes.
+Finished runs are skipped, so the script can be re-run to add seeds or shapes; each run
+records its steps and warm-up, so shapes may be run with different budgets (the table
+says which).
 """
 import argparse
 import json
 import os
 import statistics
+import sys
 
 from bench_runs import ROOT, sh, write_table
 
@@ -44,6 +47,7 @@ def main():
     a.add_argument("--shapes", default="base,wide")
     a.add_argument("--seeds", default="1")
     a.add_argument("--steps", type=int, default=750)
+    a.add_argument("--warmup", type=int, help="warm-up steps of every run (default: the presets' 200)")
     a.add_argument("--precision", default="fp32", help="matrix products of every run (fp32 compares across CPUs)")
     a.add_argument("--out", default=os.path.join(ROOT, "runs/bitnet"))
     a.add_argument("--write-docs", action="store_true")
@@ -64,9 +68,10 @@ def main():
                 run = os.path.join(o.out, f"{shape}-{name}-seed{seed}")
                 if not os.path.exists(os.path.join(run, ".finished")):
                     print(f"== {shape} {name}, seed {seed}", flush=True)
+                    warmup = ["--set", f"training.warmup={o.warmup}"] if o.warmup is not None else []
                     sh([o.slm, "train", "--data", data, "--out", run, "--steps", str(o.steps), "--seed", str(seed),
-                        "--precision", o.precision, "--sample", "0", "--eval-sample", "0"] + flags + SHAPES[shape],
-                       log=run + ".log")
+                        "--precision", o.precision, "--sample", "0", "--eval-sample", "0"] + flags + SHAPES[shape]
+                       + warmup, log=run + ".log")
                     held = json.loads(sh([o.slm, "eval", "--model", os.path.join(run, "best"), "--data", data, "--json",
                                           "--max-tokens", "200000"])[0])["evaluation"]
                     sizes = {}
@@ -77,13 +82,19 @@ def main():
                                 "--out", path])
                             sizes[t] = os.path.getsize(path)
                             os.remove(path)
-                    json.dump({"held": held, "sizes": sizes}, open(os.path.join(run, "summary.json"), "w"))
+                    json.dump({"held": held, "sizes": sizes, "steps": o.steps, "warmup": o.warmup or 200},
+                              open(os.path.join(run, "summary.json"), "w"))
                     open(os.path.join(run, ".finished"), "w").close()
                 summary = json.load(open(os.path.join(run, "summary.json")))
-                results[(shape, name, seed)] = (best_val_loss(run), summary["held"]["bits_per_byte"], summary["sizes"])
+                results[(shape, name, seed)] = (best_val_loss(run), summary["held"]["bits_per_byte"], summary["sizes"],
+                                                summary.get("steps", 750), summary.get("warmup", 200))
 
-    rows = []
+    rows, budgets = [], []
     for shape in shapes:
+        steps, warmup = results[(shape, "fp32", seeds[0])][3:]
+        if any(results[(shape, n, s)][3:] != (steps, warmup) for n in RUNS for s in seeds):
+            sys.exit(f"bitnet_bench: the {shape} runs differ in steps or warm-up; remove the odd ones and re-run")
+        budgets.append(f"{shape}: {steps} steps, warm-up {warmup}")
         base = statistics.mean(results[(shape, "fp32", s)][0] for s in seeds)
         for name in RUNS:
             losses = [results[(shape, name, s)][0] for s in seeds]
@@ -94,8 +105,8 @@ def main():
             rows.append(f"| {shape} | {name} | {statistics.mean(losses):.4f} | {statistics.mean(bits):.4f} | "
                         f"{'' if name == 'fp32' else f'{gap * 100:+.1f}%'} | {ratio} |")
     table = "\n".join([
-        f"{o.steps} steps × 16 × 256 tokens, seeds {', '.join(map(str, seeds))}, {o.precision} products; "
-        "validation = held-out books.",
+        f"{'; '.join(budgets)}; 16 × 256 tokens per step, seeds {', '.join(map(str, seeds))}, "
+        f"{o.precision} products; validation = held-out books.",
         "",
         "| shape | run | best validation loss | held-out bits/byte | loss vs fp32 | TQ2_0 export vs F32 |",
         "|---|---|---:|---:|---:|---|",

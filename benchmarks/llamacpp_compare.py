@@ -4,16 +4,20 @@ and compares it with swift-slm on the same checkpoint:
 
 - tokenization: llama.cpp's ids for held-out text equal ours;
 - logits on held-out windows (teacher-forced): largest difference and top-1 agreement,
-  for f32 and q8_0 (llama.cpp also quantises activations to 8 bits in Q8_0 products);
+  for f32 and q8_0 (llama.cpp also quantises activations to 8 bits in Q8_0 products),
+  and tq2_0 for a model trained ternary (`--types tq2_0`; ours: BitLinear's per-token
+  int8 activations, llama.cpp's: int8 per block of 256);
 - greedy continuation of a prompt: llama.cpp's tokens against ours, token for token
   (ours: the argmax of `slm score` logits along llama.cpp's sequence, and the text of
   `slm generate --temperature 0`);
-- decode speed, batch 1, greedy: llama.cpp against `slm bench generate`, interleaved rounds.
+- decode speed, batch 1, greedy: llama.cpp against `slm bench generate` (fp32 beside f32,
+  `--weights int8` beside q8_0, `--weights ternary` beside tq2_0), interleaved rounds.
 
 llama-cpp-python builds llama.cpp from its PyPI source (several minutes); keep the wheel:
     pip wheel --no-deps -w ~/.cache/slm-wheels llama-cpp-python && pip install ~/.cache/slm-wheels/llama_cpp_python-*.whl
 
     python3 benchmarks/llamacpp_compare.py --model CHECKPOINT --text data/val.txt [--slm .build/release/slm]
+                                           [--types f32,q8_0 | --types tq2_0]
 """
 import argparse
 import json
@@ -93,6 +97,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=64, help="greedy tokens to compare")
     ap.add_argument("--speed-tokens", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--types", default="f32,q8_0", help="GGUF types to export and compare (tq2_0: ternary models)")
     args = ap.parse_args()
     config = json.loads((Path(args.model) / "config.json").read_text())
     context, vocab = config["context"], config["vocab_size"]
@@ -106,7 +111,7 @@ def main():
     results = {"model": args.model, "threads": args.threads, "positions": args.windows * context}
 
     with tempfile.TemporaryDirectory() as d:
-        for kind in ["f32", "q8_0"]:
+        for kind in args.types.split(","):
             path = str(Path(d) / f"model-{kind}.gguf")
             run([args.slm, "export", "--model", args.model, "--format", "gguf", "--type", kind, "--out", path])
             llm = Llama(model_path=path, n_ctx=context, n_batch=context, logits_all=True, n_threads=args.threads,
@@ -124,18 +129,30 @@ def main():
             our_next = [int(np.argmax(teacher[len(prompt) - 1 + i])) for i in range(args.tokens)]
             r["greedy_tokens_equal"] = sum(a == b for a, b in zip(our_next, greedy))
             r["greedy_tokens"] = args.tokens
-            if kind == "f32":
+            weights = {"f32": "fp32", "f16": "fp32", "q8_0": "int8", "tq2_0": "ternary"}[kind]
+            if kind in ("f32", "tq2_0"):
                 # `slm generate` stops at the end-of-text token and prints the continuation only.
                 eos = llm.token_eos()
                 until_eos = greedy[:greedy.index(eos)] if eos in greedy else greedy
                 their_text = llm.detokenize(until_eos).decode("utf-8", errors="replace")
                 ours_text = run([args.slm, "generate", "--model", args.model, "--prompt", args.prompt,
-                                 "--temperature", "0", "--max-tokens", str(args.tokens), "--threads", str(args.threads)])
-                r["greedy_text_equal"] = ours_text.rstrip("\n") == their_text
+                                 "--temperature", "0", "--max-tokens", str(args.tokens), "--threads", str(args.threads),
+                                 "--weights", weights])
+                ours_text = ours_text.rstrip("\n")
+                r["greedy_text_equal"] = ours_text == their_text
                 r["greedy_text"] = their_text[:200]
+                if ours_text != their_text:
+                    # Where the two texts part, and by how much our own forward pass preferred
+                    # llama.cpp's token there (a near-tie flips on summation order).
+                    a = our_ids(args.slm, args.model, args.prompt + their_text)
+                    b = our_ids(args.slm, args.model, args.prompt + ours_text)
+                    i = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), min(len(a), len(b)))
+                    r["greedy_text_same_tokens"] = i - len(prompt)
+                    if i < min(len(a), len(b)):
+                        row = our_logits(args.slm, args.model, [a[:i]], vocab, args.threads)[0][i - 1]
+                        r["greedy_text_parting_margin"] = float(row[a[i]] - row[b[i]])
             # Speed, interleaved: llama.cpp, then ours, `rounds` times.
             theirs_speed, ours_speed = [], []
-            weights = "fp32" if kind == "f32" else "int8"
             for _ in range(args.rounds):
                 theirs_speed.append(their_speed(llm, prompt[:16], args.speed_tokens))
                 out = run([args.slm, "bench", "generate", "--model", args.model, "--prompt", "16", "--tokens",

@@ -382,14 +382,24 @@ void slm_decode_gemv_swiglu(int64_t threads, const slm_matrix *gate, const slm_m
     free(heap);
 }
 
+typedef struct {
+    const slm_attention_decode_args *a;
+    int64_t heads;
+} attention_job;
+
 static void attention_task(void *ctx, int64_t task, int64_t tasks) {
-    const slm_attention_decode_args *a = ctx;
-    slm_attention_decode(a, a->Hq * task / tasks, a->Hq * (task + 1) / tasks);
+    (void)tasks;
+    const attention_job *j = ctx;
+    int64_t head = task % j->heads;
+    slm_attention_decode(j->a + task / j->heads, head, head + 1);
 }
 
-void slm_decode_attention(int64_t threads, const slm_attention_decode_args *a) {
-    // One task per head. Work per head ~ 2·n·D multiply-adds: short contexts are
-    // cheaper on one thread.
-    if (a->n * a->D * a->Hq < 16 * 1024) threads = 1;
-    slm_pool_run(threads, a->Hq, attention_task, (void *)a);
+void slm_decode_attention(int64_t threads, const slm_attention_decode_args *a, int64_t count) {
+    if (count <= 0) return;
+    // Work per head ~ 2·n·D multiply-adds: short contexts are cheaper on one thread.
+    int64_t work = 0;
+    for (int64_t i = 0; i < count; i++) work += a[i].n * a[i].D * a[i].Hq;
+    if (work < 16 * 1024) threads = 1;
+    attention_job j = {.a = a, .heads = a[0].Hq};
+    slm_pool_run(threads, count * a[0].Hq, attention_task, &j);
 }

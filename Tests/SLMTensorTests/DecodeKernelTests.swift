@@ -134,8 +134,42 @@ import Testing
             expectClose(out1, out2, tolerance: 1e-5)
             // Heads split across tasks give the same result as all at once.
             var out3 = [Float](repeating: 0, count: hq * d), s3 = s1
-            run(&out3, &s3) { slm_decode_attention(3, $0) }
+            run(&out3, &s3) { slm_decode_attention(3, $0, 1) }
             expectClose(out3, out2, tolerance: 1e-5)
+        }
+    }
+
+    /// Several streams' queries in one region (a batched step): each equals its own
+    /// reference, for caches of different lengths and 1 to 3 threads.
+    @Test func attentionDecodeOfSeveralQueries() {
+        let (hq, hkv, d, capacity) = (4, 2, 16, 100), ldk = 128
+        let lengths = [1, 37, 100, 64, 9]
+        func buffer(_ values: [Float]) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: values.count)
+            p.initialize(from: values, count: values.count)
+            return p
+        }
+        var owned: [UnsafeMutablePointer<Float>] = []
+        defer { owned.forEach { $0.deallocate() } }
+        func args(_ s: Int) -> slm_attention_decode_args {
+            let q = buffer(randomArray(hq * d, seed: UInt64(20 + s))), kt = buffer(randomArray(hkv * d * ldk, seed: UInt64(40 + s)))
+            let v = buffer(randomArray(hkv * capacity * d, seed: UInt64(60 + s)))
+            let out = buffer([Float](repeating: .nan, count: hq * d)), scores = buffer([Float](repeating: 0, count: hq * ldk))
+            owned += [q, kt, v, out, scores]
+            return slm_attention_decode_args(Hq: Int64(hq), Hkv: Int64(hkv), D: Int64(d), n: Int64(lengths[s]), ldk: Int64(ldk),
+                                             ldv: Int64(capacity), scale: 0.25, q: q, kt: kt, v: v, out: out, scores: scores)
+        }
+        let batch = lengths.indices.map(args)
+        for threads in 1...3 {
+            slm_decode_attention(Int64(threads), batch, Int64(batch.count))
+            for var a in batch {
+                let got = Array(UnsafeBufferPointer(start: a.out, count: hq * d))
+                let expected = UnsafeMutablePointer<Float>.allocate(capacity: hq * d)
+                defer { expected.deallocate() }
+                a.out = expected
+                slm_attention_decode_ref(&a, 0, Int64(hq))
+                expectClose(got, Array(UnsafeBufferPointer(start: expected, count: hq * d)), tolerance: 1e-5)
+            }
         }
     }
 

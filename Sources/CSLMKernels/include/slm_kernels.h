@@ -212,8 +212,10 @@ void slm_decode_gemm(int64_t threads, const slm_matrix *m, int64_t n, const floa
 /// y = silu(gate x) * (up x) in one parallel region; `scratch` holds up->rows floats.
 void slm_decode_gemv_swiglu(int64_t threads, const slm_matrix *gate, const slm_matrix *up,
                             const float *x, float *y, float *scratch);
-/// Single-query attention, heads split across threads.
-void slm_decode_attention(int64_t threads, const slm_attention_decode_args *a);
+/// Single-query attention for `count` independent queries (a batch of streams, each on
+/// its own cache and position; all with one head count): one region whose tasks are the
+/// (query, head) pairs, claimed by the threads in turn.
+void slm_decode_attention(int64_t threads, const slm_attention_decode_args *a, int64_t count);
 
 // MARK: - Decode thread pool
 

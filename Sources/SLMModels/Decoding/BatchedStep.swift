@@ -5,7 +5,8 @@ import SLMTensor
 /// Several generations of one model stepped together (a server's concurrent streams): each
 /// weight matrix is read once per step for all of them, as one GEMM over their rows,
 /// instead of once per stream. Attention (or the Monarch/Symbio mixer) runs per stream on
-/// its own cache or state, at its own position; a mixture of experts multiplies each
+/// its own cache or state, at its own position (attention: every stream's heads as the
+/// tasks of one parallel region); a mixture of experts multiplies each
 /// expert once for the streams routed to it. fp32 matrices are GEMMs; int8 and ternary
 /// ones go through the decode pool's batched GEMV, which reads a chunk of rows once for
 /// every stream.
@@ -153,17 +154,19 @@ private struct BatchStep {
             }
             norm(l.norm1, l.norm1Bias, x, h)
             project(l.qkv!, h, qkv, accumulate: false)
-            // Attention per stream, on its own cache and position.
+            // Each stream's query on its own cache and position; all of them in one region.
+            var queries: [slm_attention_decode_args] = []
+            queries.reserveCapacity(n)
             for (i, dec) in decoders.enumerated() {
-                dec.qkv.pointer.update(from: qkv.pointer + i * qkvWidth, count: qkvWidth)
+                let q = qkv.pointer + i * qkvWidth
                 if let cosTable = w.ropeCos?.pointer, let sinTable = w.ropeSin?.pointer {
-                    let q = dec.qkv.pointer, k = q + d, pos = Int64(dec.length)
+                    let k = q + d, pos = Int64(dec.length)
                     slm_rope(1, 1, Int64(c.heads), Int64(c.headSize), pos, cosTable, sinTable, q, q, 0)
                     slm_rope(1, 1, Int64(c.kvHeads), Int64(c.headSize), pos, cosTable, sinTable, k, k, 0)
                 }
-                dec.attend(layer: layer, position: dec.length)
-                (attended.pointer + i * d).update(from: dec.attended.pointer, count: d)
+                queries.append(dec.attention(layer: layer, position: dec.length, qkv: q, out: attended.pointer + i * d))
             }
+            queries.withUnsafeBufferPointer { slm_decode_attention(decoders[0].threads, $0.baseAddress, Int64(n)) }
             if let subNorm = l.attentionSubNorm {  // BitNet's SubLN
                 slm_rmsnorm_fwd(Int64(n), Int64(d), attended.pointer, subNorm.pointer, Float(c.normEps), h.pointer, stats.pointer)
                 project(l.o!, h, x, accumulate: true)

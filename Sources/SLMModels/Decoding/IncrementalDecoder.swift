@@ -227,13 +227,20 @@ public final class IncrementalDecoder {
 
     /// Stores this position's key and value (from `qkv`) in the cache, then attends.
     func attend(layer: Int, position pos: Int) {
-        store(layer: layer, position: pos, keys: qkv.pointer + width, values: qkv.pointer + width + kvWidth)
+        var args = attention(layer: layer, position: pos, qkv: qkv.pointer, out: attended.pointer)
+        slm_decode_attention(threads, &args, 1)
+    }
+
+    /// Stores the key and value of `qkv` ([q | k | v] of one position) in the cache and
+    /// returns the attention of its query over the cache, into `out` (run by
+    /// `slm_decode_attention`, alone or beside other decoders' queries).
+    func attention(layer: Int, position pos: Int, qkv: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) -> slm_attention_decode_args {
+        store(layer: layer, position: pos, keys: qkv + width, values: qkv + width + kvWidth)
         let (kt, v) = cachePointers(layer: layer)
-        var args = slm_attention_decode_args(
+        return slm_attention_decode_args(
             Hq: Int64(heads), Hkv: Int64(kvHeads), D: Int64(headSize), n: Int64(pos + 1), ldk: Int64(ldk),
-            ldv: Int64(capacity), scale: 1 / Float(headSize).squareRoot(), q: qkv.pointer, kt: kt, v: v,
-            out: attended.pointer, scores: scores.pointer)
-        slm_decode_attention(threads, &args)
+            ldv: Int64(capacity), scale: 1 / Float(headSize).squareRoot(), q: qkv, kt: kt, v: v,
+            out: out, scores: scores.pointer)
     }
 
     private func cachePointers(layer: Int) -> (keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>) {
