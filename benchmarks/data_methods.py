@@ -37,7 +37,7 @@ METHODS = {
     "curriculum-difficulty": ["--set", 'training.curriculum="difficulty"'],
     "curriculum-compression": ["--set", 'training.curriculum="compression"'],
     "phases": ["--set", f'training.phases="{PHASES}"'],
-    "seq-warmup": ["--set", "training.seq_warmup=300", "--set", "training.seq_start=32"],
+    "seq-warmup": ["--set", "training.seq_warmup={warmup}", "--set", "training.seq_start=32"],
     "coreset": ["--set", "training.coreset.keep=0.5"],
     "doremi": ["--set", 'training.doremi.reference="{helper}/best"'],
     "distill": ["--teacher", "{teacher}/best"],
@@ -122,7 +122,7 @@ def main():
         if os.path.exists(os.path.join(run, ".finished")):
             return
         extra = [x.replace("{helper}", helpers.get("scorer", "")).replace("{teacher}", helpers.get("teacher", ""))
-                 for x in METHODS[m]]
+                 .replace("{warmup}", str(steps // 5)) for x in METHODS[m]]
         threads = ["--threads", str(o.threads)] if o.threads else []
         print(f"== {m}, seed {seed}", flush=True)
         shutil.rmtree(run, ignore_errors=True)  # an unfinished run starts over
@@ -171,7 +171,7 @@ def main():
     ] + rows)
     print(table)
     if o.write_docs:
-        write_table(table, "data-methods")
+        write_table(table, "data-methods" if o.preset == "micro" else f"data-methods-{o.preset}")
 
 
 if __name__ == "__main__":
