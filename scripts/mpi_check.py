@@ -11,7 +11,10 @@ thread per process:
   resume  one process for 10 steps, then resumed under `mpirun -np 2` to step 20, gradients
           sent in one sum after the backward pass
 and checks, against `one`: the loss at every step (relative difference within 1e-5) and
-the final weights (each tensor's difference within 1e-4 of its norm). With --wire bf16
+the final weights (each tensor's difference within 1e-4 of its norm). Then the data-centric
+methods together, one process against 2 ranks: windows drawn by chunk on a difficulty
+curriculum, a sequence-length warm-up, distillation and online DoReMi (the `one` run as
+teacher and reference). With --wire bf16
 it compares the loss curve of bf16 gradients on the wire instead (reported, not asserted).
 Needs OpenMPI (scripts/setup.sh --with-mpi). Runs as root with --allow-run-as-root.
 """
@@ -117,7 +120,18 @@ def main():
         log = run(mpirun(2) + train + ["--out", resumed, "--steps", "20", "--resume", resumed, "--allreduce-bucket-mb", "0"])
         assert "resuming" in log, log
         compare(one, resumed, "1 process to step 10, then 2 ranks, one sum after backward")
-        print("PASS mpi: 2 ranks equal one process with the combined batch, also across a resume")
+        helper = os.path.join(one, "ckpt-000020")
+        methods = ["--set", 'training.sampler="chunks"', "--set", 'training.curriculum="difficulty"',
+                   "--set", "training.seq_warmup=8", "--set", "training.seq_start=16",
+                   "--teacher", helper, "--set", f'training.doremi.reference="{helper}"']
+        one_m, mpi_m = os.path.join(work, "one-methods"), os.path.join(work, "mpi-methods")
+        run(train + methods + ["--out", one_m, "--steps", "20"])
+        run(mpirun(2) + train + methods + ["--out", mpi_m, "--steps", "20"])
+        compare(one_m, mpi_m, "2 ranks, data-centric methods")
+        logged = set().union(*(json.loads(line) for line in open(os.path.join(mpi_m, "metrics.jsonl"))))
+        missing = {"distill_kl", "domain_weights", "seq_len", "curriculum_reach"} - logged
+        assert not missing, f"2 ranks, data-centric methods: the metrics lack {sorted(missing)}, so a method did not run"
+        print("PASS mpi: 2 ranks equal one process with the combined batch, also across a resume and with the data-centric methods")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
