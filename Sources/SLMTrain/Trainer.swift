@@ -100,7 +100,8 @@ public final class Trainer {
     /// How many all-reduces a step's gradients go out in (nil: this process alone).
     public var gradientBucketCount: Int? { buckets?.bucketCount }
     let configFingerprint: String
-    let peakFLOPs: Double
+    /// The peak MFU is a share of; 0 (MFU n/a) without one, or once the run outpaces it.
+    private(set) var peakFLOPs: Double
     let peakSource: String
     private let metrics: FileHandle?
 
@@ -108,7 +109,7 @@ public final class Trainer {
     /// `teacher`: the model that `config.teacher` names, for distillation (same tokenizer).
     public init(model: any LanguageModel, data: TrainingData, config: TrainingConfig, out: URL, resume: URL? = nil,
                 group: (any ProcessGroup)? = nil, teacher: (any LanguageModel)? = nil, reference: (any LanguageModel)? = nil,
-                note: (String) -> Void = { _ in }) throws {
+                peak: PeakFLOPs.Peak? = nil, note: (String) -> Void = { _ in }) throws {
         try config.validate()
         if teacher == nil && config.teacher != nil {
             throw CheckpointError("training.teacher is set but no teacher model was loaded")
@@ -178,7 +179,7 @@ public final class Trainer {
         configFingerprint = fingerprint([try model.config.jsonData()])
         ema = config.emaDecay > 0 ? params.map { $0.copy() } : nil
         // MFU is against the peak of the precision the products run at.
-        let peak = PeakFLOPs.forTraining(bf16: config.precision == .bf16)
+        let peak = peak ?? PeakFLOPs.forTraining(bf16: config.precision == .bf16)
         (peakFLOPs, peakSource) = (peak.flops, peak.source)
         if Gemm.backendName == "reference" {
             note("warning: matrix products run on the plain reference loops, one to two orders of magnitude slower than oneDNN "
@@ -407,7 +408,15 @@ public final class Trainer {
                 let seconds = Date().timeIntervalSince(windowStart)
                 let rate = Double(windowTokens) / max(seconds, 1e-9)
                 // Unknown (nil) without a peak: bf16 products emulated, or no x86 SIMD.
-                let mfu = peakFLOPs > 0 ? 3 * model.config.flopsPerToken * rate / (peakFLOPs * Double(ranks)) : nil
+                var mfu = peakFLOPs > 0 ? 3 * model.config.flopsPerToken * rate / (peakFLOPs * Double(ranks)) : nil
+                if let share = mfu, share > 1 {
+                    // No run beats the FMA peak: the peak read low, so no share of it means anything.
+                    report(String(format: "note: this run does %.0f GFLOP/s per process, more than the peak of %.0f GFLOP/s (%@), which therefore "
+                        + "read low; MFU is n/a from here (`slm bench kernels` measures and keeps a steadier peak)",
+                        share * peakFLOPs / 1e9, peakFLOPs / 1e9, peakSource))
+                    peakFLOPs = 0
+                    mfu = nil
+                }
                 let done = Double(step - startStep), remaining = Double(config.steps - step)
                 let eta = done > 0 ? Date().timeIntervalSince(started) / done * remaining : 0
                 let mean = windowLoss / Double(windowSteps)

@@ -830,6 +830,35 @@ final class TwinGroup: ProcessGroup {
     }
 }
 
+@Suite struct MFUTests {
+    /// MFU is 3 · FLOPs per token · tokens/s over the peak; a run faster than its peak
+    /// shows the peak read low, so MFU turns n/a with a note instead of passing 100%.
+    @Test func aShareOfThePeakAndNeverAboveIt() throws {
+        let root = scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = try TrainingData(directory: try makeDataset(root))
+        var c = tinyTraining(steps: 4)
+        let model = try makeModel(tinyChar, seed: 1)
+        let high = root.appendingPathComponent("high")
+        _ = try Trainer(model: model, data: data, config: c, out: high,
+                        peak: PeakFLOPs.Peak(flops: 1e15, source: "given")).run { _ in }
+        let records = try metricRecords(high).filter { $0["tokens_per_sec"] != nil }
+        #expect(records.count == 4)
+        for r in records {
+            let rate = r["tokens_per_sec"] as! Double, mfu = r["mfu"] as! Double
+            #expect(abs(mfu - 3 * model.config.flopsPerToken * rate / 1e15) <= 1e-9 * mfu)
+        }
+
+        var lines: [String] = []
+        let low = root.appendingPathComponent("low")
+        _ = try Trainer(model: try makeModel(tinyChar, seed: 1), data: data, config: c, out: low,
+                        peak: PeakFLOPs.Peak(flops: 1, source: "given")).run { lines.append($0) }
+        #expect(lines.filter { $0.contains("read low; MFU is n/a") }.count == 1, "\(lines)")
+        #expect(try metricRecords(low).allSatisfy { $0["mfu"] == nil })
+        #expect(lines.filter { $0.hasPrefix("step") }.allSatisfy { $0.contains("MFU   n/a") }, "\(lines)")
+    }
+}
+
 @Suite struct DistillationTests {
     /// With weight 0 the teacher changes nothing; with weight 1 the student learns the
     /// teacher's distribution (the logged distillation loss falls) and the teacher's time
