@@ -138,7 +138,7 @@ import Testing
     func attention(_ isa: slm_isa) {
         let k = slm_kernel_table_for(isa)!.pointee
         for (b, tq, tk, hq, hkv, d) in [(2, 9, 9, 4, 2, 16), (1, 1, 70, 3, 1, 64), (1, 67, 67, 2, 2, 7),
-                                         (2, 100, 133, 4, 2, 40), (1, 70, 70, 1, 1, 64)] {
+                                         (2, 100, 133, 4, 2, 40), (1, 70, 70, 1, 1, 64), (1, 300, 300, 4, 2, 64)] {
             let q = randomTensor([b, tq, hq, d], seed: 14), kk = randomTensor([b, tk, hkv, d], seed: 15)
             let v = randomTensor([b, tk, hkv, d], seed: 16), dout = randomTensor([b, tq, hq, d], seed: 17)
             let out1 = Tensor.zeros(q.shape), out2 = Tensor.zeros(q.shape)
