@@ -649,8 +649,8 @@ static void FN(attention_fwd)(const slm_attention_args *a, int64_t task_begin, i
 // Recomputes P from the saved log-sum-exps, then per key block and query block:
 // dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(dO ⊙ O)) · scale, dQ += dS·K, dK += dSᵀ·Q, dV += Pᵀ·dO.
 // Key blocks outside query blocks: the dK and dV blocks are reused from cache rather
-// than streamed per query block (which cost a third of backward at T = 4,096). Every sum
-// runs in the same order as over whole rows, so the results do not depend on the blocks.
+// than streamed through memory once per query block. Every sum runs in the same order as
+// over whole rows, so the results do not depend on the blocks.
 static void FN(attention_bwd)(const slm_attention_args *a, const float *dout, float *dq, float *dk,
                               float *dv, int64_t task_begin, int64_t task_end) {
     const int64_t D = a->D, G = a->Hq / a->Hkv, Tk = a->Tk, Tq = a->Tq, off = Tk - Tq;
