@@ -39,27 +39,26 @@ def main():
         sys.exit(f"--tokens {o.tokens} must be a multiple of every context")
     if o.steps <= 3:
         sys.exit("--steps must exceed the 3 untimed steps")
-    tmp = tempfile.mkdtemp()
     ours, theirs = {t: [] for t in contexts}, {t: [] for t in contexts}
-
-    for r in range(o.repeats):
-        for t in contexts:
-            batch = o.tokens // t
-            out, _ = sh([o.slm, "bench", "train", "--preset", o.preset, "--data", o.data, "--steps", str(o.steps),
-                         "--warmup", "3", "--threads", str(o.threads), "--precision", "fp32", "--json",
-                         "--set", f"model.context={t}", "--set", f"training.batch={batch}"])
-            mine = json.loads(out)
-            ours[t].append((mine["tokensPerSecond"], mine["peakRSSMiB"]))
-            config = os.path.join(tmp, f"config-{t}.json")
-            json.dump(mine["config"], open(config, "w"))
-            result = os.path.join(tmp, f"torch-{t}.json")
-            sh([sys.executable, os.path.join(ROOT, "benchmarks/reference/reference.py"), "train", "--model-config", config,
-                "--data", o.data, "--steps", str(o.steps), "--batch", str(batch), "--eval-interval", str(o.steps),
-                "--eval-batches", "1", "--threads", str(o.threads), "--precision", "fp32", "--out", result])
-            ref = json.load(open(result))
-            theirs[t].append((ref["tokens_per_sec"], ref["peak_rss_mib"]))
-            print(f"repeat {r + 1}, context {t}: swift-slm {mine['tokensPerSecond']:.0f} tokens/s, {mine['peakRSSMiB']:.0f} MiB; "
-                  f"PyTorch {ref['tokens_per_sec']:.0f} tokens/s, {ref['peak_rss_mib']:.0f} MiB", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:  # the configs and PyTorch's results
+        for r in range(o.repeats):
+            for t in contexts:
+                batch = o.tokens // t
+                out, _ = sh([o.slm, "bench", "train", "--preset", o.preset, "--data", o.data, "--steps", str(o.steps),
+                             "--warmup", "3", "--threads", str(o.threads), "--precision", "fp32", "--json",
+                             "--set", f"model.context={t}", "--set", f"training.batch={batch}"])
+                mine = json.loads(out)
+                ours[t].append((mine["tokensPerSecond"], mine["peakRSSMiB"]))
+                config = os.path.join(tmp, f"config-{t}.json")
+                json.dump(mine["config"], open(config, "w"))
+                result = os.path.join(tmp, f"torch-{t}.json")
+                sh([sys.executable, os.path.join(ROOT, "benchmarks/reference/reference.py"), "train", "--model-config", config,
+                    "--data", o.data, "--steps", str(o.steps), "--batch", str(batch), "--eval-interval", str(o.steps),
+                    "--eval-batches", "1", "--threads", str(o.threads), "--precision", "fp32", "--out", result])
+                ref = json.load(open(result))
+                theirs[t].append((ref["tokens_per_sec"], ref["peak_rss_mib"]))
+                print(f"repeat {r + 1}, context {t}: swift-slm {mine['tokensPerSecond']:.0f} tokens/s, {mine['peakRSSMiB']:.0f} MiB; "
+                      f"PyTorch {ref['tokens_per_sec']:.0f} tokens/s, {ref['peak_rss_mib']:.0f} MiB", flush=True)
 
     def med(runs):
         return statistics.median(x[0] for x in runs), max(x[1] for x in runs)
@@ -77,7 +76,7 @@ def main():
         "",
         "| context | batch | swift-slm tokens/s | PyTorch SDPA tokens/s | ratio | swift-slm peak RSS, MiB | PyTorch peak RSS, MiB |",
         "|---:|---:|---:|---:|---:|---:|---:|",
-    ] + rows + ["", f"Peak RSS against context {base:,}: " + "; ".join(ratios) + "."])
+    ] + rows + (["", f"Peak RSS against context {base:,}: " + "; ".join(ratios) + "."] if ratios else []))
     print(table)
     if o.write_docs:
         write_table(table, "long-context")

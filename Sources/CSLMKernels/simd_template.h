@@ -584,12 +584,8 @@ static void FN(small_gemm_block)(int64_t m, int64_t n, int64_t k, const float *a
 // A is addressed through row and column strides (see tile).
 static void FN(small_gemm)(int64_t m, int64_t n, int64_t k, const float *a, int64_t ars, int64_t acs,
                            const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate) {
-    if (k == 0) {
-        if (!accumulate)
-            for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
-        return;
-    }
-    for (int64_t k0 = 0; k0 < k; k0 += SG_KC) {
+    // At least one pass, so that k = 0 still writes zeros (or leaves C) as a block does.
+    for (int64_t k0 = 0; k0 == 0 || k0 < k; k0 += SG_KC) {
         const int64_t kb = k - k0 < SG_KC ? k - k0 : SG_KC;
         for (int64_t j0 = 0; j0 < n; j0 += SG_NC) {
             const int64_t nb = n - j0 < SG_NC ? n - j0 : SG_NC;
@@ -679,8 +675,7 @@ static void FN(attention_bwd)(const slm_attention_args *a, const float *dout, fl
                 const int64_t first = j0 - off > 0 ? (j0 - off) / ATT_QUERY_BLOCK * ATT_QUERY_BLOCK : 0;
                 for (int64_t i0 = first; i0 < Tq; i0 += ATT_QUERY_BLOCK) {
                     const int64_t rows = Tq - i0 < ATT_QUERY_BLOCK ? Tq - i0 : ATT_QUERY_BLOCK;
-                    const int64_t n = i0 + rows + off;  // keys the block's last row sees
-                    if (n <= j0) continue;
+                    const int64_t n = i0 + rows + off;  // keys the block's last row sees (> j0 from `first` on)
                     const int64_t nb = n - j0 < ATT_KEY_BLOCK ? n - j0 : ATT_KEY_BLOCK, npad = FN(round_up)(nb, VW);
                     const int64_t ofirst = ((b * Tq + i0) * a->Hq + h) * D, qfirst = (b * Tq + i0) * qstride + h * D;
                     const float *qb = a->q + qfirst, *dob = dout + ofirst;

@@ -837,7 +837,7 @@ final class TwinGroup: ProcessGroup {
         let root = scratch()
         defer { try? FileManager.default.removeItem(at: root) }
         let data = try TrainingData(directory: try makeDataset(root))
-        var c = tinyTraining(steps: 4)
+        let c = tinyTraining(steps: 4)
         let model = try makeModel(tinyChar, seed: 1)
         let high = root.appendingPathComponent("high")
         _ = try Trainer(model: model, data: data, config: c, out: high,
