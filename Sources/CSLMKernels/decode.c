@@ -334,6 +334,12 @@ static void gemm_task(void *ctx, int64_t task, int64_t tasks) {
     const gemm_job *j = ctx;
     int64_t r0, r1;
     row_range(j->m->rows, task, tasks, &r0, &r1);
+    if (j->m->format == SLM_WEIGHTS_F32) {
+        if (r1 > r0)
+            slm_batched_gemv_f32(j->n, r1 - r0, j->m->cols, (const float *)j->m->w + r0 * j->m->cols, j->x, j->ldx,
+                                 j->m->bias ? j->m->bias + r0 : NULL, j->y + r0, j->ldy, j->accumulate);
+        return;
+    }
     for (int64_t c0 = r0; c0 < r1; c0 += BATCH_ROW_CHUNK) {
         int64_t c1 = c0 + BATCH_ROW_CHUNK < r1 ? c0 + BATCH_ROW_CHUNK : r1;
         for (int64_t i = 0; i < j->n; i++)

@@ -35,6 +35,7 @@ static const slm_kernel_table slm_kernels_scalar = {
     .attention_fwd = slm_attention_fwd_ref,
     .attention_bwd = slm_attention_bwd_ref,
     .gemv_f32 = slm_gemv_f32_ref,
+    .batched_gemv_f32 = slm_batched_gemv_f32_ref,
     .gemv_i8 = slm_gemv_i8_ref,
     .gemv_t2 = slm_gemv_t2_ref,
     .attention_decode = slm_attention_decode_ref,
@@ -197,6 +198,10 @@ void slm_attention_bwd(const slm_attention_args *a, const float *dout, float *dq
 void slm_gemv_f32(int64_t rows, int64_t cols, const float *w, const float *x, const float *bias,
                   float *y, int accumulate) {
     K->gemv_f32(rows, cols, w, x, bias, y, accumulate);
+}
+void slm_batched_gemv_f32(int64_t n, int64_t rows, int64_t cols, const float *w, const float *x, int64_t ldx,
+                          const float *bias, float *y, int64_t ldy, int accumulate) {
+    K->batched_gemv_f32(n, rows, cols, w, x, ldx, bias, y, ldy, accumulate);
 }
 void slm_gemv_i8(int64_t rows, int64_t cols, const int8_t *wq, const float *scales,
                  const float *x, const float *bias, float *y, int accumulate) {

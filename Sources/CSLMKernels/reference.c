@@ -388,6 +388,11 @@ void slm_gemv_f32_ref(int64_t rows, int64_t cols, const float *w, const float *x
     }
 }
 
+void slm_batched_gemv_f32_ref(int64_t n, int64_t rows, int64_t cols, const float *w, const float *x, int64_t ldx,
+                              const float *bias, float *y, int64_t ldy, int accumulate) {
+    for (int64_t i = 0; i < n; i++) slm_gemv_f32_ref(rows, cols, w, x + i * ldx, bias, y + i * ldy, accumulate);
+}
+
 void slm_gemv_t2_ref(int64_t rows, int64_t cols, const uint8_t *wq, const float *scales, const int8_t *xq,
                      int32_t xq_sum, float x_scale, const float *bias, float *y, int accumulate) {
     (void)xq_sum;

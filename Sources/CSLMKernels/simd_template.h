@@ -755,6 +755,130 @@ static void FN(gemv_f32)(int64_t rows, int64_t cols, const float *w, const float
     for (; r < rows; r++) FN(gemv_put)(y, r, FN(row_dot)(cols, w + r * cols, x), bias, accumulate);
 }
 
+// Several streams at once (batched decoding): Y[i, r] (+)= X[i, :] · W[r, :] (+ bias[r]).
+// A register tile of 4 weight rows × BG_STREAMS streams: each weight vector loaded feeds
+// every stream of the tile and each input vector every row, so the loop is bound by
+// FMAs, not by loads as the one-stream GEMV above (5 loads per 4 FMAs). AVX2 has 16
+// registers: 8 accumulators there, 16 with AVX-512's 32.
+#if VW == 16
+#define BG_STREAMS 4
+#else
+#define BG_STREAMS 2
+#endif
+
+// Stores one stream's four sums (rows r..r+3, as a 128-bit vector) with bias and accumulate.
+static inline void FN(bgemv_put4)(float *y, __m128 v, const float *bias, int accumulate) {
+    if (bias) v = _mm_add_ps(v, _mm_loadu_ps(bias));
+    if (accumulate) v = _mm_add_ps(v, _mm_loadu_ps(y));
+    _mm_storeu_ps(y, v);
+}
+
+// A full tile's 4 × BG_STREAMS sums by a shuffle tree instead of one horizontal sum per
+// accumulator (45 shuffles and adds for AVX-512's 16 sums instead of 128): first across
+// streams, so that each 128-bit lane holds one stream's partials, then within lanes
+// across rows, so that lane s ends as stream s's four rows, ready to store.
+static inline __attribute__((always_inline)) void FN(bgemv_reduce_store)(vf acc[4][BG_STREAMS], float *y, int64_t ldy,
+                                                                        const float *bias, int accumulate) {
+    vf d[4];
+    for (int r = 0; r < 4; r++) {
+#if VW == 16
+        vf c01 = _mm512_add_ps(_mm512_shuffle_f32x4(acc[r][0], acc[r][1], 0x44), _mm512_shuffle_f32x4(acc[r][0], acc[r][1], 0xEE));
+        vf c23 = _mm512_add_ps(_mm512_shuffle_f32x4(acc[r][2], acc[r][3], 0x44), _mm512_shuffle_f32x4(acc[r][2], acc[r][3], 0xEE));
+        d[r] = _mm512_add_ps(_mm512_shuffle_f32x4(c01, c23, 0x88), _mm512_shuffle_f32x4(c01, c23, 0xDD));
+#else
+        d[r] = _mm256_add_ps(_mm256_permute2f128_ps(acc[r][0], acc[r][1], 0x20), _mm256_permute2f128_ps(acc[r][0], acc[r][1], 0x31));
+#endif
+    }
+#if VW == 16
+#define BG_SHUF(a, b, imm) _mm512_shuffle_ps(a, b, imm)
+#else
+#define BG_SHUF(a, b, imm) _mm256_shuffle_ps(a, b, imm)
+#endif
+    vf g01 = V_ADD(BG_SHUF(d[0], d[1], 0x44), BG_SHUF(d[0], d[1], 0xEE));
+    vf g23 = V_ADD(BG_SHUF(d[2], d[3], 0x44), BG_SHUF(d[2], d[3], 0xEE));
+    vf sums = V_ADD(BG_SHUF(g01, g23, 0x88), BG_SHUF(g01, g23, 0xDD));
+#undef BG_SHUF
+#if VW == 16
+    FN(bgemv_put4)(y, _mm512_extractf32x4_ps(sums, 0), bias, accumulate);
+    FN(bgemv_put4)(y + ldy, _mm512_extractf32x4_ps(sums, 1), bias, accumulate);
+    FN(bgemv_put4)(y + 2 * ldy, _mm512_extractf32x4_ps(sums, 2), bias, accumulate);
+    FN(bgemv_put4)(y + 3 * ldy, _mm512_extractf32x4_ps(sums, 3), bias, accumulate);
+#else
+    FN(bgemv_put4)(y, _mm256_castps256_ps128(sums), bias, accumulate);
+    FN(bgemv_put4)(y + ldy, _mm256_extractf128_ps(sums, 1), bias, accumulate);
+#endif
+}
+
+// `next`, when not NULL, is the next block's weights (4 rows): prefetched a line per
+// row and step, so they arrive while this block computes.
+static inline __attribute__((always_inline)) void FN(bgemv_tile)(const int nr, const int ns, int64_t cols,
+        const float *w, const float *x, int64_t ldx, const float *bias, float *y, int64_t ldy, int accumulate,
+        const float *next) {
+    vf acc[4][BG_STREAMS];
+    for (int r = 0; r < nr; r++)
+        for (int s = 0; s < ns; s++) acc[r][s] = V_ZERO();
+    int64_t k = 0;
+    for (; k + VW <= cols; k += VW) {
+        if (next && (k * 4) % 64 == 0)
+            for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(next + r * cols + k), _MM_HINT_T0);
+        vf wv[4];
+        for (int r = 0; r < nr; r++) wv[r] = V_LOAD(w + r * cols + k);
+        for (int s = 0; s < ns; s++) {
+            vf xv = V_LOAD(x + s * ldx + k);
+            for (int r = 0; r < nr; r++) acc[r][s] = V_FMA(wv[r], xv, acc[r][s]);
+        }
+    }
+    if (nr == 4 && ns == BG_STREAMS && k == cols) {
+        FN(bgemv_reduce_store)(acc, y, ldy, bias, accumulate);
+        return;
+    }
+    for (int s = 0; s < ns; s++)
+        for (int r = 0; r < nr; r++) {
+            float v = V_HSUM(acc[r][s]);
+            for (int64_t kk = k; kk < cols; kk++) v += w[r * cols + kk] * x[s * ldx + kk];
+            FN(gemv_put)(y + s * ldy, r, v, bias, accumulate);
+        }
+}
+
+#define BG_STREAM_CASES(NR)                                                                        \
+    switch (ns) {                                                                                  \
+    case 1: FN(bgemv_tile)(NR, 1, cols, wr, xi, ldx, br, yi, ldy, accumulate, pf); break;         \
+    case 2: FN(bgemv_tile)(NR, 2, cols, wr, xi, ldx, br, yi, ldy, accumulate, pf); break;         \
+    case 3: FN(bgemv_tile)(NR, 3 <= BG_STREAMS ? 3 : 1, cols, wr, xi, ldx, br, yi, ldy, accumulate, pf); break; \
+    default: FN(bgemv_tile)(NR, BG_STREAMS, cols, wr, xi, ldx, br, yi, ldy, accumulate, pf); break; \
+    }
+
+// Streams in blocks whose inputs stay in L1 (about 24 KiB of them); within one, rows in
+// blocks of 4, whose weights stay in L1 while every stream of the block passes over them.
+#define BG_BLOCK_FLOATS 6144
+static void FN(batched_gemv_f32)(int64_t n, int64_t rows, int64_t cols, const float *w, const float *x, int64_t ldx,
+                                 const float *bias, float *y, int64_t ldy, int accumulate) {
+    int64_t block = BG_BLOCK_FLOATS / (cols > 0 ? cols : 1) / BG_STREAMS * BG_STREAMS;
+    if (block < BG_STREAMS) block = BG_STREAMS;
+    for (int64_t i0 = 0; i0 < n; i0 += block) {
+        const int64_t i1 = i0 + block < n ? i0 + block : n;
+        for (int64_t r = 0; r < rows; r += 4) {
+            const int nr = (int)(rows - r < 4 ? rows - r : 4);
+            const float *wr = w + r * cols, *br = bias ? bias + r : NULL;
+            for (int64_t i = i0; i < i1; i += BG_STREAMS) {
+                const int ns = (int)(i1 - i < BG_STREAMS ? i1 - i : BG_STREAMS);
+                const float *xi = x + i * ldx;
+                const float *pf = i == i0 && r + 8 <= rows ? wr + 4 * cols : NULL;
+                float *yi = y + i * ldy + r;
+                switch (nr) {
+                case 4: BG_STREAM_CASES(4) break;
+                case 3: BG_STREAM_CASES(3) break;
+                case 2: BG_STREAM_CASES(2) break;
+                default: BG_STREAM_CASES(1) break;
+                }
+            }
+        }
+    }
+}
+#undef BG_STREAM_CASES
+#undef BG_BLOCK_FLOATS
+#undef BG_STREAMS
+
 // Same shape for int8 weights: the bytes are widened to floats in registers, so a row
 // costs a quarter of the memory traffic; the row scale is applied once to the sum.
 static void FN(gemv_i8)(int64_t rows, int64_t cols, const int8_t *wq, const float *scales,
@@ -843,6 +967,7 @@ const slm_kernel_table FN(slm_kernels) = {
     .attention_fwd = FN(attention_fwd),
     .attention_bwd = FN(attention_bwd),
     .gemv_f32 = FN(gemv_f32),
+    .batched_gemv_f32 = FN(batched_gemv_f32),
     .gemv_i8 = FN(gemv_i8),
     .gemv_t2 = FN(gemv_t2),
     .attention_decode = FN(attention_decode),

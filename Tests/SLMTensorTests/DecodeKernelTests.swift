@@ -40,6 +40,30 @@ import Testing
         }
     }
 
+    /// The batched fp32 GEMV (several streams' inputs at once) against the scalar reference:
+    /// stream counts around the register tile's (4 with AVX-512, 2 with AVX2) and the L1
+    /// block's, rows around the 4-row block, columns around the vector width, strided
+    /// inputs and outputs, bias and accumulate.
+    @Test(arguments: isas)
+    func batchedGemv(_ isa: slm_isa) {
+        let k = slm_kernel_table_for(isa)!.pointee
+        for n in [1, 2, 3, 4, 5, 7, 16, 33] {
+            for (rows, cols) in Self.shapes + [(12, 640)] {
+                let ldx = cols + 3, ldy = rows + 5
+                let w = randomArray(rows * cols, seed: 1), x = randomArray(n * ldx, seed: 2), bias = randomArray(rows, seed: 3)
+                let y0 = randomArray(n * ldy, seed: 6)
+                for accumulate: Int32 in [0, 1] {
+                    for b in [nil, bias] {
+                        var y1 = y0, y2 = y0
+                        k.batched_gemv_f32(Int64(n), Int64(rows), Int64(cols), w, x, Int64(ldx), b, &y1, Int64(ldy), accumulate)
+                        slm_batched_gemv_f32_ref(Int64(n), Int64(rows), Int64(cols), w, x, Int64(ldx), b, &y2, Int64(ldy), accumulate)
+                        expectClose(y1, y2, tolerance: 1e-4 * Float(cols).squareRoot())
+                    }
+                }
+            }
+        }
+    }
+
     /// The int8 GEMV computes exactly the fp32 GEMV of the dequantised weights (up to
     /// summation order): the reference multiplies the same numbers.
     @Test func int8ReferenceIsTheDequantisedProduct() {

@@ -152,6 +152,10 @@ void slm_attention_bwd(const slm_attention_args *a, const float *dout, float *dq
 /// bias may be NULL.
 void slm_gemv_f32(int64_t rows, int64_t cols, const float *w, const float *x, const float *bias,
                   float *y, int accumulate);
+/// The same for n inputs at once (decoding several streams): Y[i, r] = dot(W[r, :], X[i, :])
+/// (+ bias[r]) for i < n, r < rows, with X rows `ldx` and Y rows `ldy` floats apart.
+void slm_batched_gemv_f32(int64_t n, int64_t rows, int64_t cols, const float *w, const float *x, int64_t ldx,
+                          const float *bias, float *y, int64_t ldy, int accumulate);
 /// The same with int8 weights and one fp32 scale per row: W[r, k] = scale[r] * wq[r, k].
 /// Activations stay fp32; the int8 values are widened to float inside the dot product.
 void slm_gemv_i8(int64_t rows, int64_t cols, const int8_t *wq, const float *scales,
@@ -323,6 +327,8 @@ typedef struct {
     void (*attention_bwd)(const slm_attention_args *, const float *, float *, float *, float *,
                           int64_t, int64_t);
     void (*gemv_f32)(int64_t, int64_t, const float *, const float *, const float *, float *, int);
+    void (*batched_gemv_f32)(int64_t, int64_t, int64_t, const float *, const float *, int64_t, const float *,
+                             float *, int64_t, int);
     void (*gemv_i8)(int64_t, int64_t, const int8_t *, const float *, const float *, const float *,
                     float *, int);
     void (*gemv_t2)(int64_t, int64_t, const uint8_t *, const float *, const int8_t *, int32_t, float,
@@ -383,6 +389,8 @@ void slm_attention_fwd_ref(const slm_attention_args *a, int64_t task_begin, int6
 void slm_attention_bwd_ref(const slm_attention_args *a, const float *dout, float *dq, float *dk,
                            float *dv, int64_t task_begin, int64_t task_end);
 void slm_f32_to_bf16_ref(int64_t n, const float *x, uint16_t *y);
+void slm_batched_gemv_f32_ref(int64_t n, int64_t rows, int64_t cols, const float *w, const float *x, int64_t ldx,
+                              const float *bias, float *y, int64_t ldy, int accumulate);
 void slm_gemv_f32_ref(int64_t rows, int64_t cols, const float *w, const float *x, const float *bias,
                       float *y, int accumulate);
 void slm_gemv_t2_ref(int64_t rows, int64_t cols, const uint8_t *wq, const float *scales, const int8_t *xq,
