@@ -76,17 +76,15 @@ public final class Generator {
         return decodingWeights.map { IncrementalDecoder($0) }
     }
 
-    /// Reads the tokens that `next(deferringRead: true)` left in `sessions` (of this
-    /// generator) in one batched decoder step (`IncrementalDecoder.step(_:tokens:)`), so
-    /// each weight matrix is read once for all of them.
+    /// Reads the tokens that `next(deferringRead: true)` and `deferPrompt(upTo:)` left in
+    /// `sessions` (distinct sessions of this generator) in one batched decoder step
+    /// (`IncrementalDecoder.read(_:chunks:)`, every token a row), so each weight matrix is
+    /// read once for all of them.
     public func readPending(_ sessions: [GenerationSession]) {
-        let waiting = sessions.filter { $0.pending != nil }
+        let waiting = sessions.filter { !$0.pending.isEmpty }
         guard !waiting.isEmpty else { return }
-        let outputs = IncrementalDecoder.step(waiting.map { $0.decoder! }, tokens: waiting.map { $0.pending! })
-        for (session, out) in zip(waiting, outputs) {
-            session.pending = nil
-            session.logits = out.baseAddress!
-        }
+        let outputs = IncrementalDecoder.read(waiting.map { $0.decoder! }, chunks: waiting.map { $0.pending })
+        for (session, out) in zip(waiting, outputs) { session.finishRead(out.baseAddress!) }
     }
 
     /// A generation that advances one token per `next()`: servers interleave many.
@@ -129,8 +127,9 @@ public final class GenerationSession {
     private var read = 0
     /// The next token's logits: in the decoder's buffer or in `logitsTensor`.
     fileprivate var logits: UnsafePointer<Float>?
-    /// A sampled token the decoder has not read yet (`next(deferringRead: true)`).
-    fileprivate var pending: Int32?
+    /// Tokens of `window` the decoder has not read yet, though `read` counts them: a sampled
+    /// token (`next(deferringRead: true)`) or a chunk of the prompt (`deferPrompt`).
+    fileprivate var pending: [Int32] = []
     private var logitsTensor: Tensor?
     private var produced = 0
     public private(set) var result: GenerationResult?
@@ -149,7 +148,7 @@ public final class GenerationSession {
 
     /// Whether the window (the prompt, or the kept half after a context shift) has been
     /// read, so that `next()` costs one token.
-    public var isReady: Bool { result != nil || logits != nil || pending != nil }
+    public var isReady: Bool { result != nil || logits != nil || (!pending.isEmpty && read == window.count) }
 
     /// Reads up to `count` more tokens of the window and says whether it is now all read.
     /// A server reads long prompts this way, a chunk between other generations' tokens,
@@ -158,8 +157,42 @@ public final class GenerationSession {
     public func readPrompt(upTo count: Int) -> Bool {
         if isReady { return true }
         precondition(count > 0, "readPrompt: count must be positive")
+        readPendingAlone()
+        if isReady { return true }
         readWindow(upTo: count)
         return isReady
+    }
+
+    /// Leaves up to `count` more tokens of the window for `Generator.readPending` to read
+    /// together with other sessions' tokens in one batched step (without the fast decoder,
+    /// reads them now), and says how many it left. A server reads short prompts this way
+    /// while other sessions decode, instead of reading each prompt alone.
+    @discardableResult
+    public func deferPrompt(upTo count: Int) -> Int {
+        if isReady { return 0 }
+        precondition(count > 0, "deferPrompt: count must be positive")
+        readPendingAlone()
+        if isReady { return 0 }
+        let chunk = min(count, window.count - read)
+        guard decoder != nil else {
+            readWindow(upTo: chunk)
+            return chunk
+        }
+        pending = Array(window[read..<(read + chunk)])
+        read += chunk
+        return chunk
+    }
+
+    /// Reads pending tokens on this session's own decoder (no batch to join).
+    private func readPendingAlone() {
+        guard !pending.isEmpty else { return }
+        finishRead(decoder!.prefill(pending).baseAddress!)
+    }
+
+    /// The decoder has read `pending`; `out` is its logits after the last of them.
+    fileprivate func finishRead(_ out: UnsafePointer<Float>) {
+        pending = []
+        if read == window.count { logits = out }
     }
 
     /// Generates the next token, or reports the end (then keeps reporting it). With
@@ -167,10 +200,7 @@ public final class GenerationSession {
     /// reads it together with other sessions' (or the next call, alone).
     public func next(deferringRead: Bool = false) -> Step {
         if let result { return .finished(result) }
-        if let token = pending {
-            pending = nil
-            logits = decoder!.step(token).baseAddress!
-        }
+        readPendingAlone()
         let model = generator.model
         if logits == nil { readWindow(upTo: window.count) }
         guard produced < options.maxTokens else { return finish(.length) }
@@ -198,7 +228,7 @@ public final class GenerationSession {
         } else if let decoder {
             read += 1
             if deferringRead {
-                pending = choice.id
+                pending = [choice.id]
                 logits = nil
             } else {
                 logits = decoder.step(choice.id).baseAddress!
@@ -237,7 +267,7 @@ public final class GenerationSession {
         let r = GenerationResult(text: stream.text, finishReason: .cancelled, promptTokens: promptCount, completionTokens: produced)
         result = r
         logits = nil
-        pending = nil
+        pending = []
         logitsTensor = nil
         return r
     }

@@ -20,7 +20,8 @@ import SLMText
 ///
 /// Batched decoding: a round samples one token for every live session, then the decoder
 /// reads all of them in one batched step (`Generator.readPending`: each weight matrix read
-/// once for every stream, attention per stream on its own cache).
+/// once for every stream, attention per stream on its own cache), together with chunks of
+/// the prompts being read meanwhile (see `round`).
 ///
 /// Back-pressure: a job whose consumer has not read `backlogPerChoice` events per choice
 /// is skipped until it does, so a client that stops reading pauses its own generation
@@ -132,7 +133,7 @@ public final class GenerationScheduler: @unchecked Sendable {
     public let maxQueued: Int
     /// The most prompt tokens a session reads per round (nil: its whole prompt at once): a
     /// long prompt is read in chunks between the other sessions' tokens instead of
-    /// stalling them for its whole length (see `readPrompts` for the chunks' size).
+    /// stalling them for its whole length (see `round` and `readPrompts` for the chunks' size).
     public let prefillChunk: Int?
 
     private let bundle: ModelBundle
@@ -416,16 +417,44 @@ public final class GenerationScheduler: @unchecked Sendable {
             if job.isDone { job.continuation.finish() }
         }
         running.removeAll { $0.isDone }
+        guard !stepped.isEmpty else {
+            // Nothing decodes: prompts are read at full chunks. (Timing an empty round here
+            // once gave them a budget of a few nanoseconds: one token per round, each read
+            // alone, so a lone 39-token prompt took 20 ms to its first token.)
+            readPrompts(reading, besides: .zero)
+            return
+        }
         let started = clock.now
+        if batching, let maxChunk = prefillChunk, !reading.isEmpty {
+            // Prompts join the decoding streams' batched step, a token per row, up to as many
+            // rows as there are streams (at least `promptRowsBesideDecoding`): the step then
+            // costs at most about twice a decoding round, and each weight is read once for
+            // prompts and streams alike. Sessions left without rows wait for the next round.
+            var rows = max(Self.promptRowsBesideDecoding, stepped.count)
+            var joining: [GenerationSession] = []
+            for session in reading where rows > 0 {
+                let taken = session.deferPrompt(upTo: min(rows, maxChunk))
+                rows -= taken
+                if taken > 0 { joining.append(session) }
+            }
+            generator.readPending(stepped + joining)
+            return
+        }
         generator.readPending(stepped)
         decoding += clock.now - started
         readPrompts(reading, besides: decoding)
     }
 
+    /// Prompt tokens read beside decoding streams in one batched step, at least: with one
+    /// stream decoding, its gap between tokens grows by well under 2× (a llama-5m step of 9
+    /// rows against 1), while a short prompt is read in a few rounds.
+    public static let promptRowsBesideDecoding = 8
+
     /// Seconds one prompt token takes to read in a chunk, smoothed over recent chunks.
     private var secondsPerPromptToken: Double?
 
-    /// Reads a chunk of each prompt. While other sessions decode, the chunks together take
+    /// Reads a chunk of each prompt, each on its own (without batching, or with nothing
+    /// decoding). While other sessions decode, the chunks together take
     /// about 90% as long as their tokens did this round, so a running stream's gap between
     /// tokens stays under twice its idle gap while a long prompt is read: a prompt token
     /// then costs about what a decoded token costs (short chunks are stepped), so the

@@ -234,6 +234,43 @@ import Testing
         #expect(texts == alone)
     }
 
+    /// Prompts deferred in chunks (`deferPrompt`) and read in the same batched step as the
+    /// other sessions' decoded tokens, as the server reads prompts while streams decode,
+    /// give the texts a session produces alone: through context-full shifts (whose kept
+    /// half is re-read the same way), for attention and mixer models, fp32 and int8.
+    @Test(arguments: [(ModelConfig.Architecture.gpt2, WeightPrecision.fp32), (.llama, .fp32), (.llama, .int8), (.monarch, .fp32)])
+    func promptsReadBesideDecodingMatchAlone(_ setup: (architecture: ModelConfig.Architecture, precision: WeightPrecision)) throws {
+        let config = ModelConfig(architecture: setup.architecture, vocabSize: 28, layers: 2, heads: 2, width: 16, context: 16, ffnWidth: 24)
+        let model = try makeModel(config, seed: 5)
+        for (_, t) in model.parameters where t.rank == 2 { for i in 0..<t.count { t.data[i] *= 20 } }
+        let g = Generator(model: model, tokenizer: CharTokenizer(charset: .micro), precision: setup.precision)
+        let setups: [([Int32], GenerationOptions, Int)] = [
+            ([3, 4], GenerationOptions(maxTokens: 30, sampling: SamplingParameters(temperature: 0)), 1),
+            ([7, 8, 9, 10, 11, 12, 13, 3, 4, 5, 6], GenerationOptions(maxTokens: 20, sampling: SamplingParameters(temperature: 0.9, seed: 3)), 3),
+            ([1, 2, 3, 4, 5, 6, 7, 8, 9], GenerationOptions(maxTokens: 12, sampling: SamplingParameters(temperature: 0)), 4),
+        ]
+        let alone = setups.map { g.generate(prompt: $0.0, options: $0.1).text }
+        let sessions = setups.map { g.start(prompt: $0.0, options: $0.1) }
+        var texts = [String](repeating: "", count: sessions.count)
+        var live = Set(sessions.indices), deferred = 0
+        sessions[0].readPrompt(upTo: 2)  // one session decodes from the first round
+        while !live.isEmpty {
+            for i in live.sorted() {
+                if !sessions[i].isReady {
+                    deferred += sessions[i].deferPrompt(upTo: setups[i].2)
+                    continue
+                }
+                switch sessions[i].next(deferringRead: true) {
+                case .token(let t): texts[i] += t.text
+                case .finished: live.remove(i)
+                }
+            }
+            g.readPending(sessions)
+        }
+        #expect(texts == alone)
+        #expect(deferred > 20, "prompts and shifted windows went through the batched step")
+    }
+
     /// The fast decoder and the general forward pass choose the same tokens, through
     /// several context-full shifts (greedy, and seeded sampling with penalties), for
     /// both architectures; int8 runs to the end too.
@@ -268,7 +305,7 @@ import Testing
         let model = try makeModel(config, seed: 13)
         for (_, t) in model.parameters where t.rank == 2 { for i in 0..<t.count { t.data[i] *= 20 } }
         let tokenizer = CharTokenizer(charset: .micro)
-        // 26 tokens: chunks of 8 and 9 take the batched path, then continue it (8 or more).
+        // 26 tokens: chunks of one token step, longer ones take the batched decode step.
         let prompt: [Int32] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 3, 4, 20, 21, 22, 23, 24, 25, 2, 3, 4, 5, 6, 7, 8]
         let options = GenerationOptions(maxTokens: 60, sampling: SamplingParameters(temperature: 0.8, seed: 4))
         for generator in [Generator(model: model, tokenizer: tokenizer), Generator(model: model, tokenizer: tokenizer, fastDecoding: false),

@@ -88,6 +88,30 @@ import Testing
         }
     }
 
+    /// Reads longer than `IncrementalDecoder.stepRows` (128): an fp32 prompt into an empty
+    /// cache and its long continuation take the general forward pass, a short read after
+    /// them the batched decode step; int8 reads take batched steps of 128 rows. Each leaves
+    /// the decoder where the reference (or stepping token by token) does.
+    @Test(arguments: [ModelConfig.Architecture.gpt2, .llama])
+    func longReads(_ architecture: ModelConfig.Architecture) throws {
+        let config = ModelConfig(architecture: architecture, vocabSize: 37, layers: 2, heads: 2, width: 24, context: 330)
+        let m = try Self.model(config)
+        let prompt = Self.tokens(310, vocab: 37, seed: 3), steps = Self.tokens(4, vocab: 37, seed: 4)
+        let expected = Self.referenceLogits(m, prompt: prompt, steps: steps)
+        let d = try #require(m.makeDecoder())
+        _ = d.prefill(Array(prompt[0..<150]))
+        _ = d.prefill(Array(prompt[150..<290]))
+        let first = Array(d.prefill(Array(prompt[290...])))
+        Self.expectLogitsClose(first, expected[0], relative: 1e-4, "\(architecture) fp32 prompt in three reads")
+        for (i, t) in steps.enumerated() {
+            Self.expectLogitsClose(Array(d.step(t)), expected[i + 1], relative: 1e-4, "\(architecture) fp32 step \(i)")
+        }
+        let read = try #require(m.makeDecoder(precision: .int8)), stepped = try #require(m.makeDecoder(precision: .int8))
+        let got = Array(read.prefill(prompt)), want = prompt.map { Array(stepped.step($0)) }.last!
+        Self.expectLogitsClose(got, want, relative: 1e-4, "\(architecture) int8 prompt read in batched steps")
+        Self.expectLogitsClose(Array(read.step(steps[0])), Array(stepped.step(steps[0])), relative: 1e-4, "\(architecture) int8 after it")
+    }
+
     /// BitNet b1.58 models decode from packed ternary weights with int8 activations, as
     /// they trained: the decoder against the general forward pass (whose BitLinears
     /// quantise in fp32). Widths of one padded group (48), two groups (160), and a SwiGLU
@@ -137,6 +161,32 @@ import Testing
             let tokens = Self.tokens(3, vocab: vocab, seed: UInt64(20 + round))
             let expected = zip(alone, tokens).map { Array($0.step($1)) }
             let got = IncrementalDecoder.step(together, tokens: tokens).map { Array($0) }
+            for i in 0..<3 {
+                Self.expectLogitsClose(got[i], expected[i], relative: 1e-4, "\(setup.config.architecture) \(setup.precision) stream \(i), round \(round)")
+            }
+        }
+        #expect(zip(alone, together).allSatisfy { $0.length == $1.length })
+    }
+
+    /// Prompt chunks read in one batched step beside single tokens of other streams (every
+    /// token a row at its own position) leave each stream where reading alone does: the
+    /// logits after each chunk, and the next steps' (so the keys, values and mixer states
+    /// of every row were stored). Chunks attend to their own earlier rows in the same
+    /// parallel region, the case a single token per stream never meets.
+    @Test(arguments: [(configs[0], WeightPrecision.fp32), (configs[3], .fp32), (configs[6], .int8), (configs[10], .fp32),
+                      (configs[7], .fp32), (configs[8], .fp32), (bitnet, .ternary)])
+    func promptChunksReadTogetherMatchReadAlone(_ setup: (config: ModelConfig, precision: WeightPrecision)) throws {
+        let m = try Self.model(setup.config)
+        let weights = try #require(m.decodingWeights(precision: setup.precision))
+        let vocab = setup.config.vocabSize
+        let starts = (0..<3).map { Self.tokens(1 + 2 * $0, vocab: vocab, seed: UInt64(30 + $0)) }
+        let alone = starts.map { p in IncrementalDecoder(weights).then { _ = $0.prefill(p) } }
+        let together = starts.map { p in IncrementalDecoder(weights).then { _ = $0.prefill(p) } }
+        for (round, sizes) in [[5, 1, 3], [1, 4, 1], [1, 1, 1]].enumerated() {
+            let chunks = sizes.enumerated().map { Self.tokens($1, vocab: vocab, seed: UInt64(40 + 3 * round + $0)) }
+            // Alone: token by token, the slow path every other read is checked against.
+            let expected = zip(alone, chunks).map { d, chunk in chunk.map { Array(d.step($0)) }.last! }
+            let got = IncrementalDecoder.read(together, chunks: chunks).map { Array($0) }
             for i in 0..<3 {
                 Self.expectLogitsClose(got[i], expected[i], relative: 1e-4, "\(setup.config.architecture) \(setup.precision) stream \(i), round \(round)")
             }

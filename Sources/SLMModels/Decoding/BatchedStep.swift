@@ -3,30 +3,42 @@ import Foundation
 import SLMTensor
 
 /// Several generations of one model stepped together (a server's concurrent streams): each
-/// weight matrix is read once per step for all of them, as one GEMM over their rows,
-/// instead of once per stream. Attention (or the Monarch/Symbio mixer) runs per stream on
-/// its own cache or state, at its own position (attention: every stream's heads as the
-/// tasks of one parallel region); a mixture of experts multiplies each
-/// expert once for the streams routed to it. fp32 matrices are GEMMs; int8 and ternary
-/// ones go through the decode pool's batched GEMV, which reads a chunk of rows once for
-/// every stream.
+/// weight matrix is read once per step for all of them, as one product over their rows,
+/// instead of once per stream. A stream may bring several tokens (a chunk of its prompt):
+/// each token is a row at its own position. Attention (or the Monarch/Symbio mixer) runs
+/// per row on its stream's own cache or state (attention: every row's heads as the tasks
+/// of one parallel region); a mixture of experts multiplies each expert once for the rows
+/// routed to it. All matrices go through the decode pool's batched GEMV, which reads a
+/// block of weight rows once for every row of the step (fp32: a register tile of 4 weight
+/// rows by several streams).
 extension IncrementalDecoder {
     /// Reads `tokens[i]` into `decoders[i]` (all built on the same weights, each with room
     /// left) and returns each one's logits for the next token, valid until its next call.
     public static func step(_ decoders: [IncrementalDecoder], tokens: [Int32]) -> [UnsafeBufferPointer<Float>] {
         precondition(decoders.count == tokens.count, "step: one token per decoder")
+        return read(decoders, chunks: tokens.map { [$0] })
+    }
+
+    /// Reads `chunks[i]` (at least one token) into `decoders[i]` in one batched step, every
+    /// token a row, and returns each decoder's logits after its chunk's last token, valid
+    /// until its next call. The decoders must be distinct and share their weights.
+    public static func read(_ decoders: [IncrementalDecoder], chunks: [[Int32]]) -> [UnsafeBufferPointer<Float>] {
+        precondition(decoders.count == chunks.count, "read: one chunk per decoder")
         guard let first = decoders.first else { return [] }
         let w = first.weights
-        guard decoders.count > 1, canBatch(w), decoders.allSatisfy({ $0.weights === w }) else {
-            return zip(decoders, tokens).map { $0.step($1) }
+        let rows = chunks.reduce(0) { $0 + $1.count }
+        guard rows > 1, canBatch(w), decoders.allSatisfy({ $0.weights === w }) else {
+            return zip(decoders, chunks).map { $0.prefill($1) }
         }
-        for (d, t) in zip(decoders, tokens) {
-            precondition(d.length < d.capacity, "decoder: the context of \(d.capacity) tokens is full")
-            precondition(t >= 0 && Int(t) < d.config.vocabSize, "decoder: token \(t) outside the vocabulary")
+        precondition(Set(decoders.map(ObjectIdentifier.init)).count == decoders.count, "read: a decoder appears twice")
+        for (d, chunk) in zip(decoders, chunks) {
+            precondition(!chunk.isEmpty && d.length + chunk.count <= d.capacity,
+                         "decoder: \(d.length) cached + \(chunk.count) new tokens exceed the context of \(d.capacity)")
+            for t in chunk { precondition(t >= 0 && Int(t) < d.config.vocabSize, "decoder: token \(t) outside the vocabulary") }
         }
-        BatchStep(decoders, tokens).run()
-        for d in decoders {
-            d.length += 1
+        BatchStep(decoders, chunks).run()
+        for (d, chunk) in zip(decoders, chunks) {
+            d.length += chunk.count
             d.readInBatches = false
         }
         return decoders.map { UnsafeBufferPointer(start: $0.logits.pointer, count: $0.config.vocabSize) }
@@ -37,47 +49,61 @@ extension IncrementalDecoder {
     static func canBatch(_ w: DecodingWeights) -> Bool { true }
 }
 
-/// One batched step's activations, [streams, features] row-major, and the work on them.
+/// One batched step's activations, [rows, features] row-major, and the work on them.
 private struct BatchStep {
     let decoders: [IncrementalDecoder]
+    /// Each row's token, stream (index into `decoders`) and position; a stream's rows are
+    /// consecutive and in order.
     let tokens: [Int32]
+    let streams: [Int]
+    let positions: [Int]
+    /// The row of each stream's last token (whose logits are kept).
+    let lastRows: [Int]
     let w: DecodingWeights
-    let n, d, qkvWidth: Int
-    let x, h, qkv, attended, hidden, up, stats, stats2, logits: AlignedBuffer<Float>
+    let n, d, qkvWidth, ldk: Int
+    let x, h, qkv, attended, hidden, up, stats, stats2, lastH, logits, scores: AlignedBuffer<Float>
     /// A mixture of experts: the router's logits, and one expert's rows gathered.
     let routerLogits, gathered, expertOut: AlignedBuffer<Float>
 
-    init(_ decoders: [IncrementalDecoder], _ tokens: [Int32]) {
+    init(_ decoders: [IncrementalDecoder], _ chunks: [[Int32]]) {
         self.decoders = decoders
-        self.tokens = tokens
+        var tokens: [Int32] = [], streams: [Int] = [], positions: [Int] = [], lastRows: [Int] = []
+        for (i, (dec, chunk)) in zip(decoders, chunks).enumerated() {
+            for (j, t) in chunk.enumerated() {
+                tokens.append(t)
+                streams.append(i)
+                positions.append(dec.length + j)
+            }
+            lastRows.append(tokens.count - 1)
+        }
+        (self.tokens, self.streams, self.positions, self.lastRows) = (tokens, streams, positions, lastRows)
         w = decoders[0].weights
-        n = decoders.count
+        n = tokens.count
         d = w.config.width
         let c = w.config
         qkvWidth = d + 2 * c.kvHeads * c.headSize
+        ldk = (c.context + 63) / 64 * 64
         (x, h, attended) = (AlignedBuffer(count: n * d), AlignedBuffer(count: n * d), AlignedBuffer(count: n * d))
         qkv = AlignedBuffer(count: n * qkvWidth)
         (hidden, up) = (AlignedBuffer(count: n * c.ffnWidth), AlignedBuffer(count: n * c.ffnWidth))
         (stats, stats2) = (AlignedBuffer(count: n), AlignedBuffer(count: n))
-        logits = AlignedBuffer(count: n * c.vocabSize, zeroed: false)
+        lastH = AlignedBuffer(count: decoders.count * d)
+        logits = AlignedBuffer(count: decoders.count * c.vocabSize, zeroed: false)
+        // Each row's own scores: a stream's rows attend in the same parallel region.
+        scores = AlignedBuffer(count: w.block == .mixer ? 0 : n * c.heads * ldk, zeroed: false)
         routerLogits = AlignedBuffer(count: n * (c.experts ?? 0))
         (gathered, expertOut) = (AlignedBuffer(count: c.experts == nil ? 0 : n * d), AlignedBuffer(count: c.experts == nil ? 0 : n * d))
     }
 
     /// out[rows, m.rows] (+)= input[rows, inputs] · mᵀ (+ bias), for the first `rows` rows (all
-    /// streams by default): a GEMM for fp32 weights, else the decode pool's batched GEMV,
-    /// which reads each chunk of int8 or ternary rows once for every stream.
+    /// rows by default), through the decode pool's batched GEMV: each block of weight rows
+    /// is read once for every input row. (oneDNN's GEMM was slower here: at these few rows
+    /// it runs on one thread, 2,858 against 4,007 tokens/s for 16 llama-5m streams.)
     func project(_ m: DecodeMatrix, _ input: AlignedBuffer<Float>, _ out: AlignedBuffer<Float>, accumulate: Bool, rows: Int? = nil) {
         let rows = rows ?? n, inputs = Int(m.descriptor.inputs)
-        guard let dense = m.denseWeights else {
-            withUnsafePointer(to: m.descriptor) {
-                slm_decode_gemm(decoders[0].threads, $0, Int64(rows), input.pointer, Int64(inputs), out.pointer, Int64(m.rows), accumulate ? 1 : 0)
-            }
-            return
+        withUnsafePointer(to: m.descriptor) {
+            slm_decode_gemm(decoders[0].threads, $0, Int64(rows), input.pointer, Int64(inputs), out.pointer, Int64(m.rows), accumulate ? 1 : 0)
         }
-        Gemm.sgemm(transA: false, transB: true, m: rows, n: m.rows, k: inputs, a: input.pointer, lda: inputs, b: dense,
-                   ldb: inputs, beta: accumulate ? 1 : 0, c: out.pointer, ldc: m.rows)
-        if let bias = m.biasValues { slm_add_rowvec(Int64(rows), Int64(m.rows), out.pointer, bias, out.pointer) }
     }
 
     /// out = down(silu(gate · input) ⊙ (up · input)) for the first `rows` rows.
@@ -120,29 +146,31 @@ private struct BatchStep {
         }
     }
 
-    /// LayerNorm (GPT-2) or RMSNorm (LLaMA) of every row.
-    func norm(_ weight: AlignedBuffer<Float>, _ bias: AlignedBuffer<Float>?, _ input: AlignedBuffer<Float>, _ out: AlignedBuffer<Float>) {
-        let eps = Float(w.config.normEps)
+    /// LayerNorm (GPT-2) or RMSNorm (LLaMA) of the first `rows` rows (all by default).
+    func norm(_ weight: AlignedBuffer<Float>, _ bias: AlignedBuffer<Float>?, _ input: AlignedBuffer<Float>, _ out: AlignedBuffer<Float>,
+              rows: Int? = nil) {
+        let eps = Float(w.config.normEps), rows = Int64(rows ?? n)
         if w.block == .gpt2 {
-            slm_layernorm_fwd(Int64(n), Int64(d), input.pointer, weight.pointer, bias?.pointer, eps, out.pointer, stats.pointer, stats2.pointer)
+            slm_layernorm_fwd(rows, Int64(d), input.pointer, weight.pointer, bias?.pointer, eps, out.pointer, stats.pointer, stats2.pointer)
         } else {
-            slm_rmsnorm_fwd(Int64(n), Int64(d), input.pointer, weight.pointer, eps, out.pointer, stats.pointer)
+            slm_rmsnorm_fwd(rows, Int64(d), input.pointer, weight.pointer, eps, out.pointer, stats.pointer)
         }
     }
 
     func run() {
         let c = w.config, vocab = c.vocabSize
-        for (i, (dec, t)) in zip(decoders, tokens).enumerated() {
+        for (i, t) in tokens.enumerated() {
             let row = x.pointer + i * d
             row.update(from: w.tokenEmbedding.pointer + Int(t) * d, count: d)
-            if let positions = w.positionEmbedding { slm_add(Int64(d), row, positions.pointer + dec.length * d, row) }
+            if let table = w.positionEmbedding { slm_add(Int64(d), row, table.pointer + positions[i] * d, row) }
         }
         for (layer, l) in w.layers.enumerated() {
             if let mixer = l.mixer {
-                // Monarch/Symbio: each stream's normed input goes into its mixer state, and the
-                // mixer steps there (O(√T·d) per Monarch layer), as the decoder does alone.
-                for (i, dec) in decoders.enumerated() {
-                    let state = dec.mixerState!, memory = state.memory(layer: layer), pos = dec.length
+                // Monarch/Symbio: each row's normed input goes into its stream's mixer state,
+                // and the mixer steps there (O(√T·d) per Monarch layer), as the decoder does
+                // alone; a stream's rows in order, so each position sees the ones before it.
+                for i in 0..<n {
+                    let state = decoders[streams[i]].mixerState!, memory = state.memory(layer: layer), pos = positions[i]
                     slm_rmsnorm_fwd(1, Int64(d), x.pointer + i * d, l.norm1.pointer, Float(c.normEps), memory.input(pos), stats.pointer)
                     memory.commit(pos..<(pos + 1))
                     mixer.step(memory, position: pos, into: attended.pointer + i * d)
@@ -154,17 +182,21 @@ private struct BatchStep {
             }
             norm(l.norm1, l.norm1Bias, x, h)
             project(l.qkv!, h, qkv, accumulate: false)
-            // Each stream's query on its own cache and position; all of them in one region.
+            // Each row's query on its stream's cache at its own position, all in one region.
+            // A row's key and value are stored before the region runs, so the later rows of
+            // a chunk see the earlier ones (and no row sees a later one: n = position + 1).
             var queries: [slm_attention_decode_args] = []
             queries.reserveCapacity(n)
-            for (i, dec) in decoders.enumerated() {
-                let q = qkv.pointer + i * qkvWidth
+            for i in 0..<n {
+                let q = qkv.pointer + i * qkvWidth, pos = positions[i]
                 if let cosTable = w.ropeCos?.pointer, let sinTable = w.ropeSin?.pointer {
-                    let k = q + d, pos = Int64(dec.length)
-                    slm_rope(1, 1, Int64(c.heads), Int64(c.headSize), pos, cosTable, sinTable, q, q, 0)
-                    slm_rope(1, 1, Int64(c.kvHeads), Int64(c.headSize), pos, cosTable, sinTable, k, k, 0)
+                    let k = q + d
+                    slm_rope(1, 1, Int64(c.heads), Int64(c.headSize), Int64(pos), cosTable, sinTable, q, q, 0)
+                    slm_rope(1, 1, Int64(c.kvHeads), Int64(c.headSize), Int64(pos), cosTable, sinTable, k, k, 0)
                 }
-                queries.append(dec.attention(layer: layer, position: dec.length, qkv: q, out: attended.pointer + i * d))
+                var args = decoders[streams[i]].attention(layer: layer, position: pos, qkv: q, out: attended.pointer + i * d)
+                args.scores = scores.pointer + i * c.heads * ldk
+                queries.append(args)
             }
             queries.withUnsafeBufferPointer { slm_decode_attention(decoders[0].threads, $0.baseAddress, Int64(n)) }
             if let subNorm = l.attentionSubNorm {  // BitNet's SubLN
@@ -184,9 +216,13 @@ private struct BatchStep {
                 project(l.down!, hidden, x, accumulate: true)
             }
         }
-        for dec in decoders { dec.mixerState?.advance(by: 1) }
-        norm(w.finalNorm, w.finalNormBias, x, h)
-        project(w.head, h, logits, accumulate: false)
-        for (i, dec) in decoders.enumerated() { dec.logits.pointer.update(from: logits.pointer + i * vocab, count: vocab) }
+        for (s, dec) in decoders.enumerated() {
+            dec.mixerState?.advance(by: lastRows[s] - (s == 0 ? -1 : lastRows[s - 1]))
+        }
+        // Only each stream's last row needs logits: the head reads those rows alone.
+        for (s, row) in lastRows.enumerated() { (x.pointer + s * d).update(from: x.pointer + row * d, count: d) }
+        norm(w.finalNorm, w.finalNormBias, x, lastH, rows: decoders.count)
+        project(w.head, lastH, logits, accumulate: false, rows: decoders.count)
+        for (s, dec) in decoders.enumerated() { dec.logits.pointer.update(from: logits.pointer + s * vocab, count: vocab) }
     }
 }

@@ -11,7 +11,7 @@ import SLMTrain
 struct BenchGenerate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Single-stream decode speed with and without the KV cache (release builds).")
+        abstract: "Decode speed with and without the KV cache, one stream or several batched (release builds).")
 
     @Option(help: "A checkpoint or model folder.") var model: String?
     @Option(help: "A preset (random weights of that shape).") var preset: String?
@@ -25,6 +25,9 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Nucleus sampling threshold with --temperature (1: off).") var topP = 1.0
     @OptionGroup var decode: DecodeOptions
     @Flag(help: "Time the general forward pass with a KVCache instead of the fast decoder.") var reference = false
+    @Option(help: "Concurrent streams decoded together, as the server does (aggregate tokens/s and the gap between tokens; 1: the single-stream figures).")
+    var streams = 1
+    @Flag(help: "With --streams: step the streams one after another instead of in one batch.") var noBatching = false
     @Flag(help: "Print a JSON object.") var json = false
     @OptionGroup var runtime: RuntimeOptions
 
@@ -59,7 +62,9 @@ struct BenchGenerate: ParsableCommand {
             let p = try Preset.load(source, executable: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath())
             return (source, try makeModel(try p.configs(vocabSize: vocabSize).0, seed: 1))
         }
-        guard prompt >= 1, tokens >= 1, repeats >= 1 else { throw CommandError("--prompt, --tokens and --repeats must be at least 1") }
+        guard prompt >= 1, tokens >= 1, repeats >= 1, streams >= 1 else {
+            throw CommandError("--prompt, --tokens, --repeats and --streams must be at least 1")
+        }
         var rng = RNG(seed: 2)
         let ids = (0..<prompt).map { _ in Int32(rng.next() % UInt64(m.config.vocabSize)) }
         let sampling = SamplingParameters(temperature: temperature, topP: topP, seed: 3)
@@ -67,6 +72,12 @@ struct BenchGenerate: ParsableCommand {
         let options = GenerationOptions(maxTokens: tokens, sampling: sampling)
         let generator = Generator(model: m, tokenizer: VocabularyOnly(size: m.config.vocabSize), precision: try decode.precision(for: m),
                                   fastDecoding: !reference)
+        if streams > 1 || noBatching {
+            guard prompt + tokens <= m.config.context else {
+                throw CommandError("with --streams, --prompt plus --tokens (\(prompt + tokens)) must fit in the model's context of \(m.config.context)")
+            }
+            return try runStreams(name: name, model: m, generator: generator, prompt: ids, options: options)
+        }
 
         var firstTimes: [Double] = [], rates: [Double] = []
         for run in 0...repeats {  // run 0 warms up
@@ -146,6 +157,65 @@ struct BenchGenerate: ParsableCommand {
             lb = Array(b.step(Int32(ta)))
         }
         return (Double(agree) / Double(compared), Double(worst))
+    }
+
+    struct StreamsResult: Codable {
+        var model: String
+        var threads: Int
+        var weights: String
+        var streams: Int
+        var batched: Bool
+        var promptTokens: Int
+        var tokensPerStream: Int
+        var tokensPerSecond: Double
+        /// Rounds' wall time, one token per stream each: every stream's gap between tokens.
+        var gapP50Ms: Double
+        var gapP99Ms: Double
+    }
+
+    /// `streams` generations started together (prompts read first, untimed), then rounds of
+    /// one token each, read in one batched step as the server does; median over repeats.
+    private func runStreams(name: String, model m: any LanguageModel, generator: Generator, prompt ids: [Int32],
+                            options: GenerationOptions) throws {
+        var rates: [Double] = [], gaps: [Double] = []
+        for run in 0...repeats {  // run 0 warms up
+            let sessions = (0..<streams).map { _ in generator.start(prompt: ids, options: options) }
+            for s in sessions { s.readPrompt(upTo: ids.count) }
+            var produced = 0, roundGaps: [Double] = []
+            let started = DispatchTime.now().uptimeNanoseconds
+            var live = sessions
+            while !live.isEmpty {
+                let roundStart = DispatchTime.now().uptimeNanoseconds
+                var stepped: [GenerationSession] = []
+                for s in live {
+                    if case .token = s.next(deferringRead: !noBatching) {
+                        produced += 1
+                        stepped.append(s)
+                    }
+                }
+                generator.readPending(stepped)
+                live = stepped.filter { $0.result == nil }
+                roundGaps.append(Double(DispatchTime.now().uptimeNanoseconds - roundStart) / 1e6)
+            }
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            guard run > 0 else { continue }
+            rates.append(Double(produced) / max(seconds, 1e-9))
+            gaps += roundGaps
+        }
+        gaps.sort()
+        let result = StreamsResult(model: name, threads: Parallel.threadCount, weights: decode.weights.rawValue, streams: streams,
+                                   batched: !noBatching, promptTokens: ids.count, tokensPerStream: options.maxTokens,
+                                   tokensPerSecond: median(rates), gapP50Ms: gaps[gaps.count / 2],
+                                   gapP99Ms: gaps[min(gaps.count - 1, gaps.count * 99 / 100)])
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        } else {
+            print(String(format: "%@ (%d parameters, %d threads, %@ weights): %d streams %@, %d tokens each after %d: %.0f tokens/s in all; between tokens p50 %.2f ms, p99 %.2f ms",
+                         name, m.parameterCount, result.threads, result.weights, streams, noBatching ? "one after another" : "batched",
+                         options.maxTokens, ids.count, result.tokensPerSecond, result.gapP50Ms, result.gapP99Ms))
+        }
     }
 
     private func median(_ xs: [Double]) -> Double { xs.isEmpty ? .nan : xs.sorted()[xs.count / 2] }
