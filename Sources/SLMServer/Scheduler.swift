@@ -428,7 +428,7 @@ public final class GenerationScheduler: @unchecked Sendable {
         if batching, let maxChunk = prefillChunk, !reading.isEmpty {
             // Prompts join the decoding streams' batched step, a token per row, up to as many
             // rows as there are streams (at least `promptRowsBesideDecoding`): the step then
-            // costs at most about twice a decoding round, and each weight is read once for
+            // costs about twice a decoding round at most, and each weight is read once for
             // prompts and streams alike. Sessions left without rows wait for the next round.
             var rows = max(Self.promptRowsBesideDecoding, stepped.count)
             var joining: [GenerationSession] = []
@@ -445,10 +445,11 @@ public final class GenerationScheduler: @unchecked Sendable {
         readPrompts(reading, besides: decoding)
     }
 
-    /// Prompt tokens read beside decoding streams in one batched step, at least: with one
-    /// stream decoding, its gap between tokens grows by well under 2× (a llama-5m step of 9
-    /// rows against 1), while a short prompt is read in a few rounds.
-    public static let promptRowsBesideDecoding = 8
+    /// Prompt tokens read beside decoding streams in one batched step, at least. One stream
+    /// decoding beside a 1,016-token prompt (llama-5m, `scripts/prefill_gap.py`): with 4,
+    /// its median gap between tokens goes from 0.69 to 1.34 ms and the prompt takes 368 ms;
+    /// with 8, 2.06 ms and 288 ms; read alone in chunks sized by time, 1.33 ms and 988 ms.
+    public static let promptRowsBesideDecoding = 4
 
     /// Seconds one prompt token takes to read in a chunk, smoothed over recent chunks.
     private var secondsPerPromptToken: Double?

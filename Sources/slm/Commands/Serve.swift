@@ -29,7 +29,7 @@ struct Serve: ParsableCommand {
     var corsOrigin: String?
     @Option(help: "Generations that run at once (each choice of a request is one).") var maxSessions = 32
     @Option(help: "Generations that may wait for a slot; beyond, requests get 429 with Retry-After.") var maxQueue = 128
-    @Option(help: "Most prompt tokens a generation reads per turn; while others stream, prompts join their batched step, as many tokens as there are streams (at least 8), so that their gaps between tokens stay under twice (0: whole prompts at once).")
+    @Option(help: "Most prompt tokens a generation reads per turn; while others stream, prompts join their batched step, as many tokens as there are streams (at least 4), so that their gaps between tokens grow about 2× at most (0: whole prompts at once).")
     var prefillChunk = GenerationScheduler.defaultPrefillChunk
     @Option(help: "Open connections at most; beyond, a connection's request gets 503 with Retry-After.") var maxConnections = 256
     @Option(help: "Seconds a client has to send a complete request (head and body) once its connection is ready; slower or idle connections are closed.")
