@@ -1,5 +1,7 @@
 import Foundation
 import SLMGenerate
+import SLMModels
+import SLMText
 import Testing
 @testable import SLMServer
 
@@ -107,6 +109,47 @@ import Testing
             if case .finished(let r) = e.event { text = r.text }
         }
         #expect(!text.isEmpty && text == expected)
+    }
+
+    /// A prompt that arrives while another request decodes is read in that request's
+    /// batched steps (a few tokens a round beside its token) and gives the bare
+    /// generator's text, as does the request already running.
+    @Test func aPromptReadBesideADecodingStreamMatchesTheGenerator() async throws {
+        // Weights 20× the initial ones: peaked logits, so that the sums' order (batched or
+        // alone) cannot tip a greedy choice.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("slm-server-tests-\(UUID().uuidString)")
+            .appendingPathComponent("peaked")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir.deletingLastPathComponent()) }
+        let model = try makeModel(ModelConfig(architecture: .gpt2, vocabSize: 28, layers: 1, heads: 2, width: 16, context: 32), seed: 1)
+        for (_, t) in model.parameters where t.rank == 2 { for i in 0..<t.count { t.data[i] *= 20 } }
+        try ModelStore.save(model, to: dir)
+        try CharTokenizer(charset: .micro).save(to: dir)
+        let bundle = try ModelBundle(directory: dir)
+        let prompt = "the soul is immortal, the bo"  // 28 positions: 7 rounds of 4 beside the stream
+        let first = GenerationOptions(maxTokens: 200, sampling: SamplingParameters(temperature: 0))
+        let second = GenerationOptions(maxTokens: 30, sampling: SamplingParameters(temperature: 0.9, seed: 2))
+        let generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer)
+        let expectedFirst = generator.generate(prompt: bundle.encodePrompt("a").ids, options: first).text
+        let expectedSecond = generator.generate(prompt: bundle.encodePrompt(prompt).ids, options: second).text
+        let scheduler = GenerationScheduler(bundle: try ModelBundle(directory: dir))
+        defer { scheduler.shutdown() }
+        let running = scheduler.submit(prompt: "a", choices: [first])
+        var iterator = running.events.makeAsyncIterator()
+        _ = await iterator.next()  // decoding from here on
+        var secondText = ""
+        for await e in scheduler.submit(prompt: prompt, choices: [second]).events {
+            if case .finished(let r) = e.event { secondText = r.text }
+        }
+        var firstText = ""
+        while let e = await iterator.next() {
+            if case .finished(let r) = e.event {
+                firstText = r.text
+                break
+            }
+        }
+        #expect(!secondText.isEmpty && secondText == expectedSecond)
+        #expect(firstText == expectedFirst)
     }
 
     /// A long and a short request: the short one is served between the long one's tokens
