@@ -36,6 +36,13 @@ struct RuntimeOptions: ParsableArguments {
 
 extension MatmulPrecision: ExpressibleByArgument {}
 
+/// What `--json` prints: pretty, with sorted keys, so that runs compare line by line.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
 /// `--precision auto|fp32|bf16`, `auto` resolved for this machine.
 func parsePrecision(_ text: String) throws -> MatmulPrecision {
     guard let p = MatmulPrecision(setting: text) else { throw ValidationError("--precision must be auto, fp32 or bf16, not \(text)") }

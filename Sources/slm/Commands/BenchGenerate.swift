@@ -122,9 +122,7 @@ struct BenchGenerate: ParsableCommand {
             result.bandwidthShare = Double(weightBytes) * rate / 1e9 / bandwidth
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            try printJSON(result)
         } else {
             print(String(format: "%@ (%d parameters, %d threads, %@ weights, %@ decoder): first token after %.1f ms; %.0f tokens/s with the KV cache%@",
                          name, m.parameterCount, Parallel.threadCount, result.weights, result.decoder, result.timeToFirstTokenMs, result.tokensPerSecond,
@@ -208,9 +206,7 @@ struct BenchGenerate: ParsableCommand {
                                    tokensPerSecond: median(rates), gapP50Ms: gaps[gaps.count / 2],
                                    gapP99Ms: gaps[min(gaps.count - 1, gaps.count * 99 / 100)])
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+            try printJSON(result)
         } else {
             print(String(format: "%@ (%d parameters, %d threads, %@ weights): %d streams %@, %d tokens each after %d: %.0f tokens/s in all; between tokens p50 %.2f ms, p99 %.2f ms",
                          name, m.parameterCount, result.threads, result.weights, streams, noBatching ? "one after another" : "batched",

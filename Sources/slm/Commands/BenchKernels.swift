@@ -79,9 +79,7 @@ struct BenchKernels: ParsableCommand {
                        r.name.padding(toLength: 16, withPad: " ", startingAt: 0), r.gbs, r.share * 100, r.ms))
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
         }
     }
 }

@@ -95,9 +95,7 @@ struct BenchMixers: ParsableCommand {
             }
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(cases), as: UTF8.self))
+            try printJSON(cases)
         }
     }
 }

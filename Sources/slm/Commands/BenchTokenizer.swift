@@ -106,9 +106,7 @@ struct BenchTokenizer: ParsableCommand {
                 trainSeconds: trainSeconds, trainSecondsAll: trainTimes, tokens: ids.count,
                 bytesPerToken: Double(data.count) / Double(max(ids.count, 1)),
                 encodeMBps: mb / parallel, encodeSingleThreadMBps: mb / single, encodeLinesMBps: mb / batched)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
         }
     }
 

@@ -88,9 +88,7 @@ struct BenchTrain: ParsableCommand {
                             mfu: mfu, peakRSSMiB: peakResidentMiB(), config: modelConfig,
                             profile: perStep, profiledSteps: perStep == nil ? nil : profiled)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
         } else {
             let mfuText = mfu.map { String(format: "%.1f%%", 100 * $0) } ?? "n/a (no peak measured on this CPU)"
             print(String(format: "%@ (%d parameters, %d threads, %@): %.0f ms/step, %.0f tokens/s, MFU %@, peak RSS %.0f MiB",

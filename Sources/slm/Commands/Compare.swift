@@ -68,9 +68,7 @@ struct Compare: ParsableCommand {
                             generateTokensPerSecond: decodeSpeed(m, bundle.tokenizer), memoryMiB: memory, layers: m.layerMetrics))
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+            try printJSON(rows)
             return
         }
         let width = max(5, rows.map(\.model.count).max() ?? 5)

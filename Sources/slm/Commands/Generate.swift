@@ -162,9 +162,7 @@ struct Eval: ParsableCommand {
         }
         if json {
             struct Output: Encodable { var model: String; var evaluation: EvaluationReport; var diversity: DiversityReport? }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(Output(model: bundle.name, evaluation: report, diversity: diversity)), as: UTF8.self))
+            try printJSON(Output(model: bundle.name, evaluation: report, diversity: diversity))
             return
         }
         print(String(format: "%@: loss %.4f | perplexity %.2f | %.3f bits/byte%@ | %d tokens at %.0f tokens/s", bundle.name,
