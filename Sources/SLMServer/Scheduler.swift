@@ -424,7 +424,6 @@ public final class GenerationScheduler: @unchecked Sendable {
             readPrompts(reading, besides: .zero)
             return
         }
-        let started = clock.now
         if batching, let maxChunk = prefillChunk, !reading.isEmpty {
             // Prompts join the decoding streams' batched step, a token per row, up to as many
             // rows as there are streams (at least `promptRowsBesideDecoding`): the step then
@@ -440,6 +439,7 @@ public final class GenerationScheduler: @unchecked Sendable {
             generator.readPending(stepped + joining)
             return
         }
+        let started = clock.now
         generator.readPending(stepped)
         decoding += clock.now - started
         readPrompts(reading, besides: decoding)
@@ -455,7 +455,7 @@ public final class GenerationScheduler: @unchecked Sendable {
     private var secondsPerPromptToken: Double?
 
     /// Reads a chunk of each prompt, each on its own (without batching, or with nothing
-    /// decoding). While other sessions decode, the chunks together take
+    /// decoding). While other sessions decode unbatched, the chunks together take
     /// about 90% as long as their tokens did this round, so a running stream's gap between
     /// tokens stays under twice its idle gap while a long prompt is read: a prompt token
     /// then costs about what a decoded token costs (short chunks are stepped), so the

@@ -56,9 +56,6 @@ final class DecodeMatrix {
     private let t2: AlignedBuffer<UInt8>?
     private let scales: AlignedBuffer<Float>?
     private let bias: AlignedBuffer<Float>?
-    /// fp32 matrices: the row-major weights and the bias, for batched (GEMM) steps.
-    var denseWeights: UnsafePointer<Float>? { f32.map { UnsafePointer($0.pointer) } }
-    var biasValues: UnsafePointer<Float>? { bias.map { UnsafePointer($0.pointer) } }
 
     /// What the C kernels read; points into the buffers above.
     private(set) var descriptor: slm_matrix
