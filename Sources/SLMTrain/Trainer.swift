@@ -332,7 +332,7 @@ public final class Trainer {
                 if let rng { dropoutRNG = rng }
                 let value = l.item()
                 guard value.isFinite else {
-                    nonFinite = "loss \(value)"
+                    nonFinite = "loss \(Self.describe(nonFinite: Double(value)))"
                     continue
                 }
                 if reference != nil {
@@ -379,7 +379,7 @@ public final class Trainer {
             OpProfile.mark("after backward (the MPI all-reduce, if any)")
             let norm = nonFinite == nil ? clipGradients() : .nan
             OpProfile.mark("gradient norm and clipping")
-            if nonFinite == nil && !norm.isFinite { nonFinite = "gradient norm \(norm)" }
+            if nonFinite == nil && !norm.isFinite { nonFinite = "gradient norm \(Self.describe(nonFinite: Double(norm)))" }
             // A skipped step makes no update, but the step, the schedule and the data move on.
             step += 1
             tokensSeen += stepTokens
@@ -504,6 +504,11 @@ public final class Trainer {
     }
 
     /// Scales gradients so their global norm is at most `gradClip`; returns the norm before.
+    /// A non-finite value as logs say it: "nan" whatever its sign bit (x86's default NaN
+    /// has it set, so the same failure printed "-nan" or "nan" by the path it took),
+    /// "inf" or "-inf".
+    static func describe(nonFinite v: Double) -> String { v.isNaN ? "nan" : "\(v)" }
+
     func clipGradients() -> Double {
         let grads = model.parameters.compactMap(\.tensor.grad)
         let norm = grads.reduce(0.0) { $0 + slm_sumsq(Int64($1.count), $1.data) }.squareRoot()
