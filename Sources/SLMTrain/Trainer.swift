@@ -503,12 +503,12 @@ public final class Trainer {
         return (term, Double(term.item()) - temperature * temperature * meanEntropy(soft), seconds)
     }
 
-    /// Scales gradients so their global norm is at most `gradClip`; returns the norm before.
     /// A non-finite value as logs say it: "nan" whatever its sign bit (x86's default NaN
     /// has it set, so the same failure printed "-nan" or "nan" by the path it took),
     /// "inf" or "-inf".
     static func describe(nonFinite v: Double) -> String { v.isNaN ? "nan" : "\(v)" }
 
+    /// Scales gradients so their global norm is at most `gradClip`; returns the norm before.
     func clipGradients() -> Double {
         let grads = model.parameters.compactMap(\.tensor.grad)
         let norm = grads.reduce(0.0) { $0 + slm_sumsq(Int64($1.count), $1.data) }.squareRoot()
