@@ -748,12 +748,32 @@ static inline void FN(gemv_put)(float *y, int64_t r, float v, const float *bias,
     y[r] = accumulate ? y[r] + v : v;
 }
 
-// Four rows at a time: each load of x feeds four FMAs, and four independent weight
-// streams keep enough loads in flight when W comes from L3 or DRAM (a batch-1 GEMV
-// is bound by how fast the weights arrive, not by arithmetic).
+// A batch-1 GEMV is bound by how fast the weights arrive, not by arithmetic.
+// With AVX-512: four rows at a time, so each load of x feeds four FMAs and four weight
+// streams keep loads in flight. With AVX2 (measured on Zen 3, 32,000 × 288 weights out
+// of cache): one row at a time with four accumulators, a single sequential stream that
+// the hardware prefetcher follows, streams 12.0–13.3 GB/s on one core against 10.1–11.0
+// for four rows, and 16–21 against 16–20 GB/s on two.
 static void FN(gemv_f32)(int64_t rows, int64_t cols, const float *w, const float *x, const float *bias,
                          float *y, int accumulate) {
     int64_t r = 0;
+#if VW == 8
+    for (; r < rows; r++) {
+        const float *wr = w + r * cols;
+        vf a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
+        int64_t k = 0;
+        for (; k + 4 * VW <= cols; k += 4 * VW) {
+            a0 = V_FMA(V_LOAD(wr + k), V_LOAD(x + k), a0);
+            a1 = V_FMA(V_LOAD(wr + k + VW), V_LOAD(x + k + VW), a1);
+            a2 = V_FMA(V_LOAD(wr + k + 2 * VW), V_LOAD(x + k + 2 * VW), a2);
+            a3 = V_FMA(V_LOAD(wr + k + 3 * VW), V_LOAD(x + k + 3 * VW), a3);
+        }
+        for (; k + VW <= cols; k += VW) a0 = V_FMA(V_LOAD(wr + k), V_LOAD(x + k), a0);
+        float s = V_HSUM(V_ADD(V_ADD(a0, a1), V_ADD(a2, a3)));
+        for (; k < cols; k++) s += wr[k] * x[k];
+        FN(gemv_put)(y, r, s, bias, accumulate);
+    }
+#else
     for (; r + 4 <= rows; r += 4) {
         const float *w0 = w + r * cols, *w1 = w0 + cols, *w2 = w1 + cols, *w3 = w2 + cols;
         vf a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
@@ -778,6 +798,7 @@ static void FN(gemv_f32)(int64_t rows, int64_t cols, const float *w, const float
         FN(gemv_put)(y, r + 3, s3, bias, accumulate);
     }
     for (; r < rows; r++) FN(gemv_put)(y, r, FN(row_dot)(cols, w + r * cols, x), bias, accumulate);
+#endif
 }
 
 // Several streams at once (batched decoding): Y[i, r] (+)= X[i, :] · W[r, :] (+ bias[r]).
