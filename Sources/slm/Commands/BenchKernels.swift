@@ -44,8 +44,10 @@ struct BenchKernels: ParsableCommand {
         // Training reuses these steadier figures for MFU.
         PeakFLOPs.record(fp32: report.peak.fp32GFlops * 1e9, bf16: report.peak.bf16GFlops * 1e9, threads: Parallel.threadCount)
         #endif
-        log(String(format: "peak (measured): fp32 %.0f GFLOP/s, bf16 %.0f GFLOP/s, memory %.1f GB/s",
-                   report.peak.fp32GFlops, report.peak.bf16GFlops, report.peak.memoryGBs))
+        let bf16Peak = report.peak.bf16GFlops > 0
+            ? String(format: "%.0f GFLOP/s", report.peak.bf16GFlops) : "n/a (no native bf16 dot product: the bf16 GEMMs below are emulated)"
+        log(String(format: "peak (measured): fp32 %.0f GFLOP/s, memory %.1f GB/s, bf16 %@",
+                   report.peak.fp32GFlops, report.peak.memoryGBs, bf16Peak))
         log("  from \(Peaks.method)")
 
         log("\nGEMM (C = A·B, fp32 accumulate), median of \(repeats):")
@@ -55,8 +57,9 @@ struct BenchKernels: ParsableCommand {
                 for gemmCase in GemmCase.allCases {
                     let r = GemmBench(kind: gemmCase, m: m, n: n, k: k).run(repeats: repeats, peak: report.peak)
                     report.gemm.append(r)
-                    log(String(format: "  %@ %6d %6d %6d    %8.1f    %5.1f%%    %8.1f    %5.1f%%", gemmCase.label.padding(toLength: 8, withPad: " ", startingAt: 0),
-                               r.m, r.n, r.k, r.fp32GFlops, r.fp32Share * 100, r.bf16GFlops, r.bf16Share * 100))
+                    let bf16Share = r.bf16Share.map { String(format: "%5.1f%%", $0 * 100) } ?? "  n/a"
+                    log(String(format: "  %@ %6d %6d %6d    %8.1f    %5.1f%%    %8.1f    %@", gemmCase.label.padding(toLength: 8, withPad: " ", startingAt: 0),
+                               r.m, r.n, r.k, r.fp32GFlops, r.fp32Share * 100, r.bf16GFlops, bf16Share))
                 }
             }
         }

@@ -21,7 +21,9 @@ struct GemmResult: Codable {
     var kind: GemmCase
     var m, n, k: Int
     var fp32GFlops, fp32Share: Double
-    var bf16GFlops, bf16Share: Double
+    var bf16GFlops: Double
+    /// nil where the CPU has no native bf16 dot product (no bf16 peak): a share of 0 is meaningless.
+    var bf16Share: Double?
 }
 
 /// One linear layer with M rows, N outputs and K inputs.
@@ -59,7 +61,7 @@ struct GemmBench {
         }
         let g32 = flops / fp32 / 1e9, g16 = flops / bf16 / 1e9
         return GemmResult(kind: kind, m: m, n: n, k: k, fp32GFlops: g32, fp32Share: g32 / max(peak.fp32GFlops, 1),
-                          bf16GFlops: g16, bf16Share: g16 / max(peak.bf16GFlops, 1))
+                          bf16GFlops: g16, bf16Share: peak.bf16GFlops > 0 ? g16 / peak.bf16GFlops : nil)
     }
 }
 
