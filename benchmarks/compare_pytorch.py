@@ -52,7 +52,7 @@ def main():
         out, _ = sh([a.slm, "bench", "train", "--preset", a.preset, "--data", a.data, "--steps", str(a.steps),
                      "--threads", str(a.threads), "--precision", precision, "--json"])
         o = json.loads(out)
-        return dict(ms=o["msPerStep"], tps=o["tokensPerSecond"], rss=o["peakRSSMiB"], mfu=o.get("mfu"), raw=o)
+        return o, dict(ms=o["msPerStep"], tps=o["tokensPerSecond"], rss=o["peakRSSMiB"], mfu=o.get("mfu"))
 
     def torch_run(name, flags, batch):
         out = f"{tmp}/{name.replace(' ', '_')}.json"
@@ -62,8 +62,8 @@ def main():
         t = json.load(open(out))
         return dict(ms=t["ms_per_step"], tps=t["tokens_per_sec"], rss=t["peak_rss_mib"])
 
-    native_bf16 = any(f in open("/proc/cpuinfo").read().split() for f in ("avx512_bf16", "amx_bf16")) \
-        if os.path.exists("/proc/cpuinfo") else True
+    # The CPU feature swift-slm itself calls native bf16 (`slm info`: "AVX-512 BF16").
+    native_bf16 = "avx512_bf16" in open("/proc/cpuinfo").read().split() if os.path.exists("/proc/cpuinfo") else True
     theirs_variants = [("fp32 eager", ["--precision", "fp32"])]
     if native_bf16 or a.torch_bf16:
         theirs_variants.append(("bf16 autocast", ["--precision", "bf16"]))
@@ -73,22 +73,21 @@ def main():
     if not a.no_compile:
         theirs_variants.insert(1, ("fp32 torch.compile", ["--precision", "fp32", "--compile"]))
     runs = {}  # name -> list of per-round results
-    first = None
+    first = None  # swift-slm's first report: the model config and batch PyTorch trains with
     for r in range(a.rounds):
         for precision in ("fp32", "bf16"):
-            o = slm(precision)
+            report, o = slm(precision)
             runs.setdefault(f"swift-slm {precision}", []).append(o)
             if first is None:
-                first = o["raw"]
+                first = report
                 json.dump(first["config"], open(config, "w"))
-        batch = first["tokensPerStep"] // first["config"]["context"]
+                batch = first["tokensPerStep"] // first["config"]["context"]
         for name, flags in theirs_variants:
             runs.setdefault(f"PyTorch {name}", []).append(torch_run(name, flags, batch))
         print(f"round {r + 1}/{a.rounds}: " + ", ".join(f"{n} {v[-1]['ms']:.0f} ms" for n, v in runs.items()),
               file=sys.stderr, flush=True)
 
     med = {n: {k: statistics.median(x[k] for x in v) for k in ("ms", "tps", "rss")} for n, v in runs.items()}
-    batch = first["tokensPerStep"] // first["config"]["context"]
     print(f"\n{a.preset}: {first['parameters']:,} parameters, batch {batch} × {first['config']['context']}, "
           f"{a.threads} threads, median of {a.steps - 3} steps per run, {a.rounds} interleaved round(s)")
     print(f"{'':30}{'ms/step (median, range)':>26}{'tokens/s':>10}{'peak RSS MiB':>14}")
@@ -110,9 +109,6 @@ def main():
     if mfu:
         print(f"swift-slm fp32 MFU: {min(mfu) * 100:.0f}–{max(mfu) * 100:.0f}% of the measured fp32 peak")
     if a.json:
-        for v in runs.values():
-            for x in v:
-                x.pop("raw", None)
         json.dump(dict(preset=a.preset, rounds=a.rounds, steps=a.steps, runs=runs), open(a.json, "w"), indent=1)
 
 
