@@ -138,7 +138,7 @@ import Testing
     @Test(arguments: isas)
     func attentionDecode(_ isa: slm_isa) {
         let k = slm_kernel_table_for(isa)!.pointee
-        for (hq, hkv, d, n, capacity) in [(4, 2, 16, 9, 20), (3, 1, 64, 70, 70), (2, 2, 7, 1, 5), (6, 6, 48, 200, 256), (2, 1, 20, 131, 140)] {
+        for (hq, hkv, d, n, capacity) in [(4, 2, 16, 9, 20), (3, 1, 64, 70, 70), (2, 2, 7, 1, 5), (6, 6, 48, 200, 256), (2, 1, 20, 131, 140), (2, 2, 128, 129, 130), (1, 1, 72, 64, 64)] {
             let ldk = (capacity + 63) / 64 * 64
             let q = randomArray(hq * d, seed: 9), kt = randomArray(hkv * d * ldk, seed: 10), v = randomArray(hkv * capacity * d, seed: 11)
             var out1 = [Float](repeating: 0, count: hq * d), out2 = out1
