@@ -59,13 +59,12 @@ public final class Storage: @unchecked Sendable {
         return (aligned + step - 1) / step * step
     }
 
-    /// Pooled sizes are pages mapped for them alone, so that freeing one gives its memory
-    /// back to the system at once; from the C heap, freed blocks would stay resident
-    /// between live ones.
+    /// Pooled sizes are pages mapped for them alone (`PageMemory`), so that freeing one
+    /// gives its memory back to the system at once; from the C heap, freed blocks would
+    /// stay resident between live ones.
     private static func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
         if bytes >= BufferPool.minimumBytes {
-            let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-            guard let p, p != MAP_FAILED else { fatalError("Storage: could not map \(bytes) bytes") }
+            guard let p = PageMemory.map(bytes) else { fatalError("Storage: could not map \(bytes) bytes") }
             return p
         }
         var pointer: UnsafeMutableRawPointer?
@@ -77,7 +76,7 @@ public final class Storage: @unchecked Sendable {
 
     /// Gives back what `allocate` took (`bytes` as rounded).
     static func release(_ pointer: UnsafeMutableRawPointer, _ bytes: Int) {
-        if bytes >= BufferPool.minimumBytes { munmap(pointer, bytes) } else { free(pointer) }
+        if bytes >= BufferPool.minimumBytes { PageMemory.unmap(pointer, bytes) } else { free(pointer) }
     }
 
     public var byteCount: Int { count * dtype.byteSize }

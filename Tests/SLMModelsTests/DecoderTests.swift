@@ -244,7 +244,7 @@ import Testing
         let rows = 5, cols = 37
         var w = randomArray(rows * cols, seed: 9)
         for k in 0..<cols { w[2 * cols + k] = 0 }  // an all-zero row stays zero
-        let (q, s) = w.withUnsafeBufferPointer { DecodeMatrix.quantize($0.baseAddress!, rows: rows, cols: cols) }
+        let (q, s) = w.withUnsafeBufferPointer { DecodeMatrix.quantize($0.baseAddress!, rows: rows, cols: cols, arena: WeightArena()) }
         #expect(s.pointer[2] == 0)
         for r in 0..<rows {
             for k in 0..<cols {

@@ -22,27 +22,6 @@ public enum WeightPrecision: String, Sendable, CaseIterable, Codable {
     }
 }
 
-/// A 64-byte-aligned buffer that a decoder owns (weights, caches, scratch).
-final class AlignedBuffer<Element> {
-    let pointer: UnsafeMutablePointer<Element>
-    let count: Int
-
-    init(count: Int, zeroed: Bool = true) {
-        self.count = count
-        let bytes = max(64, (count * MemoryLayout<Element>.stride + 63) / 64 * 64)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        if zeroed { raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
-        pointer = raw.bindMemory(to: Element.self, capacity: count)
-    }
-
-    convenience init(copying source: UnsafePointer<Element>, count: Int) {
-        self.init(count: count, zeroed: false)
-        pointer.update(from: source, count: count)
-    }
-
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
-}
-
 /// A weight matrix in decode layout: row-major [rows (outputs), cols (inputs)], so one
 /// output is one contiguous dot product and threads split the rows. fp32, int8 with a
 /// scale per row, or packed ternary with a scale per row (BitNet models). Built once from a model's tensors (a copy: later changes to the
@@ -62,8 +41,8 @@ final class DecodeMatrix {
 
     /// Stacks row blocks (each [rows_i, cols], row-major) into one matrix, with their
     /// biases (all or none). `inputMajor` blocks are stored [cols, rows_i] (GPT-2's
-    /// Conv1D layout) and are transposed here.
-    init(blocks: [(weight: Tensor, bias: Tensor?)], inputMajor: Bool, precision: WeightPrecision) {
+    /// Conv1D layout) and are transposed here. What the kernels read comes from `arena`.
+    init(blocks: [(weight: Tensor, bias: Tensor?)], inputMajor: Bool, precision: WeightPrecision, arena: WeightArena) {
         precondition(!blocks.isEmpty)
         let cols = inputMajor ? blocks[0].weight.shape[0] : blocks[0].weight.shape[1]
         let rowCounts = blocks.map { inputMajor ? $0.weight.shape[1] : $0.weight.shape[0] }
@@ -76,7 +55,8 @@ final class DecodeMatrix {
             precondition((inputMajor ? b.weight.shape[0] : b.weight.shape[1]) == cols, "decode: stacked blocks differ in width")
         }
         // fp32 row-major copy first (transposed if needed), then quantised if asked.
-        let dense = AlignedBuffer<Float>(count: rows * cols, zeroed: false)
+        let dense = precision == .fp32 ? AlignedBuffer<Float>(count: rows * cols, arena: arena)
+            : AlignedBuffer<Float>(count: rows * cols, zeroed: false)
         var row0 = 0
         for (b, n) in zip(blocks, rowCounts) {
             let src = b.weight.data, dst = dense.pointer + row0 * cols
@@ -88,7 +68,7 @@ final class DecodeMatrix {
             row0 += n
         }
         if blocks.contains(where: { $0.bias != nil }) {
-            let b = AlignedBuffer<Float>(count: rows)
+            let b = AlignedBuffer<Float>(count: rows, arena: arena)
             row0 = 0
             for (block, n) in zip(blocks, rowCounts) {
                 if let t = block.bias { (b.pointer + row0).update(from: t.data, count: n) }
@@ -105,13 +85,13 @@ final class DecodeMatrix {
         case .fp32:
             f32 = dense
         case .int8:
-            (i8, scales) = DecodeMatrix.quantize(dense.pointer, rows: rows, cols: cols)
+            (i8, scales) = DecodeMatrix.quantize(dense.pointer, rows: rows, cols: cols, arena: arena)
             format = SLM_WEIGHTS_I8
         case .ternary:
             // Each block keeps the absmean scale of its own tensor, as its BitLinear trained.
             let blockScales = blocks.map { ternaryScale($0.weight.data, count: $0.weight.count) }
             let rowScales = zip(blockScales, rowCounts).flatMap { [Float](repeating: $0, count: $1) }
-            (t2, scales, storedColumns) = DecodeMatrix.packTernary(dense.pointer, rows: rows, cols: cols, rowScales: rowScales)
+            (t2, scales, storedColumns) = DecodeMatrix.packTernary(dense.pointer, rows: rows, cols: cols, rowScales: rowScales, arena: arena)
             format = SLM_WEIGHTS_T2
         }
         (self.f32, self.i8, self.t2, self.scales) = (f32, i8, t2, scales)
@@ -124,9 +104,9 @@ final class DecodeMatrix {
     /// Ternary codes (t + 1, 2 bits) of round(w / scale) clamped to [−1, 1], in the kernel's
     /// TQ2_0 order; columns padded with zero weights to a multiple of `SLM_T2_GROUP`.
     static func packTernary(_ w: UnsafePointer<Float>, rows: Int, cols: Int,
-                            rowScales: [Float]) -> (AlignedBuffer<UInt8>, AlignedBuffer<Float>, Int) {
+                            rowScales: [Float], arena: WeightArena) -> (AlignedBuffer<UInt8>, AlignedBuffer<Float>, Int) {
         let group = Int(SLM_T2_GROUP), padded = (cols + group - 1) / group * group, rowBytes = padded / 4
-        let packed = AlignedBuffer<UInt8>(count: rows * rowBytes), s = AlignedBuffer<Float>(count: rows)
+        let packed = AlignedBuffer<UInt8>(count: rows * rowBytes, arena: arena), s = AlignedBuffer<Float>(count: rows, arena: arena)
         for r in 0..<rows {
             let row = w + r * cols, out = packed.pointer + r * rowBytes, scale = rowScales[r]
             s.pointer[r] = scale
@@ -141,8 +121,9 @@ final class DecodeMatrix {
 
     /// Symmetric per-row quantisation: scale = max |w| / 127, q = round(w / scale).
     /// A row of zeros gets scale 0 (and q = 0), so it stays exactly zero.
-    static func quantize(_ w: UnsafePointer<Float>, rows: Int, cols: Int) -> (AlignedBuffer<Int8>, AlignedBuffer<Float>) {
-        let q = AlignedBuffer<Int8>(count: rows * cols, zeroed: false), s = AlignedBuffer<Float>(count: rows)
+    static func quantize(_ w: UnsafePointer<Float>, rows: Int, cols: Int,
+                         arena: WeightArena) -> (AlignedBuffer<Int8>, AlignedBuffer<Float>) {
+        let q = AlignedBuffer<Int8>(count: rows * cols, arena: arena), s = AlignedBuffer<Float>(count: rows, arena: arena)
         for r in 0..<rows {
             let row = w + r * cols, out = q.pointer + r * cols
             var m: Float = 0

@@ -3,7 +3,8 @@ import SLMTensor
 /// A model's weights laid out for batch-1 decoding, shared by every `IncrementalDecoder` (one per
 /// generation) of that model: projections as row-major [out, in] matrices (fp32 or
 /// int8), Q/K/V stacked into one matrix so that a token runs one GEMV for them, and
-/// small vectors (norms, embeddings) copied out of the tensors.
+/// small vectors (norms, embeddings) copied out of the tensors. The matrices are carved
+/// from one `WeightArena`, on huge pages where the system allows.
 ///
 /// A snapshot: built from the model's tensors when made, immutable afterwards. Training
 /// the model further does not change it; make new weights for that.
@@ -42,10 +43,10 @@ public final class DecodingWeights {
         /// BitNet's SubLN before `down`.
         let subNorm: AlignedBuffer<Float>?
 
-        init(_ mlp: SwiGLUMLP, _ precision: WeightPrecision) {
-            gate = matrix([mlp.gate], precision)
-            up = matrix([mlp.up], precision)
-            down = matrix([mlp.down], precision)
+        init(_ mlp: SwiGLUMLP, _ precision: WeightPrecision, _ arena: WeightArena) {
+            gate = matrix([mlp.gate], precision, arena)
+            up = matrix([mlp.up], precision, arena)
+            down = matrix([mlp.down], precision, arena)
             subNorm = mlp.subNorm.map { vector($0.weight) }
         }
 
@@ -80,6 +81,7 @@ public final class DecodingWeights {
     }
 
     init(gpt2 m: GPT2, precision: WeightPrecision) {
+        let arena = WeightArena()
         config = m.config
         block = .gpt2
         self.precision = precision
@@ -89,13 +91,13 @@ public final class DecodingWeights {
         layers = m.blocks.map { b in
             guard case .fused(let qkv) = b.attention.projections else { preconditionFailure("GPT-2 has a fused c_attn") }
             return Layer(norm1: vector(b.norm1.weight), norm1Bias: vector(b.norm1.bias),
-                         qkv: matrix([qkv], precision), o: matrix([b.attention.output], precision),
+                         qkv: matrix([qkv], precision, arena), o: matrix([b.attention.output], precision, arena),
                          norm2: vector(b.norm2.weight), norm2Bias: vector(b.norm2.bias),
-                         up: matrix([b.mlp.fc], precision), down: matrix([b.mlp.projection], precision))
+                         up: matrix([b.mlp.fc], precision, arena), down: matrix([b.mlp.projection], precision, arena))
         }
         finalNorm = vector(m.finalNorm.weight)
         finalNormBias = vector(m.finalNorm.bias)
-        head = DecodeMatrix(blocks: [(m.head ?? m.tokenEmbedding, nil)], inputMajor: false, precision: precision)
+        head = DecodeMatrix(blocks: [(m.head ?? m.tokenEmbedding, nil)], inputMajor: false, precision: precision, arena: arena)
         ropeCos = nil
         ropeSin = nil
     }
@@ -103,6 +105,7 @@ public final class DecodingWeights {
     /// A BitNet model's block matrices are ternary at every precision, and `.ternary`
     /// makes its head int8; other models take `precision` throughout.
     init(llama m: Llama, precision: WeightPrecision) {
+        let arena = WeightArena()
         config = m.config
         block = .llama
         self.precision = precision
@@ -114,18 +117,19 @@ public final class DecodingWeights {
         layers = m.layers.map { l in
             guard case .separate(let q, let k, let v) = l.attention.projections else { preconditionFailure("LLaMA has q/k/v_proj") }
             return Layer(norm1: vector(l.inputNorm.weight), norm1Bias: nil,
-                         qkv: matrix([q, k, v], blocks), o: matrix([l.attention.output], blocks),
+                         qkv: matrix([q, k, v], blocks, arena), o: matrix([l.attention.output], blocks, arena),
                          attentionSubNorm: l.attention.subNorm.map { vector($0.weight) },
                          norm2: vector(l.postNorm.weight), norm2Bias: nil,
-                         swiGLU: l.mlp.map { SwiGLU($0, blocks) },
+                         swiGLU: l.mlp.map { SwiGLU($0, blocks, arena) },
                          experts: l.experts.map { moe in
-                             Experts(router: matrix([moe.router], .fp32), experts: moe.experts.map { SwiGLU($0, precision) },
+                             Experts(router: matrix([moe.router], .fp32, arena), experts: moe.experts.map { SwiGLU($0, precision, arena) },
                                      active: moe.active)
                          })
         }
         finalNorm = vector(m.finalNorm.weight)
         finalNormBias = nil
-        head = DecodeMatrix(blocks: [(m.head ?? m.tokenEmbedding, nil)], inputMajor: false, precision: precision == .ternary ? .int8 : precision)
+        head = DecodeMatrix(blocks: [(m.head ?? m.tokenEmbedding, nil)], inputMajor: false,
+                            precision: precision == .ternary ? .int8 : precision, arena: arena)
         // The model's own tables, so positions rotate exactly as in the training path.
         ropeCos = m.rotary.cosTable.withUnsafeBufferPointer { AlignedBuffer(copying: $0.baseAddress!, count: $0.count) }
         ropeSin = m.rotary.sinTable.withUnsafeBufferPointer { AlignedBuffer(copying: $0.baseAddress!, count: $0.count) }
@@ -134,6 +138,7 @@ public final class DecodingWeights {
     /// MonarchSLM, SymbioSLM: the SwiGLU blocks and the tied head as decode matrices;
     /// each layer's mixer steps on its own (`MixerSteps.swift`).
     init<Mixer: SequenceMixer>(trunk: MixerTrunk<Mixer>, of m: any LanguageModel, precision: WeightPrecision) {
+        let arena = WeightArena()
         config = m.config
         block = .mixer
         self.precision = precision
@@ -143,11 +148,11 @@ public final class DecodingWeights {
         layers = trunk.blocks.map { b in
             Layer(norm1: vector(b.inputNorm.weight), norm1Bias: nil, mixer: b.mixer,
                   norm2: vector(b.postNorm.weight), norm2Bias: nil,
-                  swiGLU: SwiGLU(b.mlp, precision))
+                  swiGLU: SwiGLU(b.mlp, precision, arena))
         }
         finalNorm = vector(trunk.finalNorm.weight)
         finalNormBias = nil
-        head = DecodeMatrix(blocks: [(trunk.tokenEmbedding, nil)], inputMajor: false, precision: precision)
+        head = DecodeMatrix(blocks: [(trunk.tokenEmbedding, nil)], inputMajor: false, precision: precision, arena: arena)
         ropeCos = nil
         ropeSin = nil
     }
@@ -159,8 +164,8 @@ private func vector(_ t: Tensor) -> AlignedBuffer<Float> {
 }
 
 /// One decode matrix from linear maps stacked along their outputs (Q, K and V in one).
-private func matrix(_ maps: [Linear], _ precision: WeightPrecision) -> DecodeMatrix {
-    DecodeMatrix(blocks: maps.map { ($0.weight, $0.bias) }, inputMajor: maps[0].inputMajor, precision: precision)
+private func matrix(_ maps: [Linear], _ precision: WeightPrecision, _ arena: WeightArena) -> DecodeMatrix {
+    DecodeMatrix(blocks: maps.map { ($0.weight, $0.bias) }, inputMajor: maps[0].inputMajor, precision: precision, arena: arena)
 }
 
 extension LanguageModel {
