@@ -22,8 +22,10 @@ public final class IncrementalDecoder {
 
     private let width, heads, kvHeads, headSize, kvWidth, ffn: Int
     private let ldk: Int                   // keys' padded capacity (a multiple of 64)
-    private let keys: AlignedBuffer<Float>
-    private let values: AlignedBuffer<Float>
+    /// Keys, then values, in one buffer: at the sizes of small models each alone would stay
+    /// under the 2 MiB from which buffers get huge pages, and attention streams them.
+    private let cache: AlignedBuffer<Float>
+    private let keyCount: Int
     let x, h, qkv, attended, hidden, up, scores, logits, stats, routerLogits: AlignedBuffer<Float>
     /// A mixture's experts for the current token.
     private var chosen: [Int] = []
@@ -45,8 +47,8 @@ public final class IncrementalDecoder {
         ffn = config.ffnWidth
         ldk = (config.context + 63) / 64 * 64
         let attends = weights.block != .mixer
-        keys = AlignedBuffer(count: attends ? config.layers * kvHeads * headSize * ldk : 0)
-        values = AlignedBuffer(count: attends ? config.layers * kvHeads * config.context * headSize : 0)
+        keyCount = attends ? config.layers * kvHeads * headSize * ldk : 0
+        cache = AlignedBuffer(count: keyCount + (attends ? config.layers * kvHeads * config.context * headSize : 0))
         mixerState = attends ? nil : MixerState(config)
         x = AlignedBuffer(count: width)
         h = AlignedBuffer(count: width)
@@ -256,7 +258,7 @@ public final class IncrementalDecoder {
     }
 
     private func cachePointers(layer: Int) -> (keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>) {
-        (keys.pointer + layer * kvHeads * headSize * ldk, values.pointer + layer * kvHeads * capacity * headSize)
+        (cache.pointer + layer * kvHeads * headSize * ldk, cache.pointer + keyCount + layer * kvHeads * capacity * headSize)
     }
 
     // MARK: - Batched prefill
