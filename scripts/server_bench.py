@@ -11,7 +11,8 @@ Each client sends streaming chat completions one after another (max_tokens each;
 barely trained model rarely stops early).
 Reported per level: completion tokens per second over the level's wall time, and the
 p50/p99 of time to first token (first content chunk), of the gap between a stream's
-content chunks (inter-token latency), and of total request time. The server runs with
+content chunks (inter-token latency), and of total request time, and the cores that the
+server and this client kept busy (Linux; from /proc). The server runs with
 --max-sessions at least the largest level, so that every stream decodes at once. The
 client runs on the same machine as the server: on two cores they compete, so note the
 load (printed at the end).
@@ -54,13 +55,14 @@ def main():
         warm(port)
         results = []
         for level in [int(x) for x in args.levels.split(",")]:
-            results.append(run_level(port, level, args))
+            results.append(run_level(port, level, args, server.pid))
             r = results[-1]
             if not args.json:
                 print(f"{r['clients']:>3} clients: {r['requests']:>4} requests, {r['completion_tokens']:>6} tokens in "
                       f"{r['seconds']:6.2f} s = {r['tokens_per_s']:7.0f} tokens/s | first token p50 {r['ttft_p50_ms']:7.1f} ms "
                       f"p99 {r['ttft_p99_ms']:7.1f} ms | between tokens p50 {r['itl_p50_ms']:6.1f} ms p99 {r['itl_p99_ms']:6.1f} ms "
-                      f"| total p50 {r['total_p50_ms']:7.1f} ms p99 {r['total_p99_ms']:7.1f} ms",
+                      f"| total p50 {r['total_p50_ms']:7.1f} ms p99 {r['total_p99_ms']:7.1f} ms "
+                      f"| cores busy: server {r['server_cores']:.2f}, this client {r['client_cores']:.2f}",
                       flush=True)
         load = os.getloadavg()
         if args.json:
@@ -166,7 +168,19 @@ def warm(port):
         stream_request(port, 16, i)
 
 
-def run_level(port, clients, args):
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (Linux /proc), or nan elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def run_level(port, clients, args, server_pid):
+    """One level's figures, with the cores the server and this client kept busy: on a
+    small machine the client's parsing competes with the server for the same cores."""
     samples, errors, lock = [], [], threading.Lock()
     budget = [args.requests]
     deadline = time.monotonic() + args.seconds
@@ -187,13 +201,14 @@ def run_level(port, clients, args):
                     errors.append(repr(e))
             n += 1
 
-    started = time.monotonic()
+    started, server_cpu, client_cpu = time.monotonic(), cpu_seconds(server_pid), time.process_time()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.monotonic() - started
+    server_cpu, client_cpu = cpu_seconds(server_pid) - server_cpu, time.process_time() - client_cpu
     if errors:
         print(f"{len(errors)} errors, e.g. {errors[0]}", file=sys.stderr)
     ttft = [s[0] * 1000 for s in samples]
@@ -204,7 +219,8 @@ def run_level(port, clients, args):
             "seconds": wall, "tokens_per_s": tokens / wall,
             "ttft_p50_ms": percentile(ttft, 50), "ttft_p99_ms": percentile(ttft, 99),
             "itl_p50_ms": percentile(gaps, 50), "itl_p99_ms": percentile(gaps, 99),
-            "total_p50_ms": percentile(total, 50), "total_p99_ms": percentile(total, 99)}
+            "total_p50_ms": percentile(total, 50), "total_p99_ms": percentile(total, 99),
+            "server_cores": server_cpu / wall, "client_cores": client_cpu / wall}
 
 
 def percentile(values, q):
