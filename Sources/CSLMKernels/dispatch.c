@@ -39,6 +39,7 @@ static const slm_kernel_table slm_kernels_scalar = {
     .gemv_i8 = slm_gemv_i8_ref,
     .gemv_t2 = slm_gemv_t2_ref,
     .attention_decode = slm_attention_decode_ref,
+    .kv_store = slm_kv_store_ref,
     .sigmoid_fwd = slm_sigmoid_fwd_ref,
     .sigmoid_bwd = slm_sigmoid_bwd_ref,
     .softmax_cols_fwd = slm_softmax_cols_fwd_ref,
@@ -56,7 +57,8 @@ slm_isa slm_isa_detected(void) {
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
         return SLM_ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SLM_ISA_AVX2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return SLM_ISA_AVX2;
 #endif
     return SLM_ISA_SCALAR;
 }
@@ -213,6 +215,10 @@ void slm_gemv_t2(int64_t rows, int64_t cols, const uint8_t *wq, const float *sca
 }
 void slm_attention_decode(const slm_attention_decode_args *a, int64_t head_begin, int64_t head_end) {
     K->attention_decode(a, head_begin, head_end);
+}
+void slm_kv_store(slm_kv_format kv, int64_t Hkv, int64_t D, int64_t ldk, int64_t ldv, int64_t pos,
+                  const float *k, const float *v, void *kt, void *vc) {
+    K->kv_store(kv, Hkv, D, ldk, ldv, pos, k, v, kt, vc);
 }
 
 void slm_f32_to_bf16(int64_t n, const float *x, uint16_t *y) {

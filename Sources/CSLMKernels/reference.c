@@ -419,16 +419,58 @@ void slm_gemv_i8_ref(int64_t rows, int64_t cols, const int8_t *wq, const float *
     }
 }
 
+uint16_t slm_f16_from_f32(float f) {
+    if (f > 65504.0f) f = 65504.0f;  // clamped, so no key or value becomes infinite (NaN passes)
+    if (f < -65504.0f) f = -65504.0f;
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    const uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    x &= 0x7fffffff;
+    if (x > 0x7f800000) return sign | 0x7e00;
+    uint32_t h, rem, half;
+    if (x >= 0x38800000) {  // a normal half: rebias the exponent, keep 10 of 23 mantissa bits
+        h = (x - 0x38000000) >> 13, rem = x & 0x1fff, half = 0x1000;
+    } else if (x >= 0x33000000) {  // a subnormal half: the value in units of 2^-24
+        const uint32_t m = (x & 0x7fffff) | 0x800000, shift = 126 - (x >> 23);
+        h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    } else {
+        return sign;
+    }
+    if (rem > half || (rem == half && (h & 1))) h++;  // a carry moves into the exponent, as it should
+    return sign | (uint16_t)h;
+}
+
+float slm_f32_from_f16(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    uint32_t x;
+    if (e == 0x1f) {
+        x = sign | 0x7f800000 | (m << 13);
+    } else if (e != 0) {
+        x = sign | ((e + 112) << 23) | (m << 13);
+    } else {
+        float f = (float)m * 0x1p-24f;
+        memcpy(&x, &f, sizeof x);
+        x |= sign;
+    }
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}
+
+static inline float kv_at(slm_kv_format kv, const void *base, int64_t i) {
+    return kv == SLM_KV_F16 ? slm_f32_from_f16(((const uint16_t *)base)[i]) : ((const float *)base)[i];
+}
+
 void slm_attention_decode_ref(const slm_attention_decode_args *a, int64_t head_begin, int64_t head_end) {
     const int64_t D = a->D, G = a->Hq / a->Hkv, n = a->n;
     for (int64_t h = head_begin; h < head_end; h++) {
-        const int64_t kvh = h / G;
-        const float *q = a->q + h * D, *kt = a->kt + kvh * D * a->ldk, *v = a->v + kvh * a->ldv * D;
+        const int64_t kvh = h / G, k0 = kvh * D * a->ldk, v0 = kvh * a->ldv * D;
+        const float *q = a->q + h * D;
         float *s = a->scores + h * a->ldk, *o = a->out + h * D;
         double m = -INFINITY, l = 0;
         for (int64_t j = 0; j < n; j++) {
             double d = 0;
-            for (int64_t c = 0; c < D; c++) d += (double)q[c] * kt[c * a->ldk + j];
+            for (int64_t c = 0; c < D; c++) d += (double)q[c] * kv_at(a->kv, a->kt, k0 + c * a->ldk + j);
             s[j] = (float)(d * a->scale);
             if (s[j] > m) m = s[j];
         }
@@ -438,8 +480,23 @@ void slm_attention_decode_ref(const slm_attention_decode_args *a, int64_t head_b
         }
         for (int64_t c = 0; c < D; c++) {
             double acc = 0;
-            for (int64_t j = 0; j < n; j++) acc += (double)s[j] * v[j * D + c];
+            for (int64_t j = 0; j < n; j++) acc += (double)s[j] * kv_at(a->kv, a->v, v0 + j * D + c);
             o[c] = (float)(acc / l);
         }
     }
+}
+
+void slm_kv_store_ref(slm_kv_format kv, int64_t Hkv, int64_t D, int64_t ldk, int64_t ldv, int64_t pos,
+                      const float *k, const float *v, void *kt, void *vc) {
+    for (int64_t h = 0; h < Hkv; h++)
+        for (int64_t c = 0; c < D; c++) {
+            const int64_t ki = (h * D + c) * ldk + pos, vi = (h * ldv + pos) * D + c;
+            if (kv == SLM_KV_F16) {
+                ((uint16_t *)kt)[ki] = slm_f16_from_f32(k[h * D + c]);
+                ((uint16_t *)vc)[vi] = slm_f16_from_f32(v[h * D + c]);
+            } else {
+                ((float *)kt)[ki] = k[h * D + c];
+                ((float *)vc)[vi] = v[h * D + c];
+            }
+        }
 }

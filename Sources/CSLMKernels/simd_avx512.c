@@ -35,6 +35,8 @@ typedef __m512i vi;
 #define V_IXOR(a, b) _mm512_xor_si512(a, b)
 #define V_ISRLI(v, n) _mm512_srli_epi32(v, n)
 #define V_SELECT_IGE(a, b, x) _mm512_maskz_mov_ps(_mm512_cmpge_epi32_mask(a, b), x)
+#define V_LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
+#define V_STORE_F16(p, v) _mm256_storeu_si256((__m256i *)(void *)(p), _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 #define V_LOAD_I8(p) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(p))))
 #define FN(name) name##_avx512
 

@@ -965,100 +965,76 @@ static void FN(gemv_i8)(int64_t rows, int64_t cols, const int8_t *wq, const floa
 }
 
 #if VW == 8
-// One query against the cached keys with 8 FMA chains. The small-GEMM tile used below
-// (and by AVX-512) keeps 2 chains for a single query row, and Zen 3's 4-cycle FMA latency
-// held it to a quarter of the FMA rate; with 8 chains the loop waits on the cache instead:
-// 1.4x on Zen 3 over 16 streams' caches (docs/BENCHMARKS.md). On the Xeon the same change
-// measured no gain, so AVX-512 keeps the small GEMM.
-#define AD_BLOCK (8 * VW)
-
-// s[j] = q · Kᵀ[:, j] for j < n (n a multiple of VW), 64 keys per block, one row of Kᵀ
-// (one dimension of every key in the block) per step.
-static void FN(ad_scores)(int64_t n, int64_t D, const float *q, const float *kt, int64_t ldk, float *s) {
-    int64_t j0 = 0;
-    for (; j0 + AD_BLOCK <= n; j0 += AD_BLOCK) {
-        vf a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO(), a4 = V_ZERO(), a5 = V_ZERO(), a6 = V_ZERO(), a7 = V_ZERO();
-        for (int64_t d = 0; d < D; d++) {
-            const float *r = kt + d * ldk + j0;
-            const vf qd = V_SET1(q[d]);
-            a0 = V_FMA(qd, V_LOAD(r), a0), a1 = V_FMA(qd, V_LOAD(r + VW), a1);
-            a2 = V_FMA(qd, V_LOAD(r + 2 * VW), a2), a3 = V_FMA(qd, V_LOAD(r + 3 * VW), a3);
-            a4 = V_FMA(qd, V_LOAD(r + 4 * VW), a4), a5 = V_FMA(qd, V_LOAD(r + 5 * VW), a5);
-            a6 = V_FMA(qd, V_LOAD(r + 6 * VW), a6), a7 = V_FMA(qd, V_LOAD(r + 7 * VW), a7);
-        }
-        V_STORE(s + j0, a0), V_STORE(s + j0 + VW, a1), V_STORE(s + j0 + 2 * VW, a2), V_STORE(s + j0 + 3 * VW, a3);
-        V_STORE(s + j0 + 4 * VW, a4), V_STORE(s + j0 + 5 * VW, a5), V_STORE(s + j0 + 6 * VW, a6), V_STORE(s + j0 + 7 * VW, a7);
-    }
-    // The last keys, a vector at a time: two chains over alternate dimensions.
-    for (; j0 < n; j0 += VW) {
-        vf a = V_ZERO(), b = V_ZERO();
-        int64_t d = 0;
-        for (; d + 2 <= D; d += 2) {
-            a = V_FMA(V_SET1(q[d]), V_LOAD(kt + d * ldk + j0), a);
-            b = V_FMA(V_SET1(q[d + 1]), V_LOAD(kt + (d + 1) * ldk + j0), b);
-        }
-        if (d < D) a = V_FMA(V_SET1(q[d]), V_LOAD(kt + d * ldk + j0), a);
-        V_STORE(s + j0, V_ADD(a, b));
-    }
-}
-
-// o = Σ_j p[j] · V[j, :] for j < n, V rows D floats apart: 64 dimensions per pass.
-static void FN(ad_values)(int64_t n, int64_t D, const float *p, const float *v, float *o) {
-    int64_t d0 = 0;
-    for (; d0 + AD_BLOCK <= D; d0 += AD_BLOCK) {
-        vf a0 = V_ZERO(), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO(), a4 = V_ZERO(), a5 = V_ZERO(), a6 = V_ZERO(), a7 = V_ZERO();
-        for (int64_t j = 0; j < n; j++) {
-            const float *r = v + j * D + d0;
-            const vf pj = V_SET1(p[j]);
-            a0 = V_FMA(pj, V_LOAD(r), a0), a1 = V_FMA(pj, V_LOAD(r + VW), a1);
-            a2 = V_FMA(pj, V_LOAD(r + 2 * VW), a2), a3 = V_FMA(pj, V_LOAD(r + 3 * VW), a3);
-            a4 = V_FMA(pj, V_LOAD(r + 4 * VW), a4), a5 = V_FMA(pj, V_LOAD(r + 5 * VW), a5);
-            a6 = V_FMA(pj, V_LOAD(r + 6 * VW), a6), a7 = V_FMA(pj, V_LOAD(r + 7 * VW), a7);
-        }
-        V_STORE(o + d0, a0), V_STORE(o + d0 + VW, a1), V_STORE(o + d0 + 2 * VW, a2), V_STORE(o + d0 + 3 * VW, a3);
-        V_STORE(o + d0 + 4 * VW, a4), V_STORE(o + d0 + 5 * VW, a5), V_STORE(o + d0 + 6 * VW, a6), V_STORE(o + d0 + 7 * VW, a7);
-    }
-    // Head sizes that are not a multiple of 64: the rest a vector, then a value, at a time.
-    for (; d0 + VW <= D; d0 += VW) {
-        vf a = V_ZERO(), b = V_ZERO();
-        int64_t j = 0;
-        for (; j + 2 <= n; j += 2) {
-            a = V_FMA(V_SET1(p[j]), V_LOAD(v + j * D + d0), a);
-            b = V_FMA(V_SET1(p[j + 1]), V_LOAD(v + (j + 1) * D + d0), b);
-        }
-        if (j < n) a = V_FMA(V_SET1(p[j]), V_LOAD(v + j * D + d0), a);
-        V_STORE(o + d0, V_ADD(a, b));
-    }
-    for (; d0 < D; d0++) {
-        float acc = 0;
-        for (int64_t j = 0; j < n; j++) acc += p[j] * v[j * D + d0];
-        o[d0] = acc;
-    }
-}
-#undef AD_BLOCK
+#define KV_T float
+#define KV_LOAD(p) V_LOAD(p)
+#define KV_FLOAT(x) (x)
+#define AD_NAME(name) FN(name)
+#include "decode_attention_template.h"
 #endif
+#define KV_T uint16_t
+#define KV_LOAD(p) V_LOAD_F16(p)
+#define KV_FLOAT(x) slm_f32_from_f16(x)
+#define AD_NAME(name) FN(name##_f16)
+#include "decode_attention_template.h"
 
 // One query row per head over the cached keys (stored transposed and padded to the
 // vector width, so the scores vectorise over keys), softmax, weighted sum of values.
 static void FN(attention_decode)(const slm_attention_decode_args *a, int64_t head_begin, int64_t head_end) {
-    const int64_t D = a->D, G = a->Hq / a->Hkv, n = a->n;
+    const int64_t D = a->D, G = a->Hq / a->Hkv, n = a->n, half = a->kv == SLM_KV_F16;
     for (int64_t h = head_begin; h < head_end; h++) {
-        const int64_t kvh = h / G;
+        const int64_t keys = h / G * D * a->ldk, values = h / G * a->ldv * D;
+        const float *q = a->q + h * D;
         float *s = a->scores + h * a->ldk, *o = a->out + h * D;
-        const float *kt = a->kt + kvh * D * a->ldk, *v = a->v + kvh * a->ldv * D;
+        if (half) {
+            FN(ad_scores_f16)(FN(round_up)(n, VW), D, q, (const uint16_t *)a->kt + keys, a->ldk, s);
+        } else {
 #if VW == 8
-        FN(ad_scores)(FN(round_up)(n, VW), D, a->q + h * D, kt, a->ldk, s);
+            FN(ad_scores)(FN(round_up)(n, VW), D, q, (const float *)a->kt + keys, a->ldk, s);
 #else
-        FN(small_gemm)(1, FN(round_up)(n, VW), D, a->q + h * D, D, 1, kt, a->ldk, s, a->ldk, 0);
+            FN(small_gemm)(1, FN(round_up)(n, VW), D, q, D, 1, (const float *)a->kt + keys, a->ldk, s, a->ldk, 0);
 #endif
+        }
         float m = FN(row_max)(n, s) * a->scale;
         float l = FN(row_exp)(n, s, a->scale, m, s);
+        if (half) {
+            FN(ad_values_f16)(n, D, s, (const uint16_t *)a->v + values, o);
+        } else {
 #if VW == 8
-        FN(ad_values)(n, D, s, v, o);
+            FN(ad_values)(n, D, s, (const float *)a->v + values, o);
 #else
-        FN(small_gemm)(1, D, n, s, n, 1, v, D, o, D, 0);
+            FN(small_gemm)(1, D, n, s, n, 1, (const float *)a->v + values, D, o, D, 0);
 #endif
+        }
         FN(scale)(D, 1.0f / l, o, o);
+    }
+}
+
+// One position's keys (a column of each head's transposed block) and values (a row).
+// f16: clamped to the largest finite half (NaN kept), rounded to nearest even.
+static void FN(kv_store)(slm_kv_format kv, int64_t Hkv, int64_t D, int64_t ldk, int64_t ldv, int64_t pos,
+                         const float *k, const float *v, void *kt, void *vc) {
+    if (kv != SLM_KV_F16) {
+        float *kc = kt, *vr = vc;
+        for (int64_t h = 0; h < Hkv; h++) {
+            for (int64_t c = 0; c < D; c++) kc[(h * D + c) * ldk + pos] = k[h * D + c];
+            memcpy(vr + (h * ldv + pos) * D, v + h * D, (size_t)D * sizeof(float));
+        }
+        return;
+    }
+    uint16_t *kc = kt, *vr = vc, keys[VW];
+    const vf hi = V_SET1(65504.0f), lo = V_SET1(-65504.0f);
+    for (int64_t h = 0; h < Hkv; h++) {
+        uint16_t *row = vr + (h * ldv + pos) * D, *col = kc + h * D * ldk + pos;
+        int64_t c = 0;
+        for (; c + VW <= D; c += VW) {
+            V_STORE_F16(keys, V_MIN(hi, V_MAX(lo, V_LOAD(k + h * D + c))));
+            for (int i = 0; i < VW; i++) col[(c + i) * ldk] = keys[i];
+            V_STORE_F16(row + c, V_MIN(hi, V_MAX(lo, V_LOAD(v + h * D + c))));
+        }
+        for (; c < D; c++) {
+            col[c * ldk] = slm_f16_from_f32(k[h * D + c]);
+            row[c] = slm_f16_from_f32(v[h * D + c]);
+        }
     }
 }
 
@@ -1099,6 +1075,7 @@ const slm_kernel_table FN(slm_kernels) = {
     .gemv_i8 = FN(gemv_i8),
     .gemv_t2 = FN(gemv_t2),
     .attention_decode = FN(attention_decode),
+    .kv_store = FN(kv_store),
     .sigmoid_fwd = FN(sigmoid_fwd),
     .sigmoid_bwd = FN(sigmoid_bwd),
     .softmax_cols_fwd = FN(softmax_cols_fwd),

@@ -52,6 +52,8 @@ public final class Generator {
     public let tokenizer: any Tokenizer
     /// Weight storage of the fast decoder (int8: weight-only quantisation).
     public let precision: WeightPrecision
+    /// How the fast decoder's KV caches store keys and values.
+    public let kvCache: KVCacheFormat
     let endOfText: Int32?
     private let fastDecoding: Bool
     private var decodingWeights: DecodingWeights?
@@ -61,10 +63,11 @@ public final class Generator {
     /// (the reference the decoder is tested against). The decoder snapshots the weights
     /// at the first generation.
     public init(model: any LanguageModel, tokenizer: any Tokenizer, precision: WeightPrecision = .fp32,
-                fastDecoding: Bool = true) {
+                kvCache: KVCacheFormat = .fp32, fastDecoding: Bool = true) {
         self.model = model
         self.tokenizer = tokenizer
         self.precision = precision
+        self.kvCache = kvCache
         self.fastDecoding = fastDecoding
         endOfText = tokenizer.endOfTextID
     }
@@ -73,7 +76,7 @@ public final class Generator {
     func makeDecoder() -> IncrementalDecoder? {
         guard fastDecoding else { return nil }
         if decodingWeights == nil { decodingWeights = model.decodingWeights(precision: precision) }
-        return decodingWeights.map { IncrementalDecoder($0) }
+        return decodingWeights.map { IncrementalDecoder($0, kvCache: kvCache) }
     }
 
     /// Reads the tokens that `next(deferringRead: true)` and `deferPrompt(upTo:)` left in

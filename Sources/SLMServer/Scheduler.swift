@@ -182,8 +182,9 @@ public final class GenerationScheduler: @unchecked Sendable {
     let batching: Bool
 
     /// Takes the bundle over: from here on only the worker thread touches it.
-    /// `precision` chooses the decoder's weights (int8: weight-only quantisation).
-    public init(bundle: ModelBundle, name: String? = nil, precision: WeightPrecision = .fp32,
+    /// `precision` chooses the decoder's weights (int8: weight-only quantisation), `kvCache`
+    /// how its KV caches store keys and values.
+    public init(bundle: ModelBundle, name: String? = nil, precision: WeightPrecision = .fp32, kvCache: KVCacheFormat = .fp32,
                 maxSessions: Int = 32, maxQueued: Int = 128, prefillChunk: Int? = GenerationScheduler.defaultPrefillChunk,
                 batching: Bool = true) {
         precondition(maxSessions >= 1 && maxQueued >= 0, "scheduler: need maxSessions >= 1 and maxQueued >= 0")
@@ -196,7 +197,7 @@ public final class GenerationScheduler: @unchecked Sendable {
         modelName = name ?? bundle.name
         contextLength = bundle.model.config.context
         parameterCount = bundle.model.parameterCount
-        generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer, precision: precision)
+        generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer, precision: precision, kvCache: kvCache)
         Thread { [self] in
             Thread.current.name = "slm-generation"  // (set from the thread itself, Linux shows it)
             // The GEMM layer applies the thread count on every calling thread itself.

@@ -138,28 +138,88 @@ import Testing
     @Test(arguments: isas)
     func attentionDecode(_ isa: slm_isa) {
         let k = slm_kernel_table_for(isa)!.pointee
-        for (hq, hkv, d, n, capacity) in [(4, 2, 16, 9, 20), (3, 1, 64, 70, 70), (2, 2, 7, 1, 5), (6, 6, 48, 200, 256), (2, 1, 20, 131, 140), (2, 2, 128, 129, 130), (1, 1, 72, 64, 64)] {
-            let ldk = (capacity + 63) / 64 * 64
-            let q = randomArray(hq * d, seed: 9), kt = randomArray(hkv * d * ldk, seed: 10), v = randomArray(hkv * capacity * d, seed: 11)
-            var out1 = [Float](repeating: 0, count: hq * d), out2 = out1
-            var s1 = [Float](repeating: 0, count: hq * ldk), s2 = s1
-            func run(_ out: inout [Float], _ scores: inout [Float], _ f: (UnsafePointer<slm_attention_decode_args>) -> Void) {
-                q.withUnsafeBufferPointer { qp in kt.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
-                    out.withUnsafeMutableBufferPointer { op in scores.withUnsafeMutableBufferPointer { sp in
-                        var a = slm_attention_decode_args(Hq: Int64(hq), Hkv: Int64(hkv), D: Int64(d), n: Int64(n), ldk: Int64(ldk),
-                                                          ldv: Int64(capacity), scale: 0.25, q: qp.baseAddress, kt: kp.baseAddress,
-                                                          v: vp.baseAddress, out: op.baseAddress, scores: sp.baseAddress)
-                        f(&a)
-                    } }
-                } } }
+        for format in [SLM_KV_F32, SLM_KV_F16] {
+            for (hq, hkv, d, n, capacity) in [(4, 2, 16, 9, 20), (3, 1, 64, 70, 70), (2, 2, 7, 1, 5), (6, 6, 48, 200, 256), (2, 1, 20, 131, 140), (2, 2, 128, 129, 130), (1, 1, 72, 64, 64)] {
+                let ldk = (capacity + 63) / 64 * 64
+                let q = randomArray(hq * d, seed: 9), kt = randomArray(hkv * d * ldk, seed: 10), v = randomArray(hkv * capacity * d, seed: 11)
+                let kt16 = kt.map(slm_f16_from_f32), v16 = v.map(slm_f16_from_f32)
+                var out1 = [Float](repeating: 0, count: hq * d), out2 = out1
+                var s1 = [Float](repeating: 0, count: hq * ldk), s2 = s1
+                func run(_ out: inout [Float], _ scores: inout [Float], _ f: (UnsafePointer<slm_attention_decode_args>) -> Void) {
+                    func go(_ kp: UnsafeRawPointer, _ vp: UnsafeRawPointer) {
+                        q.withUnsafeBufferPointer { qp in
+                            out.withUnsafeMutableBufferPointer { op in scores.withUnsafeMutableBufferPointer { sp in
+                                var a = slm_attention_decode_args(Hq: Int64(hq), Hkv: Int64(hkv), D: Int64(d), n: Int64(n), ldk: Int64(ldk),
+                                                                  ldv: Int64(capacity), scale: 0.25, q: qp.baseAddress, kt: kp, v: vp,
+                                                                  out: op.baseAddress, scores: sp.baseAddress, kv: format)
+                                f(&a)
+                            } }
+                        }
+                    }
+                    if format == SLM_KV_F16 {
+                        kt16.withUnsafeBytes { kp in v16.withUnsafeBytes { vp in go(kp.baseAddress!, vp.baseAddress!) } }
+                    } else {
+                        kt.withUnsafeBytes { kp in v.withUnsafeBytes { vp in go(kp.baseAddress!, vp.baseAddress!) } }
+                    }
+                }
+                run(&out1, &s1) { k.attention_decode($0, 0, Int64(hq)) }
+                run(&out2, &s2) { slm_attention_decode_ref($0, 0, Int64(hq)) }
+                expectClose(out1, out2, tolerance: 1e-5)
+                // Heads split across tasks give the same result as all at once.
+                var out3 = [Float](repeating: 0, count: hq * d), s3 = s1
+                run(&out3, &s3) { slm_decode_attention(3, $0, 1) }
+                expectClose(out3, out2, tolerance: 1e-5)
             }
-            run(&out1, &s1) { k.attention_decode($0, 0, Int64(hq)) }
-            run(&out2, &s2) { slm_attention_decode_ref($0, 0, Int64(hq)) }
-            expectClose(out1, out2, tolerance: 1e-5)
-            // Heads split across tasks give the same result as all at once.
-            var out3 = [Float](repeating: 0, count: hq * d), s3 = s1
-            run(&out3, &s3) { slm_decode_attention(3, $0, 1) }
-            expectClose(out3, out2, tolerance: 1e-5)
+        }
+    }
+
+    /// The half-float conversions against Swift's own Float16: every one of the 65,536
+    /// halves back to float, and floats around every rounding boundary (ties, subnormals,
+    /// the top of the range) to half; beyond ±65504 ours clamps where Float16 overflows.
+    @Test func halfFloatConversions() {
+        for bits in 0...UInt16.max {
+            let mine = slm_f32_from_f16(bits), theirs = Float(Float16(bitPattern: bits))
+            #expect(mine.bitPattern == theirs.bitPattern || (mine.isNaN && theirs.isNaN), "half \(bits)")
+        }
+        var rng = RNG(seed: 7)
+        var floats: [Float] = [0, -0, 1, -1, 0.1, 65504, -65504, 65519.99, 1e-8, 2.98e-8, 5.96e-8, 6.1e-5, 6.0e-5, .leastNormalMagnitude]
+        for bits in stride(from: UInt32(0x3300_0000), to: 0x4780_0000, by: 0x1000) {  // halves' ties and their neighbours
+            for delta: Int32 in [-1, 0, 1] { floats.append(Float(bitPattern: UInt32(Int32(bitPattern: bits) + delta))) }
+        }
+        for _ in 0..<10_000 { floats.append(Float(bitPattern: UInt32(truncatingIfNeeded: rng.next())) ) }
+        for f in floats where f.isFinite && abs(f) <= 65504 {
+            #expect(slm_f16_from_f32(f) == Float16(f).bitPattern, "float \(f)")
+        }
+        #expect(slm_f16_from_f32(1e6) == Float16(65504).bitPattern && slm_f16_from_f32(-.infinity) == Float16(-65504).bitPattern)
+        #expect(Float16(bitPattern: slm_f16_from_f32(.nan)).isNaN)
+    }
+
+    /// A position's keys go to a column of the transposed keys, its values to a row; the
+    /// SIMD stores write the same bits as the reference, for every head size's tail.
+    @Test(arguments: isas)
+    func kvStore(_ isa: slm_isa) {
+        let k = slm_kernel_table_for(isa)!.pointee
+        for (hkv, d, capacity, pos) in [(2, 16, 20, 7), (1, 7, 5, 4), (3, 20, 64, 0), (2, 64, 130, 129)] {
+            let ldk = (capacity + 63) / 64 * 64
+            let keys = randomArray(hkv * d, seed: 12, scale: 3), values = randomArray(hkv * d, seed: 13, scale: 3)
+            for format in [SLM_KV_F32, SLM_KV_F16] {
+                let bytes = format == SLM_KV_F16 ? 2 : 4
+                var kt1 = [UInt8](repeating: 0, count: hkv * d * ldk * bytes), v1 = [UInt8](repeating: 0, count: hkv * capacity * d * bytes)
+                var kt2 = kt1, v2 = v1
+                k.kv_store(format, Int64(hkv), Int64(d), Int64(ldk), Int64(capacity), Int64(pos), keys, values, &kt1, &v1)
+                slm_kv_store_ref(format, Int64(hkv), Int64(d), Int64(ldk), Int64(capacity), Int64(pos), keys, values, &kt2, &v2)
+                #expect(kt1 == kt2 && v1 == v2)
+                // Independently: key (h, c) at column pos of row h·d + c, value at row (h, pos).
+                let h = hkv - 1, c = d - 1
+                let key = (h * d + c) * ldk + pos, value = (h * capacity + pos) * d + c
+                if format == SLM_KV_F16 {
+                    kt1.withUnsafeBytes { #expect($0.load(fromByteOffset: key * 2, as: UInt16.self) == Float16(keys[h * d + c]).bitPattern) }
+                    v1.withUnsafeBytes { #expect($0.load(fromByteOffset: value * 2, as: UInt16.self) == Float16(values[h * d + c]).bitPattern) }
+                } else {
+                    kt1.withUnsafeBytes { #expect($0.load(fromByteOffset: key * 4, as: Float.self) == keys[h * d + c]) }
+                    v1.withUnsafeBytes { #expect($0.load(fromByteOffset: value * 4, as: Float.self) == values[h * d + c]) }
+                }
+            }
         }
     }
 
@@ -181,7 +241,7 @@ import Testing
             let out = buffer([Float](repeating: .nan, count: hq * d)), scores = buffer([Float](repeating: 0, count: hq * ldk))
             owned += [q, kt, v, out, scores]
             return slm_attention_decode_args(Hq: Int64(hq), Hkv: Int64(hkv), D: Int64(d), n: Int64(lengths[s]), ldk: Int64(ldk),
-                                             ldv: Int64(capacity), scale: 0.25, q: q, kt: kt, v: v, out: out, scores: scores)
+                                             ldv: Int64(capacity), scale: 0.25, q: q, kt: kt, v: v, out: out, scores: scores, kv: SLM_KV_F32)
         }
         let batch = lengths.indices.map(args)
         for threads in 1...3 {

@@ -174,16 +174,32 @@ void slm_gemv_t2(int64_t rows, int64_t cols, const uint8_t *wq, const float *sca
 /// *xq_sum = the sum of xq.
 void slm_quantize_act_i8(int64_t n, int64_t padded, const float *x, int8_t *xq, float *x_scale, int32_t *xq_sum);
 
+/// How a decoder's KV cache stores keys and values: fp32, or IEEE half floats (f16, as
+/// uint16; half the bytes that attention streams per token, values clamped to ±65504).
+typedef enum { SLM_KV_F32 = 0, SLM_KV_F16 = 1 } slm_kv_format;
+
 /// One query per head against a KV cache. Keys are stored transposed per KV head,
 /// kt[kvh][d][ldk] (so a query's scores vectorise across keys; ldk is the padded
 /// capacity, a multiple of 64, and unused columns must be finite); values row-wise,
-/// v[kvh][ldv][d]. The query sees keys 0..<n. scores: Hq * ldk floats of scratch.
+/// v[kvh][ldv][d]; both as `kv` says. The query sees keys 0..<n. scores: Hq * ldk
+/// floats of scratch.
 typedef struct {
     int64_t Hq, Hkv, D, n, ldk, ldv;
     float scale;
-    const float *q, *kt, *v;
+    const float *q;
+    const void *kt, *v;
     float *out, *scores;
+    slm_kv_format kv;
 } slm_attention_decode_args;
+
+/// Stores one position's keys and values (k, v: [Hkv, D] floats) into a cache laid out
+/// as slm_attention_decode reads it: column `pos` of kt, row `pos` of v.
+void slm_kv_store(slm_kv_format kv, int64_t Hkv, int64_t D, int64_t ldk, int64_t ldv, int64_t pos,
+                  const float *k, const float *v, void *kt, void *vc);
+
+/// IEEE half floats, round to nearest even (portable; the reference for the kernels).
+uint16_t slm_f16_from_f32(float f);
+float slm_f32_from_f16(uint16_t h);
 
 /// Processes query heads [head_begin, head_end).
 void slm_attention_decode(const slm_attention_decode_args *a, int64_t head_begin, int64_t head_end);
@@ -334,6 +350,7 @@ typedef struct {
     void (*gemv_t2)(int64_t, int64_t, const uint8_t *, const float *, const int8_t *, int32_t, float,
                     const float *, float *, int);
     void (*attention_decode)(const slm_attention_decode_args *, int64_t, int64_t);
+    void (*kv_store)(slm_kv_format, int64_t, int64_t, int64_t, int64_t, int64_t, const float *, const float *, void *, void *);
     void (*sigmoid_fwd)(int64_t, const float *, float *);
     void (*sigmoid_bwd)(int64_t, const float *, const float *, float *);
     void (*softmax_cols_fwd)(int64_t, int64_t, const float *, float *);
@@ -398,6 +415,8 @@ void slm_gemv_t2_ref(int64_t rows, int64_t cols, const uint8_t *wq, const float 
 void slm_gemv_i8_ref(int64_t rows, int64_t cols, const int8_t *wq, const float *scales,
                      const float *x, const float *bias, float *y, int accumulate);
 void slm_attention_decode_ref(const slm_attention_decode_args *a, int64_t head_begin, int64_t head_end);
+void slm_kv_store_ref(slm_kv_format kv, int64_t Hkv, int64_t D, int64_t ldk, int64_t ldv, int64_t pos,
+                      const float *k, const float *v, void *kt, void *vc);
 void slm_sigmoid_fwd_ref(int64_t n, const float *x, float *y);
 void slm_sigmoid_bwd_ref(int64_t n, const float *y, const float *dy, float *dx);
 void slm_softmax_cols_fwd_ref(int64_t rows, int64_t cols, const float *x, float *y);

@@ -175,7 +175,7 @@ extension LanguageModel {
     }
 
     /// A fast batch-1 decoder over a snapshot of this model's weights.
-    public func makeDecoder(precision: WeightPrecision = .fp32) -> IncrementalDecoder? {
-        decodingWeights(precision: precision).map { IncrementalDecoder($0) }
+    public func makeDecoder(precision: WeightPrecision = .fp32, kvCache: KVCacheFormat = .fp32) -> IncrementalDecoder? {
+        decodingWeights(precision: precision).map { IncrementalDecoder($0, kvCache: kvCache) }
     }
 }

@@ -4,8 +4,8 @@ import SLMTensor
 
 /// Batch-1 inference without autograd: one token in, the next token's logits out.
 ///
-/// Everything a token needs is allocated once, here: the KV cache (keys stored
-/// transposed per head, [kvHeads][headSize][capacity], so a query's scores vectorise
+/// Everything a token needs is allocated once, here: the KV cache (fp32 or f16; keys
+/// stored transposed per head, [kvHeads][headSize][capacity], so a query's scores vectorise
 /// across keys; values [kvHeads][capacity][headSize]) and the activations of one
 /// position. A token is then ~5 parallel regions per layer on the decode thread pool
 /// (GEMVs split by rows, attention split by heads) and a few single-row kernels
@@ -22,9 +22,12 @@ public final class IncrementalDecoder {
 
     private let width, heads, kvHeads, headSize, kvWidth, ffn: Int
     private let ldk: Int                   // keys' padded capacity (a multiple of 64)
-    /// Keys, then values, in one buffer: at the sizes of small models each alone would stay
-    /// under the 2 MiB from which buffers get huge pages, and attention streams them.
-    private let cache: AlignedBuffer<Float>
+    /// How the cache stores keys and values.
+    public let kvCache: KVCacheFormat
+    /// Keys, then values, in one buffer (as `kvCache` says): at the sizes of small models
+    /// each alone would stay under the 2 MiB from which buffers get huge pages, and
+    /// attention streams them.
+    private let cache: AlignedBuffer<UInt8>
     private let keyCount: Int
     let x, h, qkv, attended, hidden, up, scores, logits, stats, routerLogits: AlignedBuffer<Float>
     /// A mixture's experts for the current token.
@@ -36,8 +39,9 @@ public final class IncrementalDecoder {
     /// Attention-free models: the mixers' inputs and block products instead of a KV cache.
     let mixerState: MixerState?
 
-    public init(_ weights: DecodingWeights) {
+    public init(_ weights: DecodingWeights, kvCache: KVCacheFormat = .fp32) {
         self.weights = weights
+        self.kvCache = kvCache
         config = weights.config
         width = config.width
         heads = config.heads
@@ -48,7 +52,7 @@ public final class IncrementalDecoder {
         ldk = (config.context + 63) / 64 * 64
         let attends = weights.block != .mixer
         keyCount = attends ? config.layers * kvHeads * headSize * ldk : 0
-        cache = AlignedBuffer(count: keyCount + (attends ? config.layers * kvHeads * config.context * headSize : 0))
+        cache = AlignedBuffer(count: (keyCount + (attends ? config.layers * kvHeads * config.context * headSize : 0)) * kvCache.bytesPerValue)
         mixerState = attends ? nil : MixerState(config)
         x = AlignedBuffer(count: width)
         h = AlignedBuffer(count: width)
@@ -232,11 +236,7 @@ public final class IncrementalDecoder {
     /// cache: keys as a column of the transposed layout, values as rows.
     private func store(layer: Int, position pos: Int, keys k: UnsafePointer<Float>, values vNew: UnsafePointer<Float>) {
         let (kt, v) = cachePointers(layer: layer)
-        for kvh in 0..<kvHeads {
-            let column = kt + kvh * headSize * ldk + pos
-            for c in 0..<headSize { column[c * ldk] = k[kvh * headSize + c] }
-            (v + (kvh * capacity + pos) * headSize).update(from: vNew + kvh * headSize, count: headSize)
-        }
+        slm_kv_store(kvCache.kernelFormat, Int64(kvHeads), Int64(headSize), Int64(ldk), Int64(capacity), Int64(pos), k, vNew, kt, v)
     }
 
     /// Stores this position's key and value (from `qkv`) in the cache, then attends.
@@ -254,11 +254,12 @@ public final class IncrementalDecoder {
         return slm_attention_decode_args(
             Hq: Int64(heads), Hkv: Int64(kvHeads), D: Int64(headSize), n: Int64(pos + 1), ldk: Int64(ldk),
             ldv: Int64(capacity), scale: 1 / Float(headSize).squareRoot(), q: qkv, kt: kt, v: v,
-            out: out, scores: scores.pointer)
+            out: out, scores: scores.pointer, kv: kvCache.kernelFormat)
     }
 
-    private func cachePointers(layer: Int) -> (keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>) {
-        (cache.pointer + layer * kvHeads * headSize * ldk, cache.pointer + keyCount + layer * kvHeads * capacity * headSize)
+    private func cachePointers(layer: Int) -> (keys: UnsafeMutableRawPointer, values: UnsafeMutableRawPointer) {
+        let base = UnsafeMutableRawPointer(cache.pointer), bytes = kvCache.bytesPerValue
+        return (base + layer * kvHeads * headSize * ldk * bytes, base + (keyCount + layer * kvHeads * capacity * headSize) * bytes)
     }
 
     // MARK: - Batched prefill

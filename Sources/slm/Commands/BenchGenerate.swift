@@ -36,6 +36,7 @@ struct BenchGenerate: ParsableCommand {
         var parameters: Int
         var threads: Int
         var weights: String
+        var kvCache: String
         var decoder: String
         var promptTokens: Int
         var generatedTokens: Int
@@ -46,6 +47,9 @@ struct BenchGenerate: ParsableCommand {
         /// logit difference as a share of the largest fp32 logit (on the fp32 token path).
         var int8GreedyAgreement: Double?
         var int8MaxLogitError: Double?
+        /// f16 KV cache only: the same two figures against an fp32 cache.
+        var kvF16GreedyAgreement: Double?
+        var kvF16MaxLogitError: Double?
         /// Fast decoder only: weight bytes one token reads, the memory bandwidth measured
         /// here, and the share of it that the speed implies (the bound for batch-1 decoding).
         var weightBytesPerToken: Int?
@@ -71,7 +75,7 @@ struct BenchGenerate: ParsableCommand {
         if let problem = sampling.problem { throw CommandError(problem) }
         let options = GenerationOptions(maxTokens: tokens, sampling: sampling)
         let generator = Generator(model: m, tokenizer: VocabularyOnly(size: m.config.vocabSize), precision: try decode.precision(for: m),
-                                  fastDecoding: !reference)
+                                  kvCache: decode.kvCache, fastDecoding: !reference)
         if streams > 1 || noBatching {
             guard prompt + tokens <= m.config.context else {
                 throw CommandError("with --streams, --prompt plus --tokens (\(prompt + tokens)) must fit in the model's context of \(m.config.context)")
@@ -106,16 +110,23 @@ struct BenchGenerate: ParsableCommand {
         }
         var agreement: Double? = nil, logitError: Double? = nil
         if decode.weights == .int8, !reference, let a = m.makeDecoder(precision: .fp32), let b = m.makeDecoder(precision: .int8) {
-            (agreement, logitError) = compareInt8(fp32: a, int8: b, prompt: ids, steps: min(tokens, m.config.context - prompt))
+            (agreement, logitError) = compare(a, b, prompt: ids, steps: min(tokens, m.config.context - prompt))
+        }
+        var kvAgreement: Double? = nil, kvLogitError: Double? = nil
+        if decode.kvCache == .f16, !reference, let a = m.makeDecoder(precision: decode.weights),
+           let b = m.makeDecoder(precision: decode.weights, kvCache: .f16) {
+            (kvAgreement, kvLogitError) = compare(a, b, prompt: ids, steps: min(tokens, m.config.context - prompt))
         }
         let weightBytes = reference ? nil : m.makeDecoder(precision: decode.weights)?.weights.bytesPerToken
         let bandwidth = weightBytes == nil ? nil : Peaks.bandwidthGBs(threads: Parallel.threadCount)
         let rate = median(rates)
         var result = Result(model: name, parameters: m.parameterCount, threads: Parallel.threadCount,
-                            weights: decode.weights.rawValue, decoder: reference ? "reference" : "fast", promptTokens: prompt,
+                            weights: decode.weights.rawValue, kvCache: decode.kvCache.rawValue,
+                            decoder: reference ? "reference" : "fast", promptTokens: prompt,
                             generatedTokens: tokens, timeToFirstTokenMs: median(firstTimes) * 1e3, tokensPerSecond: rate,
                             tokensPerSecondWithoutCache: withoutCache,
-                            int8GreedyAgreement: agreement, int8MaxLogitError: logitError)
+                            int8GreedyAgreement: agreement, int8MaxLogitError: logitError,
+                            kvF16GreedyAgreement: kvAgreement, kvF16MaxLogitError: kvLogitError)
         if let weightBytes, let bandwidth, bandwidth > 0 {
             result.weightBytesPerToken = weightBytes
             result.bandwidthGBs = bandwidth
@@ -124,8 +135,8 @@ struct BenchGenerate: ParsableCommand {
         if json {
             try printJSON(result)
         } else {
-            print(String(format: "%@ (%d parameters, %d threads, %@ weights, %@ decoder): first token after %.1f ms; %.0f tokens/s with the KV cache%@",
-                         name, m.parameterCount, Parallel.threadCount, result.weights, result.decoder, result.timeToFirstTokenMs, result.tokensPerSecond,
+            print(String(format: "%@ (%d parameters, %d threads, %@ weights, %@ KV cache, %@ decoder): first token after %.1f ms; %.0f tokens/s with the KV cache%@",
+                         name, m.parameterCount, Parallel.threadCount, result.weights, result.kvCache, result.decoder, result.timeToFirstTokenMs, result.tokensPerSecond,
                          withoutCache.map { String(format: ", %.0f tokens/s recomputing the context", $0) } ?? ""))
             if let weightBytes = result.weightBytesPerToken, let bandwidth = result.bandwidthGBs, let share = result.bandwidthShare {
                 print(String(format: "weights read per token: %.1f MB; at %.0f tokens/s that is %.1f GB/s, %.0f%% of the %.1f GB/s measured here (the bound: %.0f tokens/s)",
@@ -137,12 +148,18 @@ struct BenchGenerate: ParsableCommand {
                 print(String(format: "int8 vs fp32 over the same tokens: greedy choice agrees on %.1f%% of steps; logits differ by up to %.2f%% of the largest",
                              agreement * 100, logitError * 100))
             }
+            if let kvAgreement, let kvLogitError {
+                print(String(format: "f16 vs fp32 KV cache over the same tokens: greedy choice agrees on %.1f%% of steps; logits differ by up to %.2f%% of the largest",
+                             kvAgreement * 100, kvLogitError * 100))
+            }
         }
     }
 
-    /// Steps both decoders along fp32's greedy tokens (int8 prefills token by token, so
-    /// both see the prompt through their own weights).
-    private func compareInt8(fp32 a: IncrementalDecoder, int8 b: IncrementalDecoder, prompt: [Int32], steps: Int) -> (Double, Double) {
+    /// Steps both decoders along the first one's greedy tokens (an int8 decoder prefills token
+    /// by token, so both see the prompt through their own weights): the share of steps
+    /// where they choose alike, and the largest logit difference relative to the first's
+    /// largest logit.
+    private func compare(_ a: IncrementalDecoder, _ b: IncrementalDecoder, prompt: [Int32], steps: Int) -> (Double, Double) {
         var la = Array(a.prefill(prompt)), lb = Array(b.prefill(prompt)), agree = 0, compared = 0, worst: Float = 0
         for _ in 0..<max(steps, 1) {
             compared += 1
@@ -161,6 +178,7 @@ struct BenchGenerate: ParsableCommand {
         var model: String
         var threads: Int
         var weights: String
+        var kvCache: String
         var streams: Int
         var batched: Bool
         var promptTokens: Int
@@ -201,15 +219,16 @@ struct BenchGenerate: ParsableCommand {
             gaps += roundGaps
         }
         gaps.sort()
-        let result = StreamsResult(model: name, threads: Parallel.threadCount, weights: decode.weights.rawValue, streams: streams,
+        let result = StreamsResult(model: name, threads: Parallel.threadCount, weights: decode.weights.rawValue,
+                                   kvCache: decode.kvCache.rawValue, streams: streams,
                                    batched: !noBatching, promptTokens: ids.count, tokensPerStream: options.maxTokens,
                                    tokensPerSecond: median(rates), gapP50Ms: gaps[gaps.count / 2],
                                    gapP99Ms: gaps[min(gaps.count - 1, gaps.count * 99 / 100)])
         if json {
             try printJSON(result)
         } else {
-            print(String(format: "%@ (%d parameters, %d threads, %@ weights): %d streams %@, %d tokens each after %d: %.0f tokens/s in all; between tokens p50 %.2f ms, p99 %.2f ms",
-                         name, m.parameterCount, result.threads, result.weights, streams, noBatching ? "one after another" : "batched",
+            print(String(format: "%@ (%d parameters, %d threads, %@ weights, %@ KV cache): %d streams %@, %d tokens each after %d: %.0f tokens/s in all; between tokens p50 %.2f ms, p99 %.2f ms",
+                         name, m.parameterCount, result.threads, result.weights, result.kvCache, streams, noBatching ? "one after another" : "batched",
                          options.maxTokens, ids.count, result.tokensPerSecond, result.gapP50Ms, result.gapP99Ms))
         }
     }

@@ -29,6 +29,7 @@ struct SamplingOptions: ParsableArguments {
 }
 
 extension WeightPrecision: ExpressibleByArgument {}
+extension KVCacheFormat: ExpressibleByArgument {}
 
 /// How generation stores the model's weights (generate, chat, serve, bench generate).
 struct DecodeOptions: ParsableArguments {
@@ -36,6 +37,11 @@ struct DecodeOptions: ParsableArguments {
         "Decoder weights: fp32 (as trained), int8 (weight-only, one scale per output row), or ternary (BitNet models only).",
         discussion: "int8 reads a quarter of the bytes per token, so it decodes 2-4x faster; logits move by about 1-3% and greedy choices rarely change (docs/BENCHMARKS.md). A model trained ternary (training.quantization) always decodes its blocks from packed 2-bit weights with int8 activations, as it trained; ternary also makes its output head int8."))
     var weights: WeightPrecision = .fp32
+
+    @Option(help: ArgumentHelp(
+        "How the decoder keeps the keys and values of the context: fp32 (as computed) or f16 (half the bytes).",
+        discussion: "Attention reads the whole cache for every token, so with many concurrent streams or a long context these bytes come to bound decoding; f16 halves them, rounding each key and value to about 3 significant digits (docs/BENCHMARKS.md)."))
+    var kvCache: KVCacheFormat = .fp32
 
     /// The precision, refused where the model cannot decode in it.
     func precision(for model: any LanguageModel) throws -> WeightPrecision {
@@ -70,7 +76,8 @@ struct Generate: ParsableCommand {
         let options = try sampling.options()
         let (ids, dropped) = bundle.encodePrompt(prompt)
         reportDropped(dropped)
-        let generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer, precision: try decode.precision(for: bundle.model))
+        let generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer, precision: try decode.precision(for: bundle.model),
+                                  kvCache: decode.kvCache)
         let started = Date()
         let result = generator.generate(prompt: ids, options: options) { token in
             if stream, !token.text.isEmpty { print(token.text, terminator: ""); slm_stdout_flush() }
@@ -99,7 +106,8 @@ struct Chat: ParsableCommand {
         let bundle = try loadBundle(model)
         var options = try sampling.options()
         options.stop += ChatTemplate.stops
-        let generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer, precision: try decode.precision(for: bundle.model))
+        let generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer, precision: try decode.precision(for: bundle.model),
+                                  kvCache: decode.kvCache)
         var messages: [ChatMessage] = system.map { [ChatMessage(role: .system, content: $0)] } ?? []
         print("chatting with \(bundle.name) (\(bundle.model.parameterCount) parameters); empty line or /quit to end")
         while true {

@@ -1,0 +1,15 @@
+import CSLMKernels
+
+/// How a decoder keeps the keys and values of the tokens it has read. Attention reads the
+/// whole cache for every token, so with many streams (a server) or long contexts these
+/// bytes, not the weights, come to bound a step; f16 halves them.
+public enum KVCacheFormat: String, CaseIterable, Sendable {
+    /// As computed: the decoder then matches the model's forward pass to fp32 rounding.
+    case fp32
+    /// IEEE half floats (10-bit mantissa), values clamped to ±65504: each key and value
+    /// is rounded once, to about 3 significant digits, as llama.cpp's default cache does.
+    case f16
+
+    public var bytesPerValue: Int { self == .fp32 ? 4 : 2 }
+    var kernelFormat: slm_kv_format { self == .fp32 ? SLM_KV_F32 : SLM_KV_F16 }
+}
