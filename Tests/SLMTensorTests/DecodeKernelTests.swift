@@ -9,8 +9,9 @@ import Testing
 /// table against the scalar reference, and the decode thread pool.
 @Suite struct DecodeKernelTests {
     static let isas: [slm_isa] = [SLM_ISA_SCALAR, SLM_ISA_AVX2, SLM_ISA_AVX512].filter { $0.rawValue <= slm_isa_detected().rawValue }
-    // (rows, cols): remainders of the 4-row block and of the vector width.
-    static let shapes = [(1, 1), (3, 7), (4, 16), (9, 33), (37, 100), (64, 288), (130, 257)]
+    // (rows, cols): remainders of the 4-row block, of the two half-matrices that AVX2
+    // reads side by side, and of one and two vector widths.
+    static let shapes = [(1, 1), (3, 7), (4, 16), (5, 24), (6, 31), (9, 33), (37, 100), (64, 288), (130, 257)]
 
     static func int8Array(_ n: Int, seed: UInt64) -> [Int8] {
         var rng = RNG(seed: seed)
