@@ -69,6 +69,9 @@ struct BenchGenerate: ParsableCommand {
         guard prompt >= 1, tokens >= 1, repeats >= 1, streams >= 1 else {
             throw CommandError("--prompt, --tokens, --repeats and --streams must be at least 1")
         }
+        if reference && decode.kvCache != .fp32 {
+            throw CommandError("--kv-cache is the fast decoder's; --reference times the model's own fp32 KVCache")
+        }
         var rng = RNG(seed: 2)
         let ids = (0..<prompt).map { _ in Int32(rng.next() % UInt64(m.config.vocabSize)) }
         let sampling = SamplingParameters(temperature: temperature, topP: topP, seed: 3)
