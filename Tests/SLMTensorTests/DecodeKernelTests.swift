@@ -196,13 +196,18 @@ import Testing
     }
 
     /// A position's keys go to a column of the transposed keys, its values to a row; the
-    /// SIMD stores write the same bits as the reference, for every head size's tail.
+    /// SIMD stores write the same bits as the reference (clamping and NaN included), for
+    /// every head size's tail.
     @Test(arguments: isas)
     func kvStore(_ isa: slm_isa) {
         let k = slm_kernel_table_for(isa)!.pointee
         for (hkv, d, capacity, pos) in [(2, 16, 20, 7), (1, 7, 5, 4), (3, 20, 64, 0), (2, 64, 130, 129)] {
             let ldk = (capacity + 63) / 64 * 64
-            let keys = randomArray(hkv * d, seed: 12, scale: 3), values = randomArray(hkv * d, seed: 13, scale: 3)
+            var keys = randomArray(hkv * d, seed: 12, scale: 3), values = randomArray(hkv * d, seed: 13, scale: 3)
+            // Beyond the half range (clamped to ±65504) and NaN (kept), in the vector part when d allows.
+            keys[0] = 1e6
+            values[hkv * d - 2] = -7e5
+            values[0] = .nan
             for format in [SLM_KV_F32, SLM_KV_F16] {
                 let bytes = format == SLM_KV_F16 ? 2 : 4
                 var kt1 = [UInt8](repeating: 0, count: hkv * d * ldk * bytes), v1 = [UInt8](repeating: 0, count: hkv * capacity * d * bytes)
