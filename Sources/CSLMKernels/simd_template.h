@@ -754,37 +754,28 @@ static inline void FN(gemv_put)(float *y, int64_t r, float v, const float *bias,
 // of cache): one row at a time with four accumulators, a single sequential stream that
 // the hardware prefetcher follows, streams 12.0–13.3 GB/s on one core against 10.1–11.0
 // for four rows, and 16–21 against 16–20 GB/s on two.
+#if VW == 8
+#define W_T float
+#define W_LOAD(p) V_LOAD(p)
+#define TR_NAME FN(two_rows_f32)
+#include "gemv_two_rows_template.h"
+#define W_T int8_t
+#define W_LOAD(p) V_LOAD_I8(p)
+#define TR_NAME FN(two_rows_i8)
+#include "gemv_two_rows_template.h"
+#endif
+
 static void FN(gemv_f32)(int64_t rows, int64_t cols, const float *w, const float *x, const float *bias,
                          float *y, int accumulate) {
     int64_t r = 0;
 #if VW == 8
-    // Row i of the first half beside row i of the second, two accumulators each: two
-    // sequential streams far apart, which Zen 3's prefetchers follow side by side. One
+    // Row i of the first half beside row i of the second: two streams far apart. One
     // stream (one row at a time) left a core's memory bandwidth unused: 30-35 against
     // 39-47 GB/s on two cores over 37 MB of weights (docs/BENCHMARKS.md).
     const int64_t half = rows / 2;
     for (; r < half; r++) {
-        const float *w0 = w + r * cols, *w1 = w + (r + half) * cols;
-        vf a0 = V_ZERO(), a1 = V_ZERO(), b0 = V_ZERO(), b1 = V_ZERO();
-        int64_t k = 0;
-        for (; k + 2 * VW <= cols; k += 2 * VW) {
-            const vf x0 = V_LOAD(x + k), x1 = V_LOAD(x + k + VW);
-            a0 = V_FMA(V_LOAD(w0 + k), x0, a0);
-            a1 = V_FMA(V_LOAD(w0 + k + VW), x1, a1);
-            b0 = V_FMA(V_LOAD(w1 + k), x0, b0);
-            b1 = V_FMA(V_LOAD(w1 + k + VW), x1, b1);
-        }
-        if (k + VW <= cols) {
-            const vf x0 = V_LOAD(x + k);
-            a0 = V_FMA(V_LOAD(w0 + k), x0, a0);
-            b0 = V_FMA(V_LOAD(w1 + k), x0, b0);
-            k += VW;
-        }
-        float s0 = V_HSUM(V_ADD(a0, a1)), s1 = V_HSUM(V_ADD(b0, b1));
-        for (; k < cols; k++) {
-            s0 += w0[k] * x[k];
-            s1 += w1[k] * x[k];
-        }
+        float s0, s1;
+        FN(two_rows_f32)(cols, w + r * cols, w + (r + half) * cols, x, &s0, &s1);
         FN(gemv_put)(y, r, s0, bias, accumulate);
         FN(gemv_put)(y, r + half, s1, bias, accumulate);
     }
@@ -947,30 +938,11 @@ static void FN(gemv_i8)(int64_t rows, int64_t cols, const int8_t *wq, const floa
                         const float *x, const float *bias, float *y, int accumulate) {
     int64_t r = 0;
 #if VW == 8
-    // As the fp32 GEMV with AVX2: the two halves' rows side by side, two streams far apart.
+    // As the fp32 GEMV with AVX2: the two halves' rows side by side.
     const int64_t half = rows / 2;
     for (; r < half; r++) {
-        const int8_t *w0 = wq + r * cols, *w1 = wq + (r + half) * cols;
-        vf a0 = V_ZERO(), a1 = V_ZERO(), b0 = V_ZERO(), b1 = V_ZERO();
-        int64_t k = 0;
-        for (; k + 2 * VW <= cols; k += 2 * VW) {
-            const vf x0 = V_LOAD(x + k), x1 = V_LOAD(x + k + VW);
-            a0 = V_FMA(V_LOAD_I8(w0 + k), x0, a0);
-            a1 = V_FMA(V_LOAD_I8(w0 + k + VW), x1, a1);
-            b0 = V_FMA(V_LOAD_I8(w1 + k), x0, b0);
-            b1 = V_FMA(V_LOAD_I8(w1 + k + VW), x1, b1);
-        }
-        if (k + VW <= cols) {
-            const vf x0 = V_LOAD(x + k);
-            a0 = V_FMA(V_LOAD_I8(w0 + k), x0, a0);
-            b0 = V_FMA(V_LOAD_I8(w1 + k), x0, b0);
-            k += VW;
-        }
-        float s0 = V_HSUM(V_ADD(a0, a1)), s1 = V_HSUM(V_ADD(b0, b1));
-        for (; k < cols; k++) {
-            s0 += (float)w0[k] * x[k];
-            s1 += (float)w1[k] * x[k];
-        }
+        float s0, s1;
+        FN(two_rows_i8)(cols, wq + r * cols, wq + (r + half) * cols, x, &s0, &s1);
         FN(gemv_put)(y, r, s0 * scales[r], bias, accumulate);
         FN(gemv_put)(y, r + half, s1 * scales[r + half], bias, accumulate);
     }
@@ -1059,12 +1031,8 @@ static void FN(attention_decode)(const slm_attention_decode_args *a, int64_t hea
 // f16: clamped to the largest finite half (NaN kept), rounded to nearest even.
 static void FN(kv_store)(slm_kv_format kv, int64_t Hkv, int64_t D, int64_t ldk, int64_t ldv, int64_t pos,
                          const float *k, const float *v, void *kt, void *vc) {
-    if (kv != SLM_KV_F16) {
-        float *kc = kt, *vr = vc;
-        for (int64_t h = 0; h < Hkv; h++) {
-            for (int64_t c = 0; c < D; c++) kc[(h * D + c) * ldk + pos] = k[h * D + c];
-            memcpy(vr + (h * ldv + pos) * D, v + h * D, (size_t)D * sizeof(float));
-        }
+    if (kv != SLM_KV_F16) {  // plain copies: nothing for vectors to add
+        slm_kv_store_ref(kv, Hkv, D, ldk, ldv, pos, k, v, kt, vc);
         return;
     }
     uint16_t *kc = kt, *vr = vc, keys[VW];
