@@ -80,7 +80,7 @@ let package = Package(
         ),
         .target(name: "SLMTestSupport", dependencies: ["SLMTensor"], path: "Tests/SLMTestSupport"),
         .testTarget(name: "SLMTensorTests", dependencies: ["SLMTensor", "CSLMKernels", "SLMSupport", "SLMTestSupport"]),
-        .testTarget(name: "SLMModelsTests", dependencies: ["SLMModels", "SLMTensor", "SLMTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "SLMModelsTests", dependencies: ["SLMModels", "SLMTensor", "CSLMKernels", "SLMTestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "SLMTextTests", dependencies: ["SLMText", "SLMSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SLMInteropTests", dependencies: ["SLMInterop", "SLMModels", "SLMTensor", "SLMText"]),
         .testTarget(name: "SLMGenerateTests", dependencies: ["SLMGenerate", "SLMModels", "SLMTensor", "SLMText"],

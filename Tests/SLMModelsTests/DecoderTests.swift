@@ -1,3 +1,4 @@
+import CSLMKernels
 import Foundation
 import SLMTensor
 import SLMTestSupport
@@ -237,6 +238,21 @@ import Testing
         #expect(worstRMS < 0.06, "int8 logits differ by \(worstRMS) (relative Euclidean)")
         #expect(worst < 0.1, "int8 logits differ by up to \(worst) of the largest logit")
         #expect(agree * 10 >= steps * 9, "int8 agreed with fp32's greedy choice on \(agree) of \(steps) steps")
+    }
+
+    /// `--kv-cache auto` is f16 on the kernel levels that widen halves in hardware and fp32
+    /// on the portable one; named formats are taken as named, anything else refused.
+    @Test func kvCacheSettings() {
+        #expect(KVCacheFormat(setting: "auto", isa: SLM_ISA_SCALAR) == .fp32)
+        #expect(KVCacheFormat(setting: "auto", isa: SLM_ISA_AVX2) == .f16)
+        #expect(KVCacheFormat(setting: "auto", isa: SLM_ISA_AVX512) == .f16)
+        for isa in [SLM_ISA_SCALAR, SLM_ISA_AVX2] {
+            #expect(KVCacheFormat(setting: "fp32", isa: isa) == .fp32)
+            #expect(KVCacheFormat(setting: "f16", isa: isa) == .f16)
+        }
+        #expect(KVCacheFormat(setting: "F16") == nil)
+        #expect(KVCacheFormat(setting: "bf16") == nil)
+        #expect(KVCacheFormat(setting: "") == nil)
     }
 
     /// An f16 KV cache rounds each key and value once (relative error at most 2^-11): over

@@ -69,16 +69,18 @@ struct BenchGenerate: ParsableCommand {
         guard prompt >= 1, tokens >= 1, repeats >= 1, streams >= 1 else {
             throw CommandError("--prompt, --tokens, --repeats and --streams must be at least 1")
         }
-        if reference && decode.kvCache != .fp32 {
-            throw CommandError("--kv-cache is the fast decoder's; --reference times the model's own fp32 KVCache")
+        if reference && decode.kvCache == KVCacheFormat.f16.rawValue {
+            throw CommandError("--kv-cache f16 is the fast decoder's; --reference times the model's own fp32 KVCache")
         }
+        // --reference times the model's own cache, which is fp32 whatever auto would pick.
+        let kvCache = reference ? KVCacheFormat.fp32 : decode.kvCacheFormat
         var rng = RNG(seed: 2)
         let ids = (0..<prompt).map { _ in Int32(rng.next() % UInt64(m.config.vocabSize)) }
         let sampling = SamplingParameters(temperature: temperature, topP: topP, seed: 3)
         if let problem = sampling.problem { throw CommandError(problem) }
         let options = GenerationOptions(maxTokens: tokens, sampling: sampling)
         let generator = Generator(model: m, tokenizer: VocabularyOnly(size: m.config.vocabSize), precision: try decode.precision(for: m),
-                                  kvCache: decode.kvCache, fastDecoding: !reference)
+                                  kvCache: kvCache, fastDecoding: !reference)
         if streams > 1 || noBatching {
             guard prompt + tokens <= m.config.context else {
                 throw CommandError("with --streams, --prompt plus --tokens (\(prompt + tokens)) must fit in the model's context of \(m.config.context)")
@@ -116,7 +118,7 @@ struct BenchGenerate: ParsableCommand {
             (agreement, logitError) = compare(a, b, prompt: ids, steps: min(tokens, m.config.context - prompt))
         }
         var kvAgreement: Double? = nil, kvLogitError: Double? = nil
-        if decode.kvCache == .f16, !reference, let a = m.makeDecoder(precision: decode.weights),
+        if kvCache == .f16, let a = m.makeDecoder(precision: decode.weights),
            let b = m.makeDecoder(precision: decode.weights, kvCache: .f16) {
             (kvAgreement, kvLogitError) = compare(a, b, prompt: ids, steps: min(tokens, m.config.context - prompt))
         }
@@ -124,7 +126,7 @@ struct BenchGenerate: ParsableCommand {
         let bandwidth = weightBytes == nil ? nil : Peaks.bandwidthGBs(threads: Parallel.threadCount)
         let rate = median(rates)
         var result = Result(model: name, parameters: m.parameterCount, threads: Parallel.threadCount,
-                            weights: decode.weights.rawValue, kvCache: decode.kvCache.rawValue,
+                            weights: decode.weights.rawValue, kvCache: kvCache.rawValue,
                             decoder: reference ? "reference" : "fast", promptTokens: prompt,
                             generatedTokens: tokens, timeToFirstTokenMs: median(firstTimes) * 1e3, tokensPerSecond: rate,
                             tokensPerSecondWithoutCache: withoutCache,
@@ -223,7 +225,7 @@ struct BenchGenerate: ParsableCommand {
         }
         gaps.sort()
         let result = StreamsResult(model: name, threads: Parallel.threadCount, weights: decode.weights.rawValue,
-                                   kvCache: decode.kvCache.rawValue, streams: streams,
+                                   kvCache: generator.kvCache.rawValue, streams: streams,
                                    batched: !noBatching, promptTokens: ids.count, tokensPerStream: options.maxTokens,
                                    tokensPerSecond: median(rates), gapP50Ms: gaps[gaps.count / 2],
                                    gapP99Ms: gaps[min(gaps.count - 1, gaps.count * 99 / 100)])

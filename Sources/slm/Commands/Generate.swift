@@ -29,7 +29,6 @@ struct SamplingOptions: ParsableArguments {
 }
 
 extension WeightPrecision: ExpressibleByArgument {}
-extension KVCacheFormat: ExpressibleByArgument {}
 
 /// How generation stores the model's weights (generate, chat, serve, bench generate).
 struct DecodeOptions: ParsableArguments {
@@ -39,9 +38,18 @@ struct DecodeOptions: ParsableArguments {
     var weights: WeightPrecision = .fp32
 
     @Option(help: ArgumentHelp(
-        "How the decoder keeps the keys and values of the context: fp32 (as computed) or f16 (half the bytes).",
-        discussion: "Attention reads the whole cache for every token, so with many concurrent streams or a long context these bytes come to bound decoding; f16 halves them, rounding each key and value to about 3 significant digits (docs/BENCHMARKS.md)."))
-    var kvCache: KVCacheFormat = .fp32
+        "How the decoder keeps the keys and values of the context: f16 (half the bytes), fp32 (as computed), or auto: f16 where the CPU converts half floats in hardware (the AVX2 and AVX-512 kernels), else fp32.",
+        discussion: "Attention reads the whole cache for every token, so with many concurrent streams or a long context these bytes come to bound decoding; f16 halves them, rounding each key and value to about 3 significant digits, as llama.cpp's default cache does. Logits then differ from fp32's by about 0.01-0.1% of the largest (docs/BENCHMARKS.md); fp32 matches the model's forward pass to rounding."))
+    var kvCache = "auto"
+
+    func validate() throws {
+        guard KVCacheFormat(setting: kvCache) != nil else {
+            throw ValidationError("--kv-cache must be auto, fp32 or f16, not \(kvCache)")
+        }
+    }
+
+    /// The cache format, `auto` resolved for the kernels that run (so after `RuntimeOptions.apply`).
+    var kvCacheFormat: KVCacheFormat { KVCacheFormat(setting: kvCache) ?? .fp32 }
 
     /// The precision, refused where the model cannot decode in it.
     func precision(for model: any LanguageModel) throws -> WeightPrecision {
@@ -77,7 +85,7 @@ struct Generate: ParsableCommand {
         let (ids, dropped) = bundle.encodePrompt(prompt)
         reportDropped(dropped)
         let generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer, precision: try decode.precision(for: bundle.model),
-                                  kvCache: decode.kvCache)
+                                  kvCache: decode.kvCacheFormat)
         let started = Date()
         let result = generator.generate(prompt: ids, options: options) { token in
             if stream, !token.text.isEmpty { print(token.text, terminator: ""); slm_stdout_flush() }
@@ -107,7 +115,7 @@ struct Chat: ParsableCommand {
         var options = try sampling.options()
         options.stop += ChatTemplate.stops
         let generator = Generator(model: bundle.model, tokenizer: bundle.tokenizer, precision: try decode.precision(for: bundle.model),
-                                  kvCache: decode.kvCache)
+                                  kvCache: decode.kvCacheFormat)
         var messages: [ChatMessage] = system.map { [ChatMessage(role: .system, content: $0)] } ?? []
         print("chatting with \(bundle.name) (\(bundle.model.parameterCount) parameters); empty line or /quit to end")
         while true {

@@ -59,14 +59,14 @@ struct Serve: ParsableCommand {
         let key = apiKey ?? ProcessInfo.processInfo.environment["SLM_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         let bundle = try loadBundle(model)
         let scheduler = GenerationScheduler(bundle: bundle, name: modelName, precision: try decode.precision(for: bundle.model),
-                                            kvCache: decode.kvCache, maxSessions: maxSessions, maxQueued: maxQueue,
+                                            kvCache: decode.kvCacheFormat, maxSessions: maxSessions, maxQueued: maxQueue,
                                             prefillChunk: prefillChunk == 0 ? nil : prefillChunk, batching: batching)
         let server = OpenAIServer(scheduler: scheduler, apiKey: key, corsOrigin: corsOrigin, limits: limits)
         var logger = Logger(label: "slm.serve")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
         let (host, name, parameters) = (host, scheduler.modelName, scheduler.parameterCount)
         // Each running generation holds one full-context state; queued ones hold none yet.
-        let stateMB = Double(bundle.model.makeInferenceState().byteCount) / 1_048_576 * Double(decode.kvCache.bytesPerValue) / 4
+        let stateMB = Double(bundle.model.makeInferenceState().byteCount) / 1_048_576 * Double(decode.kvCacheFormat.bytesPerValue) / 4
         let bounds = String(format: "memory beyond the weights: at most %d sessions × %.1f MiB of decoding state, and %d MiB of cached buffers",
                             maxSessions, stateMB, bufferCacheMb)
 
