@@ -4,10 +4,13 @@ final class Node {
     let op: String
     var inputs: [Tensor]
     var backward: ((Tensor) -> Void)?
+    /// What the backward function computes, for a profile (0: not counted).
+    let backwardFlops: Double
 
-    init(op: String, inputs: [Tensor], backward: @escaping (Tensor) -> Void) {
+    init(op: String, inputs: [Tensor], backwardFlops: Double = 0, backward: @escaping (Tensor) -> Void) {
         self.op = op
         self.inputs = inputs
+        self.backwardFlops = backwardFlops
         self.backward = backward
     }
 }
@@ -45,13 +48,14 @@ public enum Autograd {
     }
 
     /// Attaches a backward function to `output` if any input needs a gradient.
-    static func record(_ output: Tensor, op: String, inputs: [Tensor],
+    /// `flops` counts the op's products forward and backward (for `OpProfile`), where known.
+    static func record(_ output: Tensor, op: String, inputs: [Tensor], flops: (forward: Double, backward: Double) = (0, 0),
                        backward: @escaping (Tensor) -> Void) {
         guard recording, inputs.contains(where: { $0.requiresGrad }) else { return }
-        OpProfile.active?.chargeForward(op)
+        OpProfile.active?.chargeForward(op, flops: flops.forward)
         output.requiresGrad = true
         output.isLeaf = false
-        output.node = Node(op: op, inputs: inputs, backward: backward)
+        output.node = Node(op: op, inputs: inputs, backwardFlops: flops.backward, backward: backward)
     }
 }
 
@@ -115,7 +119,7 @@ extension Tensor {
         let completed = observer.map { _ in Self.leavesCompleted(walking: order) } ?? [:]
         for (position, t) in order.enumerated() {
             guard let node = t.node else { continue }
-            if let g = t.grad, let step = node.backward { OpProfile.timeBackward(node.op) { step(g) } }
+            if let g = t.grad, let step = node.backward { OpProfile.timeBackward(node.op, flops: node.backwardFlops) { step(g) } }
             t.node = nil
             if !t.isLeaf { t.grad = nil }
             if let observer {

@@ -11,11 +11,18 @@ public final class OpProfile: @unchecked Sendable {
         public var forwardSeconds = 0.0
         public var backwardSeconds = 0.0
         public var calls = 0
+        /// Floating-point operations of the op's matrix products, for ops that count them
+        /// (linear, matmul): with the times, how close they run to the peak.
+        public var forwardFlops = 0.0
+        public var backwardFlops = 0.0
 
-        public init(forwardSeconds: Double = 0, backwardSeconds: Double = 0, calls: Int = 0) {
+        public init(forwardSeconds: Double = 0, backwardSeconds: Double = 0, calls: Int = 0,
+                    forwardFlops: Double = 0, backwardFlops: Double = 0) {
             self.forwardSeconds = forwardSeconds
             self.backwardSeconds = backwardSeconds
             self.calls = calls
+            self.forwardFlops = forwardFlops
+            self.backwardFlops = backwardFlops
         }
     }
 
@@ -45,20 +52,22 @@ public final class OpProfile: @unchecked Sendable {
         active?.chargeForward(label)
     }
 
-    func chargeForward(_ op: String) {
+    func chargeForward(_ op: String, flops: Double = 0) {
         let t = Self.now()
         entries[op, default: Entry()].forwardSeconds += Double(t - last) / 1e9
         entries[op, default: Entry()].calls += 1
+        entries[op, default: Entry()].forwardFlops += flops
         last = t
     }
 
-    /// Runs one backward function and charges it to its op.
-    @inline(__always) static func timeBackward(_ op: String, _ body: () -> Void) {
+    /// Runs one backward function and charges it, and its `flops`, to its op.
+    @inline(__always) static func timeBackward(_ op: String, flops: Double = 0, _ body: () -> Void) {
         guard let p = active else { return body() }
         let t0 = now()
         body()
         let t1 = now()
         p.entries[op, default: Entry()].backwardSeconds += Double(t1 - t0) / 1e9
+        p.entries[op, default: Entry()].backwardFlops += flops
         p.last = t1
     }
 

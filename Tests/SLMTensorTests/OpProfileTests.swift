@@ -28,11 +28,26 @@ import Testing
             #expect((e?.forwardSeconds ?? 0) > 0 && (e?.backwardSeconds ?? 0) > 0, "\(op)")
         }
         #expect(profile.entries["between"]?.calls == 3)
+        // linear counts its products: 2·rows·in·out forward, the same again for dW (x
+        // needs no gradient here, so there is no dX); other ops count none.
+        #expect(profile.entries["linear"]?.forwardFlops == Double(3 * 2 * 4 * 64 * 8))
+        #expect(profile.entries["linear"]?.backwardFlops == Double(3 * 2 * 4 * 64 * 8))
+        #expect(profile.entries["gelu"]?.forwardFlops == 0 && profile.entries["gelu"]?.backwardFlops == 0)
         // Charged intervals do not overlap, so together they fit in the wall time.
         let charged = profile.entries.values.reduce(0) { $0 + $1.forwardSeconds + $1.backwardSeconds }
         #expect(charged <= wall)
         profile.reset()
         #expect(profile.entries.isEmpty)
+    }
+
+    /// A batched matmul with both operands needing gradients: two backward products.
+    @Test func matmulCountsItsProducts() {
+        var rng = RNG(seed: 3)
+        let a = Tensor.randn([2, 3, 5], rng: &rng, requiresGrad: true), b = Tensor.randn([2, 5, 7], rng: &rng, requiresGrad: true)
+        let profile = OpProfile()
+        profile.collect { matmul(a, b).sum().backward() }
+        #expect(profile.entries["matmul"]?.forwardFlops == Double(2 * 2 * 3 * 5 * 7))
+        #expect(profile.entries["matmul"]?.backwardFlops == Double(2 * 2 * 2 * 3 * 5 * 7))
     }
 
     @Test func nothingIsChargedOutsideAProfile() {

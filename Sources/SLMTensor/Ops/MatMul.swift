@@ -103,7 +103,9 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
     }
     let out = Tensor(uninitialized: plan.outShape)
     plan.forward(a.data, b.data, out.data)
-    Autograd.record(out, op: "matmul", inputs: [a, b]) { g in
+    let flops = 2 * Double(plan.batch * plan.m) * Double(plan.n * plan.k)
+    let products = (a.requiresGrad ? 1.0 : 0) + (b.requiresGrad ? 1.0 : 0)
+    Autograd.record(out, op: "matmul", inputs: [a, b], flops: (flops, products * flops)) { g in
         if a.requiresGrad { plan.backwardA(g.data, b.data, a.gradBuffer().data) }
         if b.requiresGrad { plan.backwardB(g.data, a.data, b.gradBuffer().data) }
     }
@@ -153,7 +155,9 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, inputMajor:
             slm_add_rowvec(Int64(n), Int64(outF), py + r0 * outF, pb, py + r0 * outF)
         }
     }
-    Autograd.record(out, op: "linear", inputs: [x, weight] + (bias.map { [$0] } ?? [])) { g in
+    let flops = 2 * Double(rows) * Double(inF * outF)
+    let products = (x.requiresGrad ? 1.0 : 0) + (weight.requiresGrad ? 1.0 : 0)
+    Autograd.record(out, op: "linear", inputs: [x, weight] + (bias.map { [$0] } ?? []), flops: (flops, products * flops)) { g in
         let gs = gemm.operand(g)
         let pg = gs.pointer
         withExtendedLifetime((xs, ws, gs)) {

@@ -37,8 +37,8 @@ struct BenchTrain: ParsableCommand {
         var mfu: Double?
         var peakRSSMiB: Double
         var config: ModelConfig
-        /// With --profile: seconds per timed step by op kind or label, and calls in all
-        /// `profiledSteps`.
+        /// With --profile: seconds (and, for matrix products, floating-point operations)
+        /// per timed step by op kind or label, and calls in all `profiledSteps`.
         var profile: [String: OpProfile.Entry]?
         var profiledSteps: Int?
     }
@@ -81,7 +81,8 @@ struct BenchTrain: ParsableCommand {
         let profiled = steps - warmup
         let perStep = opProfile?.entries.mapValues { e in
             OpProfile.Entry(forwardSeconds: e.forwardSeconds / Double(profiled), backwardSeconds: e.backwardSeconds / Double(profiled),
-                            calls: e.calls)
+                            calls: e.calls, forwardFlops: e.forwardFlops / Double(profiled),
+                            backwardFlops: e.backwardFlops / Double(profiled))
         }
         let report = Report(preset: preset, precision: precision.rawValue, threads: Parallel.threadCount, parameters: model.parameterCount,
                             tokensPerStep: tokensPerStep, msPerStep: 1000 * Double(tokensPerStep) / rate, tokensPerSecond: rate,
@@ -108,6 +109,24 @@ struct BenchTrain: ParsableCommand {
             let share = (e.forwardSeconds + e.backwardSeconds) / total
             print(String(format: "%@ %11.2f %12.2f %6.1f%% %10.1f", name.padding(toLength: 48, withPad: " ", startingAt: 0),
                          e.forwardSeconds * 1000, e.backwardSeconds * 1000, share * 100, Double(e.calls) / Double(steps)))
+        }
+        let counted = entries.filter { $0.value.forwardFlops + $0.value.backwardFlops > 0 }.sorted { $0.key < $1.key }
+        guard !counted.isEmpty else { return }
+        // The peak MFU is a share of (kept by `slm bench kernels`, else measured now).
+        let peak = PeakFLOPs.forTraining(bf16: precision == .bf16)
+        print(peak.flops > 0
+              ? String(format: "\nmatrix products: GFLOP/s, and the share of the %.1f GFLOP/s %@ peak (%@):", peak.flops / 1e9,
+                       precision.rawValue, peak.source)
+              : "\nmatrix products: GFLOP/s (no \(precision.rawValue) peak on this CPU):")
+        func rate(_ flops: Double, _ seconds: Double) -> String {
+            guard flops > 0, seconds > 0 else { return "-" }
+            let text = String(format: "%.1f", flops / seconds / 1e9)
+            return peak.flops > 0 ? text + String(format: " (%.0f%%)", 100 * flops / seconds / peak.flops) : text
+        }
+        for (name, e) in counted {
+            print("\(name.padding(toLength: 12, withPad: " ", startingAt: 0)) forward \(rate(e.forwardFlops, e.forwardSeconds)), "
+                  + "backward \(rate(e.backwardFlops, e.backwardSeconds)), "
+                  + "both \(rate(e.forwardFlops + e.backwardFlops, e.forwardSeconds + e.backwardSeconds))")
         }
     }
 
