@@ -550,8 +550,11 @@ static inline __attribute__((always_inline)) void FN(tile)(const int mr, const i
 // One cache block of small_gemm: every row tile against all n columns and all k.
 static void FN(small_gemm_block)(int64_t m, int64_t n, int64_t k, const float *a, int64_t ars, int64_t acs,
                                  const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate) {
-    for (int64_t i = 0; i < m; i += TILE_ROWS) {
-        const int mr = (int)(m - i < TILE_ROWS ? m - i : TILE_ROWS);
+    for (int64_t i = 0, mr; i < m; i += mr) {
+        // 7 to 11 rows left go as two tiles of at least 3, not a full one and a thin one:
+        // a tile of r rows keeps 2r FMA chains, and the pipes need 8 to stay busy.
+        const int64_t rest = m - i;
+        mr = rest > TILE_ROWS && rest < 2 * TILE_ROWS ? rest / 2 : rest < TILE_ROWS ? rest : TILE_ROWS;
         const float *ai = a + i * ars;
         int64_t j = 0;
         for (; j + 2 * VW <= n; j += 2 * VW) {
@@ -601,6 +604,14 @@ static void FN(small_gemm)(int64_t m, int64_t n, int64_t k, const float *a, int6
 
 static inline int64_t FN(round_up)(int64_t n, int64_t to) { return (n + to - 1) / to * to; }
 
+// The row length of the transposed keys (and values): whole vectors, and an odd number of
+// 64-byte lines. With T a multiple of 256, rows 1 KiB apart all fall in 4 of L1's 64 sets,
+// and a 64-row block of them evicts itself as a product reads it.
+static inline int64_t FN(transposed_ld)(int64_t T) {
+    const int64_t ld = FN(round_up)(T, 16);
+    return (ld / 16) % 2 ? ld : ld + 16;
+}
+
 // Keys are visited in blocks: forward, a query block's scores against one key block
 // (32 × 128, 16 KiB) stay in L1, and the softmax's per-row work is spread over 128 keys
 // (blocks of 64 measured slower at T = 4,096); backward, each block's dK and dV rows stay
@@ -616,7 +627,7 @@ static inline int64_t FN(round_up)(int64_t n, int64_t to) { return (n + to - 1) 
 // per query (the earlier kernel) on the Xeon: 73–75 GFLOP/s on one thread at T = 4,096.
 static void FN(attention_fwd)(const slm_attention_args *a, int64_t task_begin, int64_t task_end) {
     const int64_t D = a->D, G = a->Hq / a->Hkv, Tk = a->Tk, Tq = a->Tq, off = Tk - Tq;
-    const int64_t ldt = FN(round_up)(Tk, VW), kvstride = slm_attention_ldkv(a), qstride = slm_attention_ldq(a);
+    const int64_t ldt = FN(transposed_ld)(Tk), kvstride = slm_attention_ldkv(a), qstride = slm_attention_ldq(a);
     const int64_t ostride = a->Hq * D;
     float *kt = FN(scratch)(D * ldt), *s = FN(scratch)(ATT_QUERY_BLOCK * ATT_FWD_KEY_BLOCK);
     float m[ATT_QUERY_BLOCK], l[ATT_QUERY_BLOCK];
@@ -675,7 +686,7 @@ static void FN(attention_fwd)(const slm_attention_args *a, int64_t task_begin, i
 static void FN(attention_bwd)(const slm_attention_args *a, const float *dout, float *dq, float *dk,
                               float *dv, int64_t task_begin, int64_t task_end) {
     const int64_t D = a->D, G = a->Hq / a->Hkv, Tk = a->Tk, Tq = a->Tq, off = Tk - Tq;
-    const int64_t ldt = FN(round_up)(Tk, VW), kvstride = slm_attention_ldkv(a), qstride = slm_attention_ldq(a);
+    const int64_t ldt = FN(transposed_ld)(Tk), kvstride = slm_attention_ldkv(a), qstride = slm_attention_ldq(a);
     const int64_t ostride = a->Hq * D, ldp = FN(round_up)(ATT_KEY_BLOCK, VW);
     float *kt = FN(scratch)(D * ldt), *vt = FN(scratch)(D * ldt);
     float *p = FN(scratch)(ATT_QUERY_BLOCK * ldp), *ds = FN(scratch)(ATT_QUERY_BLOCK * ldp);
