@@ -67,8 +67,8 @@ struct Serve: ParsableCommand {
         let (host, name, parameters) = (host, scheduler.modelName, scheduler.parameterCount)
         // Each running generation holds one full-context state; queued ones hold none yet.
         let stateMB = Double(bundle.model.makeInferenceState().byteCount) / 1_048_576 * Double(decode.kvCacheFormat.bytesPerValue) / 4
-        let bounds = String(format: "memory beyond the weights: at most %d sessions × %.1f MiB of decoding state, and %d MiB of cached buffers",
-                            maxSessions, stateMB, bufferCacheMb)
+        let bounds = String(format: "memory beyond the weights: at most %d sessions × %.1f MiB of decoding state (%@ KV cache), and %d MiB of cached buffers",
+                            maxSessions, stateMB, decode.kvCacheFormat.rawValue, bufferCacheMb)
 
         // The command is synchronous: the server runs in a task while this thread waits.
         let failure = ErrorBox()
