@@ -12,7 +12,7 @@ public final class OpProfile: @unchecked Sendable {
         public var backwardSeconds = 0.0
         public var calls = 0
         /// Floating-point operations of the op's matrix products, for ops that count them
-        /// (linear, matmul): with the times, how close they run to the peak.
+        /// (linear, matmul, attention): with the times, how close they run to the peak.
         public var forwardFlops = 0.0
         public var backwardFlops = 0.0
 

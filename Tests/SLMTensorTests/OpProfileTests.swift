@@ -50,6 +50,20 @@ import Testing
         #expect(profile.entries["matmul"]?.backwardFlops == Double(2 * 2 * 2 * 3 * 5 * 7))
     }
 
+    /// Fused attention counts its products over the causal pairs only: 3 queries after one
+    /// cached key see 2, 3 and 4 keys (9 pairs), 2·D each per product, for every batch entry
+    /// and query head; two products forward, five backward.
+    @Test func attentionCountsItsCausalProducts() {
+        var rng = RNG(seed: 4)
+        let q = Tensor.randn([2, 3, 4, 8], rng: &rng, requiresGrad: true)
+        let k = Tensor.randn([2, 4, 2, 8], rng: &rng, requiresGrad: true), v = Tensor.randn([2, 4, 2, 8], rng: &rng)
+        let profile = OpProfile()
+        profile.collect { attention(q, k, v).sum().backward() }
+        let product = Double(9 * 2 * 8 * 2 * 4)
+        #expect(profile.entries["attention"]?.forwardFlops == 2 * product)
+        #expect(profile.entries["attention"]?.backwardFlops == 5 * product)
+    }
+
     @Test func nothingIsChargedOutsideAProfile() {
         var rng = RNG(seed: 2)
         let w = Tensor.randn([8, 64], rng: &rng, requiresGrad: true)

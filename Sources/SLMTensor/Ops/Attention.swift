@@ -55,6 +55,13 @@ public func attention(packedQKV qkv: Tensor, heads: Int, scale: Float? = nil) ->
 
 struct AttentionDims {
     let b, tq, tk, hq, hkv, d: Int
+
+    /// Multiply-adds of one score (or weighted value) product over the (query, key) pairs
+    /// the causal mask keeps: query i sees i + 1 + (tk − tq) keys.
+    var causalProductFlops: Double {
+        let pairs = Double(tq) * Double(tq + 1) / 2 + Double(tq) * Double(tk - tq)
+        return 2 * pairs * Double(d) * Double(b * hq)
+    }
 }
 
 /// Runs the kernel over (batch, key/value head) tasks on all threads and records the
@@ -82,7 +89,9 @@ private func causalAttention(
     }
     // args points into the inputs (alive while the graph holds them), out (alive while its
     // node runs) and lse (captured).
-    Autograd.record(out, op: "attention", inputs: inputs) { [lse] g in
+    // Forward: scores and weighted values; backward: the scores again, dP, dQ, dK and dV.
+    let product = dims.causalProductFlops
+    Autograd.record(out, op: "attention", inputs: inputs, flops: (2 * product, 5 * product)) { [lse] g in
         let (dq, dk, dv, owners) = gradients()
         let pg = g.data
         withExtendedLifetime((lse, owners)) {
