@@ -48,7 +48,7 @@ struct DecodeOptions: ParsableArguments {
         }
     }
 
-    /// The cache format, `auto` resolved for the kernels that run (so after `RuntimeOptions.apply`).
+    /// The cache format, `auto` resolved for the kernels this process runs (`SLM_ISA` caps them).
     var kvCacheFormat: KVCacheFormat { KVCacheFormat(setting: kvCache) ?? .fp32 }
 
     /// The precision, refused where the model cannot decode in it.
