@@ -55,13 +55,15 @@ public func attention(packedQKV qkv: Tensor, heads: Int, scale: Float? = nil) ->
 
 struct AttentionDims {
     let b, tq, tk, hq, hkv, d: Int
+}
 
-    /// Multiply-adds of one score (or weighted value) product over the (query, key) pairs
-    /// the causal mask keeps: query i sees i + 1 + (tk − tq) keys.
-    var causalProductFlops: Double {
-        let pairs = Double(tq) * Double(tq + 1) / 2 + Double(tq) * Double(tk - tq)
-        return 2 * pairs * Double(d) * Double(b * hq)
-    }
+/// Floating-point operations of one of fused attention's products (the scores, or the
+/// weighted values) over the (query, key) pairs the causal mask keeps: query i sees
+/// i + 1 + (keys − queries) keys. The forward pass makes two such products, the backward
+/// five (the scores again, dP, dQ, dK, dV).
+public func causalAttentionProductFlops(batch: Int, queries: Int, keys: Int, heads: Int, headSize: Int) -> Double {
+    let pairs = Double(queries) * Double(queries + 1) / 2 + Double(queries) * Double(keys - queries)
+    return 2 * pairs * Double(headSize) * Double(batch * heads)
 }
 
 /// Runs the kernel over (batch, key/value head) tasks on all threads and records the
@@ -89,8 +91,7 @@ private func causalAttention(
     }
     // args points into the inputs (alive while the graph holds them), out (alive while its
     // node runs) and lse (captured).
-    // Forward: scores and weighted values; backward: the scores again, dP, dQ, dK and dV.
-    let product = dims.causalProductFlops
+    let product = causalAttentionProductFlops(batch: dims.b, queries: dims.tq, keys: dims.tk, heads: dims.hq, headSize: dims.d)
     Autograd.record(out, op: "attention", inputs: inputs, flops: (2 * product, 5 * product)) { [lse] g in
         let (dq, dk, dv, owners) = gradients()
         let pg = g.data

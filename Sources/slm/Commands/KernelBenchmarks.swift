@@ -82,10 +82,8 @@ struct AttentionBench {
         let total = medianSeconds(repeats: repeats) {
             attention(q, k, v).backward(gradient: g)
         }
-        // Causal work: the forward pass makes 2 matmul-sized products over T(T+1)/2 score
-        // entries (QKᵀ, PV), the backward pass 5 (QKᵀ again, dO·Vᵀ, dQ, dK, dV).
-        let pairs = Double(batch * heads) * Double(time * (time + 1) / 2)
-        let flops = 7 * 2 * pairs * Double(headSize)
+        // Causal work: 2 products forward (QKᵀ, PV) and 5 backward (QKᵀ again, dO·Vᵀ, dQ, dK, dV).
+        let flops = 7 * causalAttentionProductFlops(batch: batch, queries: time, keys: time, heads: heads, headSize: headSize)
         let gf = flops / total / 1e9
         return AttentionResult(forwardMs: forward * 1e3, backwardMs: (total - forward) * 1e3, totalMs: total * 1e3,
                                gflops: gf, share: gf / max(peak.fp32GFlops, 1))

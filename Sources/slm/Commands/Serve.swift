@@ -58,17 +58,18 @@ struct Serve: ParsableCommand {
         limits.shutdownGrace = .milliseconds(Int64(shutdownGrace * 1000))
         let key = apiKey ?? ProcessInfo.processInfo.environment["SLM_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         let bundle = try loadBundle(model)
+        let kvCache = decode.kvCacheFormat
         let scheduler = GenerationScheduler(bundle: bundle, name: modelName, precision: try decode.precision(for: bundle.model),
-                                            kvCache: decode.kvCacheFormat, maxSessions: maxSessions, maxQueued: maxQueue,
+                                            kvCache: kvCache, maxSessions: maxSessions, maxQueued: maxQueue,
                                             prefillChunk: prefillChunk == 0 ? nil : prefillChunk, batching: batching)
         let server = OpenAIServer(scheduler: scheduler, apiKey: key, corsOrigin: corsOrigin, limits: limits)
         var logger = Logger(label: "slm.serve")
         logger.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
         let (host, name, parameters) = (host, scheduler.modelName, scheduler.parameterCount)
         // Each running generation holds one full-context state; queued ones hold none yet.
-        let stateMB = Double(bundle.model.makeInferenceState().byteCount) / 1_048_576 * Double(decode.kvCacheFormat.bytesPerValue) / 4
+        let stateMB = Double(bundle.model.makeInferenceState().byteCount) / 1_048_576 * Double(kvCache.bytesPerValue) / 4
         let bounds = String(format: "memory beyond the weights: at most %d sessions × %.1f MiB of decoding state (%@ KV cache), and %d MiB of cached buffers",
-                            maxSessions, stateMB, decode.kvCacheFormat.rawValue, bufferCacheMb)
+                            maxSessions, stateMB, kvCache.rawValue, bufferCacheMb)
 
         // The command is synchronous: the server runs in a task while this thread waits.
         let failure = ErrorBox()
